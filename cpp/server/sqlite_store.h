@@ -1,0 +1,60 @@
+// SqliteStore: the Store on one SQLite database in WAL mode (<dir>/.gridexp/state.db).
+//
+// One connection guarded by a mutex: every method is one transaction, so claims are atomic
+// and an acknowledged change survives kill -9 of the process (WAL, synchronous=NORMAL by
+// default; `synchronous_full` also survives power loss at the cost of an fsync per call).
+// Safe to call from any thread.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include "server/store.h"
+
+struct sqlite3;
+
+namespace gridexp {
+
+struct SqliteOptions {
+  bool synchronous_full = false;
+};
+
+class SqliteStore final : public Store {
+ public:
+  // Opens or creates the database at `path` (":memory:" for tests) and migrates its schema.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, const Clock& clock,
+                                                   StoreOptions options,
+                                                   SqliteOptions sqlite_options = {});
+  ~SqliteStore() override;
+
+  Status sync_grid(const Grid& grid) override;
+  Result<WorkerRecord> register_worker(const WorkerInfo& info) override;
+  Result<std::vector<WorkerRecord>> list_workers() override;
+  Result<ClaimOutcome> claim_next_trial(const std::string& worker_id) override;
+  Result<HeartbeatReply> heartbeat(const std::string& trial_id,
+                                   const std::string& lease_token) override;
+  Status add_metrics(const std::string& trial_id, const std::string& lease_token,
+                     const std::vector<MetricPoint>& points) override;
+  Status check_lease(const std::string& trial_id, const std::string& lease_token) override;
+  Status attach_model(const std::string& trial_id, const std::string& lease_token,
+                      const ModelInfo& model) override;
+  Status complete(const std::string& trial_id, const std::string& lease_token,
+                  const nlohmann::json& results) override;
+  Status fail(const std::string& trial_id, const std::string& lease_token,
+              const std::string& error, const std::string& traceback) override;
+  Status release(const std::string& trial_id, const std::string& lease_token) override;
+  Result<std::int64_t> requeue_expired() override;
+  Result<std::vector<ExperimentSummary>> list_experiments() override;
+  Result<std::vector<TrialRecord>> list_trials(const std::string& experiment) override;
+  Result<TrialRecord> get_trial(const std::string& trial_id) override;
+  Result<std::vector<MetricPoint>> list_metrics(const std::string& trial_id) override;
+
+ private:
+  SqliteStore(sqlite3* db, const Clock& clock, StoreOptions options);
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gridexp

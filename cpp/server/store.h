@@ -1,0 +1,154 @@
+// Store: the durable state of the grid — trials, their leases and results, and workers.
+//
+// A trial moves pending -> running -> done | failed. A claim leases one pending trial of the
+// active experiment to one worker with a fresh random lease token and an expiry; every later
+// call for that trial (heartbeat, metrics, model, complete, fail, release) must present the
+// token and is refused with Code::kConflict once the lease is gone. A running trial whose lease
+// expires goes back to pending (or, after max_attempts claims, to failed with the reason), so
+// every grid point completes exactly once.
+//
+// `attempts` counts claims; a release (the worker was interrupted) gives the claim back
+// without counting it.
+//
+// Implementations are safe to call from any number of threads at once; every method is
+// atomic, and an OK return means the change is durable.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "server/grid.h"
+
+namespace gridexp {
+
+enum class TrialState { kPending, kRunning, kDone, kFailed };
+
+const char* to_string(TrialState state);
+std::optional<TrialState> trial_state_from_string(std::string_view text);
+
+struct StoreOptions {
+  TimeMs lease_ms = 30'000;
+  int max_attempts = 3;
+};
+
+struct WorkerInfo {
+  std::string host;
+  std::int64_t pid = 0;
+  nlohmann::json devices = nlohmann::json::array();
+  std::string version;
+};
+
+struct WorkerRecord {
+  std::string id;
+  WorkerInfo info;
+  TimeMs first_seen_ms = 0;
+  TimeMs last_seen_ms = 0;
+  std::optional<std::string> current_trial;
+  std::int64_t trials_done = 0;
+  std::int64_t trials_failed = 0;
+};
+
+// What a worker gets from a successful claim.
+struct Lease {
+  std::string trial_id;
+  std::string experiment;
+  nlohmann::json hyperparameters;
+  int attempt = 0;  // 1 for the first claim
+  std::string lease_token;
+  TimeMs lease_expires_ms = 0;
+};
+
+struct ClaimOutcome {
+  std::optional<Lease> lease;  // empty when nothing is pending
+  std::int64_t pending = 0;    // left after this claim, in the active experiment
+  std::int64_t running = 0;
+};
+
+struct HeartbeatReply {
+  TimeMs lease_expires_ms = 0;
+  bool stop_requested = false;
+};
+
+struct MetricPoint {
+  std::optional<std::int64_t> step;
+  TimeMs time_ms = 0;
+  nlohmann::json values;  // an object of metric name -> value
+};
+
+struct ModelInfo {
+  std::string sha256;
+  std::int64_t size_bytes = 0;
+};
+
+struct TrialRecord {
+  std::string id;
+  std::string experiment;
+  std::uint64_t grid_index = 0;
+  bool in_config = true;  // false once the config no longer has this point
+  TrialState state = TrialState::kPending;
+  nlohmann::json hyperparameters;
+  nlohmann::json results;  // null until done
+  int attempts = 0;
+  std::optional<std::string> worker_id;
+  std::optional<TimeMs> started_ms;
+  std::optional<TimeMs> finished_ms;
+  std::optional<TimeMs> lease_expires_ms;
+  std::optional<std::string> error;
+  std::optional<std::string> traceback;
+  std::optional<ModelInfo> model;
+  bool stop_requested = false;
+};
+
+struct ExperimentSummary {
+  std::string name;
+  bool active = false;  // the experiment of the current config
+  std::int64_t pending = 0, running = 0, done = 0, failed = 0;
+  std::int64_t total() const { return pending + running + done + failed; }
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Makes `grid` the active experiment: inserts its new points as pending, keeps every
+  // existing trial's state and results, and marks points no longer in it (of any experiment)
+  // as out of config so they are never handed out again.
+  virtual Status sync_grid(const Grid& grid) = 0;
+
+  virtual Result<WorkerRecord> register_worker(const WorkerInfo& info) = 0;
+  virtual Result<std::vector<WorkerRecord>> list_workers() = 0;
+
+  // Requeues expired leases first, then leases the lowest-index pending trial.
+  virtual Result<ClaimOutcome> claim_next_trial(const std::string& worker_id) = 0;
+
+  virtual Result<HeartbeatReply> heartbeat(const std::string& trial_id,
+                                           const std::string& lease_token) = 0;
+  virtual Status add_metrics(const std::string& trial_id, const std::string& lease_token,
+                             const std::vector<MetricPoint>& points) = 0;
+  // Confirms the lease is still held (for a model upload about to be committed).
+  virtual Status check_lease(const std::string& trial_id, const std::string& lease_token) = 0;
+  virtual Status attach_model(const std::string& trial_id, const std::string& lease_token,
+                              const ModelInfo& model) = 0;
+  virtual Status complete(const std::string& trial_id, const std::string& lease_token,
+                          const nlohmann::json& results) = 0;
+  virtual Status fail(const std::string& trial_id, const std::string& lease_token,
+                      const std::string& error, const std::string& traceback) = 0;
+  virtual Status release(const std::string& trial_id, const std::string& lease_token) = 0;
+
+  // Returns expired running trials to pending (or failed after max_attempts); returns how
+  // many it moved. Called by claims and periodically by the server.
+  virtual Result<std::int64_t> requeue_expired() = 0;
+
+  virtual Result<std::vector<ExperimentSummary>> list_experiments() = 0;
+  virtual Result<std::vector<TrialRecord>> list_trials(const std::string& experiment) = 0;
+  virtual Result<TrialRecord> get_trial(const std::string& trial_id) = 0;
+  virtual Result<std::vector<MetricPoint>> list_metrics(const std::string& trial_id) = 0;
+};
+
+}  // namespace gridexp
