@@ -38,7 +38,7 @@ class Grid {
   std::string experiment_name_;
   std::vector<std::string> keys_;
   std::vector<std::vector<nlohmann::json>> values_;
-  std::vector<std::string> key_prefixes_;                  // canonical "\"key\":" per axis
+  std::vector<std::string> key_prefixes_;                   // canonical "\"key\":" per axis
   std::vector<std::vector<std::string>> canonical_values_;  // canonical dump per value
   std::uint64_t size_ = 0;
 };

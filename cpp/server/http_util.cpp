@@ -1,1 +1,139 @@
-// placeholder: filled in by the component's author
+#include "server/http_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <ctime>
+#include <memory>
+
+namespace gridexp {
+
+int http_status_for(Code code) {
+  switch (code) {
+    case Code::kOk:
+      return 200;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kUnauthorized:
+      return 401;
+    case Code::kNotFound:
+      return 404;
+    case Code::kConflict:
+      return 409;
+    case Code::kTooLarge:
+      return 413;
+    case Code::kIoError:
+    case Code::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+void send_json(httplib::Response& response, int http_status, const nlohmann::json& body) {
+  response.status = http_status;
+  response.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                       "application/json");
+}
+
+void send_error(httplib::Response& response, int http_status, const std::string& message,
+                const nlohmann::json& detail) {
+  nlohmann::json body = {{"error", message}};
+  if (!detail.is_null()) body["detail"] = detail;
+  send_json(response, http_status, body);
+}
+
+void send_status_error(httplib::Response& response, const Status& status) {
+  send_error(response, http_status_for(status.code()), status.message());
+}
+
+Result<nlohmann::json> parse_json_object_body(const httplib::Request& request) {
+  nlohmann::json body;
+  try {
+    body = nlohmann::json::parse(request.body);
+  } catch (const nlohmann::json::parse_error& error) {
+    return Status::invalid_argument(std::string("malformed JSON body: ") + error.what());
+  }
+  if (!body.is_object()) return Status::invalid_argument("the JSON body must be an object");
+  return body;
+}
+
+std::string iso8601_utc(TimeMs time_ms) {
+  TimeMs milliseconds = ((time_ms % 1000) + 1000) % 1000;
+  std::time_t seconds = static_cast<std::time_t>((time_ms - milliseconds) / 1000);
+  std::tm parts{};
+  gmtime_r(&seconds, &parts);
+  std::array<char, 40> text{};
+  std::size_t length = std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%S", &parts);
+  std::snprintf(text.data() + length, text.size() - length, ".%03dZ",
+                static_cast<int>(milliseconds));
+  return text.data();
+}
+
+namespace {
+
+bool if_none_match_hits(const std::string& header, const std::string& etag) {
+  if (header.empty()) return false;
+  if (header.find('*') != std::string::npos) return true;
+  // A list of entity tags, possibly weak (W/"..."); weak comparison is right for GET.
+  std::size_t position = 0;
+  while ((position = header.find('"', position)) != std::string::npos) {
+    std::size_t end = header.find('"', position + 1);
+    if (end == std::string::npos) break;
+    if (header.compare(position, end - position + 1, etag) == 0) return true;
+    position = end + 1;
+  }
+  return false;
+}
+
+// Owns an open file for as long as a streamed response reads from it.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd_in) : fd(fd_in) {}
+  ~FileDescriptor() { ::close(fd); }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  const int fd;
+};
+
+}  // namespace
+
+void serve_file(const httplib::Request& request, httplib::Response& response,
+                const FileToServe& file) {
+  std::string etag = "\"" + file.sha256 + "\"";
+  response.set_header("ETag", etag);
+  response.set_header("Accept-Ranges", "bytes");
+  response.set_header("Cache-Control", "no-cache");
+  if (if_none_match_hits(request.get_header_value("If-None-Match"), etag)) {
+    response.status = 304;
+    return;
+  }
+  int fd = ::open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    send_error(response, 404, "file not found: " + file.path.filename().string());
+    return;
+  }
+  auto descriptor = std::make_shared<FileDescriptor>(fd);
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    send_error(response, 500, "cannot stat " + file.path.filename().string());
+    return;
+  }
+  if (!file.download_name.empty()) {
+    response.set_header("Content-Disposition",
+                        "attachment; filename=\"" + file.download_name + "\"");
+  }
+  // The status stays unset: httplib then answers 200, or 206 with Content-Range for a Range.
+  response.set_content_provider(
+      static_cast<std::size_t>(info.st_size), file.content_type,
+      [descriptor](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+        std::array<char, 1 << 16> buffer{};
+        std::size_t chunk = std::min(length, buffer.size());
+        ssize_t count = ::pread(descriptor->fd, buffer.data(), chunk, static_cast<off_t>(offset));
+        if (count <= 0) return false;
+        return sink.write(buffer.data(), static_cast<std::size_t>(count));
+      });
+}
+
+}  // namespace gridexp

@@ -1,1 +1,25 @@
-int main() { return 0; }
+// gridexp-server: hands out the hyperparameter grid of an experiment directory to workers.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "server/options.h"
+#include "server/server.h"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> arguments(argv + 1, argv + argc);
+  gridexp::Result<gridexp::ServerOptions> options = gridexp::parse_server_options(arguments);
+  if (!options) {
+    std::cerr << "gridexp-server: " << options.status().message() << "\n";
+    return gridexp::kExitBadConfig;
+  }
+  if (options->show_help) {
+    std::cout << gridexp::server_usage();
+    return gridexp::kExitOk;
+  }
+  if (options->show_version) {
+    std::cout << "gridexp-server " << gridexp::kServerVersion << "\n";
+    return gridexp::kExitOk;
+  }
+  return gridexp::run_server(*options, std::cout, std::cerr);
+}

@@ -1,1 +1,95 @@
-// placeholder: filled in by the component's author
+#include "server/model_files.h"
+
+#include <cassert>
+
+#include "common/random.h"
+
+namespace gridexp {
+
+bool is_valid_trial_id(std::string_view text) {
+  if (text.size() != 16) return false;
+  for (char c : text) {
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    if (!hex) return false;
+  }
+  return true;
+}
+
+ModelUpload::ModelUpload(FileSystem& fs, std::unique_ptr<WritableFile> file,
+                         std::filesystem::path temporary_path, std::filesystem::path final_path,
+                         std::uint64_t max_bytes)
+    : fs_(fs),
+      file_(std::move(file)),
+      temporary_path_(std::move(temporary_path)),
+      final_path_(std::move(final_path)),
+      max_bytes_(max_bytes) {}
+
+ModelUpload::~ModelUpload() {
+  file_.reset();
+  if (!committed_) fs_.remove(temporary_path_);
+}
+
+Status ModelUpload::append(const char* data, std::size_t size) {
+  if (!file_) return Status::internal("the model upload is already finished");
+  if (size_bytes_ + size > max_bytes_) {
+    return Status::too_large("the model is larger than --max-upload-mb (" +
+                             std::to_string(max_bytes_ >> 20) + " MiB)");
+  }
+  hasher_.update(data, size);
+  size_bytes_ += size;
+  return file_->append(data, size);
+}
+
+Status ModelUpload::finish(const std::string& expected_sha256) {
+  if (!file_) return Status::internal("the model upload is already finished");
+  Status status = file_->sync_and_close();
+  file_.reset();
+  if (!status) return status;
+  sha256_ = hasher_.finish_hex();
+  if (sha256_ != expected_sha256) {
+    return Status::invalid_argument("the model's SHA-256 is " + sha256_ + " but the worker sent " +
+                                    expected_sha256 + ": the upload was corrupted");
+  }
+  verified_ = true;
+  return Status::ok();
+}
+
+Status ModelUpload::commit() {
+  if (!verified_ || committed_) {
+    return Status::internal("a model upload is committed once, after finish() succeeded");
+  }
+  Status status = fs_.rename_durably(temporary_path_, final_path_);
+  if (status) committed_ = true;
+  return status;
+}
+
+ModelFiles::ModelFiles(std::filesystem::path models_dir, FileSystem& fs)
+    : models_dir_(std::move(models_dir)), incoming_dir_(models_dir_ / ".incoming"), fs_(fs) {}
+
+Status ModelFiles::prepare() {
+  if (Status status = fs_.create_directories(incoming_dir_); !status) return status;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(incoming_dir_, error)) {
+    if (entry.path().extension() == ".part") fs_.remove(entry.path());
+  }
+  if (error)
+    return Status::io_error("cannot list " + incoming_dir_.string() + ": " + error.message());
+  return Status::ok();
+}
+
+Result<std::unique_ptr<ModelUpload>> ModelFiles::begin_upload(const std::string& trial_id,
+                                                              std::uint64_t max_bytes) {
+  if (!is_valid_trial_id(trial_id)) return Status::invalid_argument("malformed trial id");
+  std::filesystem::path temporary = incoming_dir_ / (trial_id + "." + random_hex(8) + ".part");
+  Result<std::unique_ptr<WritableFile>> file = fs_.create_exclusive(temporary, 0644);
+  if (!file) return file.status();
+  return std::make_unique<ModelUpload>(fs_, std::move(file).value(), temporary, path_for(trial_id),
+                                       max_bytes);
+}
+
+std::filesystem::path ModelFiles::path_for(const std::string& trial_id) const {
+  assert(is_valid_trial_id(trial_id));
+  return models_dir_ / (trial_id + ".pt");
+}
+
+}  // namespace gridexp

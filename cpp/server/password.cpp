@@ -1,1 +1,53 @@
-// placeholder: filled in by the component's author
+#include "server/password.h"
+
+#include <fstream>
+
+#include "common/auth.h"
+
+namespace gridexp {
+namespace {
+
+Result<std::string> read_first_line(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return Status::invalid_argument("cannot read password file " + path.string());
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+    line.pop_back();
+  }
+  if (line.empty()) return Status::invalid_argument("password file " + path.string() + " is empty");
+  return line;
+}
+
+}  // namespace
+
+Result<PasswordChoice> choose_password(const ServerOptions& options,
+                                       const std::optional<std::string>& environment_value,
+                                       const std::filesystem::path& state_dir, FileSystem& fs) {
+  if (options.password) {
+    return PasswordChoice{*options.password, "--password", false, true};
+  }
+  if (options.password_file) {
+    Result<std::string> password = read_first_line(*options.password_file);
+    if (!password) return password.status();
+    return PasswordChoice{*password, "--password-file " + options.password_file->string(), false,
+                          false};
+  }
+  if (environment_value && !environment_value->empty()) {
+    return PasswordChoice{*environment_value, "GRIDEXP_PASSWORD", false, false};
+  }
+  std::filesystem::path kept = state_dir / "password";
+  std::error_code error;
+  if (std::filesystem::exists(kept, error)) {
+    Result<std::string> password = read_first_line(kept);
+    if (!password) return password.status();
+    return PasswordChoice{*password, "kept in " + kept.string(), true, false};
+  }
+  std::string generated = generate_password();
+  if (Status status = write_file_atomically(fs, kept, generated + "\n", 0600); !status) {
+    return status;
+  }
+  return PasswordChoice{generated, "generated, kept in " + kept.string(), true, false};
+}
+
+}  // namespace gridexp

@@ -1,1 +1,558 @@
-// placeholder: filled in by the component's author
+#include "server/routes.h"
+
+#include <charconv>
+#include <map>
+#include <set>
+
+#include "common/auth.h"
+#include "server/http_util.h"
+
+namespace gridexp {
+namespace {
+
+constexpr char kTrialId[] = "([0-9a-f]{16})";
+constexpr char kWorkerId[] = "([A-Za-z0-9_-]{1,64})";
+
+std::string route(const std::string& prefix, const char* id, const std::string& suffix = "") {
+  return prefix + id + suffix;
+}
+
+nlohmann::json optional_time(const std::optional<TimeMs>& time) {
+  return time ? nlohmann::json(iso8601_utc(*time)) : nlohmann::json(nullptr);
+}
+
+template <typename T>
+nlohmann::json optional_value(const std::optional<T>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+// A required string field of a request body.
+Result<std::string> string_field(const nlohmann::json& body, const char* name) {
+  auto field = body.find(name);
+  if (field == body.end() || !field->is_string() || field->get_ref<const std::string&>().empty()) {
+    return Status::invalid_argument(std::string("the body needs a non-empty string \"") + name +
+                                    "\"");
+  }
+  return field->get<std::string>();
+}
+
+std::string optional_string_field(const nlohmann::json& body, const char* name) {
+  auto field = body.find(name);
+  return field != body.end() && field->is_string() ? field->get<std::string>() : std::string();
+}
+
+// Parses the body and the lease token every trial call carries; on failure answers 400.
+bool parse_leased_call(const httplib::Request& request, httplib::Response& response,
+                       nlohmann::json* body, std::string* lease_token) {
+  Result<nlohmann::json> parsed = parse_json_object_body(request);
+  if (!parsed) {
+    send_status_error(response, parsed.status());
+    return false;
+  }
+  Result<std::string> token = string_field(*parsed, "lease_token");
+  if (!token) {
+    send_status_error(response, token.status());
+    return false;
+  }
+  *body = std::move(parsed).value();
+  *lease_token = std::move(token).value();
+  return true;
+}
+
+void send_lease_error(httplib::Response& response, const Status& status) {
+  nlohmann::json detail = nullptr;
+  if (status.code() == Code::kConflict) detail = {{"stop", true}};
+  send_error(response, http_status_for(status.code()), status.message(), detail);
+}
+
+void send_ok(httplib::Response& response) { send_json(response, 200, {{"ok", true}}); }
+
+// Closes the connection after a refusal that left a request body unread, so the unread bytes
+// are never parsed as the next request.
+void refuse_unread_body(httplib::Response& response, const Status& status) {
+  response.set_header("Connection", "close");
+  send_lease_error(response, status);
+}
+
+std::uint64_t content_length(const httplib::Request& request) {
+  std::string text = request.get_header_value("Content-Length");
+  std::uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return error == std::errc() && end == text.data() + text.size() ? value : 0;
+}
+
+void flatten_scalars(const std::string& prefix, const nlohmann::json& value,
+                     std::map<std::string, nlohmann::json>* out) {
+  if (value.is_object()) {
+    for (const auto& [key, item] : value.items()) {
+      flatten_scalars(prefix.empty() ? key : prefix + "." + key, item, out);
+    }
+  } else if (!value.is_array() && !prefix.empty()) {
+    (*out)[prefix] = value;
+  }
+}
+
+std::string csv_cell(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+std::string csv_value(const nlohmann::json& value) {
+  if (value.is_null()) return "";
+  if (value.is_string()) return csv_cell(value.get<std::string>());
+  return csv_cell(value.dump());
+}
+
+}  // namespace
+
+nlohmann::json trial_to_json(const TrialRecord& trial) {
+  nlohmann::json model = nullptr;
+  if (trial.model) model = {{"sha256", trial.model->sha256}, {"size", trial.model->size_bytes}};
+  return {
+      {"id", trial.id},
+      {"experiment", trial.experiment},
+      {"grid_index", trial.grid_index},
+      {"in_config", trial.in_config},
+      {"state", to_string(trial.state)},
+      {"hyperparameters", trial.hyperparameters},
+      {"results", trial.results},
+      {"attempts", trial.attempts},
+      {"worker", optional_value(trial.worker_id)},
+      {"started_at", optional_time(trial.started_ms)},
+      {"finished_at", optional_time(trial.finished_ms)},
+      {"lease_expires_at",
+       trial.state == TrialState::kRunning ? optional_time(trial.lease_expires_ms) : nullptr},
+      {"error", optional_value(trial.error)},
+      {"traceback", optional_value(trial.traceback)},
+      {"model", model},
+      {"stop_requested", trial.stop_requested},
+  };
+}
+
+nlohmann::json experiment_to_json(const ExperimentSummary& experiment) {
+  return {{"name", experiment.name},
+          {"active", experiment.active},
+          {"total", experiment.total()},
+          {"counts",
+           {{"pending", experiment.pending},
+            {"running", experiment.running},
+            {"done", experiment.done},
+            {"failed", experiment.failed}}}};
+}
+
+std::string trials_to_csv(const std::vector<TrialRecord>& trials) {
+  static const std::vector<std::string> kFixed = {"id",         "state",       "attempts", "worker",
+                                                  "started_at", "finished_at", "error"};
+  std::vector<std::map<std::string, nlohmann::json>> hyperparameters(trials.size());
+  std::vector<std::map<std::string, nlohmann::json>> results(trials.size());
+  std::set<std::string> hyperparameter_columns;
+  std::set<std::string> result_columns;
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    for (const auto& [key, value] : trials[i].hyperparameters.items()) {
+      hyperparameters[i][key] = value;
+      hyperparameter_columns.insert(key);
+    }
+    flatten_scalars("", trials[i].results, &results[i]);
+    for (const auto& entry : results[i]) result_columns.insert(entry.first);
+  }
+  // A hyperparameter named like a fixed column, or a result named like either, is told apart
+  // by a prefix, so every header is unique.
+  std::set<std::string> taken(kFixed.begin(), kFixed.end());
+  std::map<std::string, std::string> hyperparameter_headers;
+  for (const std::string& key : hyperparameter_columns) {
+    hyperparameter_headers[key] = taken.count(key) ? "hyperparameters." + key : key;
+  }
+  for (const auto& entry : hyperparameter_headers) taken.insert(entry.second);
+  auto result_header = [&](const std::string& key) {
+    return taken.count(key) ? "results." + key : key;
+  };
+
+  std::string csv;
+  for (const std::string& column : kFixed) csv += csv_cell(column) + ",";
+  for (const std::string& column : hyperparameter_columns) {
+    csv += csv_cell(hyperparameter_headers[column]) + ",";
+  }
+  for (const std::string& column : result_columns) csv += csv_cell(result_header(column)) + ",";
+  csv.back() = '\n';
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const TrialRecord& trial = trials[i];
+    csv += trial.id + "," + to_string(trial.state) + "," + std::to_string(trial.attempts) + ",";
+    csv += csv_cell(trial.worker_id.value_or("")) + ",";
+    csv += (trial.started_ms ? iso8601_utc(*trial.started_ms) : "") + ",";
+    csv += (trial.finished_ms ? iso8601_utc(*trial.finished_ms) : "") + ",";
+    csv += csv_cell(trial.error.value_or(""));
+    for (const std::string& column : hyperparameter_columns) {
+      auto value = hyperparameters[i].find(column);
+      csv += "," + (value == hyperparameters[i].end() ? "" : csv_value(value->second));
+    }
+    for (const std::string& column : result_columns) {
+      auto value = results[i].find(column);
+      csv += "," + (value == results[i].end() ? "" : csv_value(value->second));
+    }
+    csv += "\n";
+  }
+  return csv;
+}
+
+namespace {
+
+void install_gate(httplib::Server& server, ServerContext& context) {
+  server.set_pre_routing_handler(
+      [&context](const httplib::Request& request, httplib::Response& response) {
+        if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        if (authorization_matches(request.get_header_value("Authorization"), context.password)) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        response.set_header("WWW-Authenticate", "Basic realm=\"gridexp\", charset=\"UTF-8\"");
+        response.set_header("Connection", "close");
+        send_error(response, 401,
+                   request.has_header("Authorization")
+                       ? "wrong password"
+                       : "this server needs its password: Authorization: Bearer <password>");
+        return httplib::Server::HandlerResponse::Handled;
+      });
+
+  server.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request& request, httplib::Response& response) {
+        if (!response.body.empty() || response.status == 304) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        std::string message;
+        switch (response.status) {
+          case 404:
+            message = "no such route: " + request.method + " " + request.path;
+            break;
+          case 405:
+            message = "method not allowed: " + request.method + " " + request.path;
+            break;
+          case 413:
+            message = "the request body is larger than --max-upload-mb";
+            break;
+          case 416:
+            message = "the requested range is not satisfiable";
+            break;
+          default:
+            message = "HTTP status " + std::to_string(response.status);
+        }
+        send_error(response, response.status, message);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+
+  server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& response, std::exception_ptr failure) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(failure);
+        } catch (const std::exception& error) {
+          what = error.what();
+        } catch (...) {
+        }
+        send_error(response, 500, "internal error: " + what);
+      });
+}
+
+void install_read_api(httplib::Server& server, ServerContext& context) {
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+    send_json(response, 200, {{"status", "ok"}});
+  });
+
+  server.Get(
+      "/api/v1/experiments", [&context](const httplib::Request&, httplib::Response& response) {
+        Result<std::vector<ExperimentSummary>> experiments = context.store.list_experiments();
+        if (!experiments) return send_status_error(response, experiments.status());
+        nlohmann::json body = nlohmann::json::array();
+        for (const ExperimentSummary& experiment : *experiments) {
+          body.push_back(experiment_to_json(experiment));
+        }
+        send_json(response, 200, body);
+      });
+
+  auto with_trials = [&context](const httplib::Request& request, httplib::Response& response,
+                                auto&& respond) {
+    std::string name = request.matches[1];
+    Result<std::vector<ExperimentSummary>> experiments = context.store.list_experiments();
+    if (!experiments) return send_status_error(response, experiments.status());
+    bool known = false;
+    for (const ExperimentSummary& experiment : *experiments) known |= experiment.name == name;
+    if (!known) return send_error(response, 404, "no experiment named '" + name + "'");
+    Result<std::vector<TrialRecord>> trials = context.store.list_trials(name);
+    if (!trials) return send_status_error(response, trials.status());
+    respond(*trials);
+  };
+
+  server.Get(R"(/api/v1/experiments/(.+)/trials)",
+             [with_trials](const httplib::Request& request, httplib::Response& response) {
+               with_trials(request, response, [&](const std::vector<TrialRecord>& trials) {
+                 nlohmann::json body = nlohmann::json::array();
+                 for (const TrialRecord& trial : trials) body.push_back(trial_to_json(trial));
+                 send_json(response, 200, body);
+               });
+             });
+
+  server.Get(R"(/api/v1/experiments/(.+)/trials\.csv)",
+             [with_trials](const httplib::Request& request, httplib::Response& response) {
+               with_trials(request, response, [&](const std::vector<TrialRecord>& trials) {
+                 response.set_header(
+                     "Content-Disposition",
+                     "attachment; filename=\"" + std::string(request.matches[1]) + ".csv\"");
+                 response.set_content(trials_to_csv(trials), "text/csv; charset=utf-8");
+               });
+             });
+
+  server.Get(route("/api/v1/trials/", kTrialId),
+             [&context](const httplib::Request& request, httplib::Response& response) {
+               Result<TrialRecord> trial = context.store.get_trial(request.matches[1]);
+               if (!trial) return send_status_error(response, trial.status());
+               send_json(response, 200, trial_to_json(*trial));
+             });
+
+  server.Get(route("/api/v1/trials/", kTrialId, "/metrics"),
+             [&context](const httplib::Request& request, httplib::Response& response) {
+               Result<std::vector<MetricPoint>> points =
+                   context.store.list_metrics(request.matches[1]);
+               if (!points) return send_status_error(response, points.status());
+               nlohmann::json body = nlohmann::json::array();
+               for (const MetricPoint& point : *points) {
+                 body.push_back({{"step", optional_value(point.step)},
+                                 {"time", iso8601_utc(point.time_ms)},
+                                 {"values", point.values}});
+               }
+               send_json(response, 200, body);
+             });
+
+  server.Get(route("/api/v1/trials/", kTrialId, "/model"),
+             [&context](const httplib::Request& request, httplib::Response& response) {
+               std::string trial_id = request.matches[1];
+               Result<TrialRecord> trial = context.store.get_trial(trial_id);
+               if (!trial) return send_status_error(response, trial.status());
+               if (!trial->model) {
+                 return send_error(response, 404, "trial " + trial_id + " has no model file");
+               }
+               serve_file(request, response,
+                          {context.model_files.path_for(trial_id), trial->model->sha256,
+                           "application/octet-stream", trial_id + ".pt"});
+             });
+
+  server.Get("/api/v1/workers", [&context](const httplib::Request&, httplib::Response& response) {
+    Result<std::vector<WorkerRecord>> workers = context.store.list_workers();
+    if (!workers) return send_status_error(response, workers.status());
+    nlohmann::json body = nlohmann::json::array();
+    for (const WorkerRecord& worker : *workers) {
+      body.push_back({{"id", worker.id},
+                      {"host", worker.info.host},
+                      {"pid", worker.info.pid},
+                      {"devices", worker.info.devices},
+                      {"version", worker.info.version},
+                      {"first_seen", iso8601_utc(worker.first_seen_ms)},
+                      {"last_seen", iso8601_utc(worker.last_seen_ms)},
+                      {"current_trial", optional_value(worker.current_trial)},
+                      {"trials_done", worker.trials_done},
+                      {"trials_failed", worker.trials_failed}});
+    }
+    send_json(response, 200, body);
+  });
+
+  auto serve_archive = [](Result<FileToServe> (ExperimentFiles::*which)(), ExperimentFiles& files) {
+    return [which, &files](const httplib::Request& request, httplib::Response& response) {
+      Result<FileToServe> file = (files.*which)();
+      if (!file) return send_status_error(response, file.status());
+      serve_file(request, response, *file);
+    };
+  };
+  server.Get("/api/v1/files/scripts.zip",
+             serve_archive(&ExperimentFiles::scripts_zip, context.experiment_files));
+  server.Get("/api/v1/files/data.zip",
+             serve_archive(&ExperimentFiles::data_zip, context.experiment_files));
+}
+
+void install_worker_protocol(httplib::Server& server, ServerContext& context) {
+  server.Post("/api/v1/workers",
+              [&context](const httplib::Request& request, httplib::Response& response) {
+                Result<nlohmann::json> body = parse_json_object_body(request);
+                if (!body) return send_status_error(response, body.status());
+                WorkerInfo info;
+                info.host = optional_string_field(*body, "host");
+                info.version = optional_string_field(*body, "version");
+                if (auto pid = body->find("pid"); pid != body->end() && pid->is_number_integer()) {
+                  info.pid = pid->get<std::int64_t>();
+                }
+                if (auto devices = body->find("devices"); devices != body->end())
+                  info.devices = *devices;
+                if (info.host.empty()) info.host = request.remote_addr;
+                Result<WorkerRecord> worker = context.store.register_worker(info);
+                if (!worker) return send_status_error(response, worker.status());
+                send_json(response, 201,
+                          {{"worker_id", worker->id},
+                           {"experiment_name", context.experiment_name},
+                           {"config", context.experiment_config},
+                           {"lease_seconds", context.lease_seconds},
+                           {"heartbeat_seconds", std::max(1, context.lease_seconds / 3)},
+                           {"server_version", context.version}});
+              });
+
+  server.Post(
+      route("/api/v1/workers/", kWorkerId, "/claim"),
+      [&context](const httplib::Request& request, httplib::Response& response) {
+        Result<ClaimOutcome> outcome = context.store.claim_next_trial(request.matches[1]);
+        if (!outcome) return send_status_error(response, outcome.status());
+        nlohmann::json trial = nullptr;
+        if (const std::optional<Lease>& lease = outcome->lease) {
+          trial = {{"id", lease->trial_id},
+                   {"experiment", lease->experiment},
+                   {"hyperparameters", lease->hyperparameters},
+                   {"attempt", lease->attempt},
+                   {"lease_token", lease->lease_token},
+                   {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)}};
+        }
+        send_json(response, 200,
+                  {{"trial", trial}, {"pending", outcome->pending}, {"running", outcome->running}});
+      });
+
+  server.Post(route("/api/v1/trials/", kTrialId, "/heartbeat"),
+              [&context](const httplib::Request& request, httplib::Response& response) {
+                nlohmann::json body;
+                std::string lease_token;
+                if (!parse_leased_call(request, response, &body, &lease_token)) return;
+                Result<HeartbeatReply> reply =
+                    context.store.heartbeat(request.matches[1], lease_token);
+                if (!reply) return send_lease_error(response, reply.status());
+                send_json(response, 200,
+                          {{"lease_expires_at", iso8601_utc(reply->lease_expires_ms)},
+                           {"stop", reply->stop_requested}});
+              });
+
+  server.Post(
+      route("/api/v1/trials/", kTrialId, "/metrics"),
+      [&context](const httplib::Request& request, httplib::Response& response) {
+        nlohmann::json body;
+        std::string lease_token;
+        if (!parse_leased_call(request, response, &body, &lease_token)) return;
+        auto points_field = body.find("points");
+        if (points_field == body.end() || !points_field->is_array()) {
+          return send_error(response, 400, "the body needs an array \"points\"");
+        }
+        std::vector<MetricPoint> points;
+        for (const nlohmann::json& item : *points_field) {
+          if (!item.is_object() || !item.contains("values") || !item["values"].is_object()) {
+            return send_error(response, 400,
+                              "each point needs an object \"values\" of metric names", item);
+          }
+          MetricPoint point;
+          point.values = item["values"];
+          if (item.contains("step") && item["step"].is_number_integer()) {
+            point.step = item["step"].get<std::int64_t>();
+          }
+          point.time_ms = item.contains("time_ms") && item["time_ms"].is_number()
+                              ? item["time_ms"].get<TimeMs>()
+                              : context.clock.now_ms();
+          points.push_back(std::move(point));
+        }
+        Status status = context.store.add_metrics(request.matches[1], lease_token, points);
+        if (!status) return send_lease_error(response, status);
+        send_ok(response);
+      });
+
+  server.Post(route("/api/v1/trials/", kTrialId, "/complete"),
+              [&context](const httplib::Request& request, httplib::Response& response) {
+                nlohmann::json body;
+                std::string lease_token;
+                if (!parse_leased_call(request, response, &body, &lease_token)) return;
+                if (!body.contains("results")) {
+                  return send_error(response, 400, "the body needs \"results\"");
+                }
+                Status status =
+                    context.store.complete(request.matches[1], lease_token, body["results"]);
+                if (!status) return send_lease_error(response, status);
+                send_ok(response);
+              });
+
+  server.Post(route("/api/v1/trials/", kTrialId, "/fail"),
+              [&context](const httplib::Request& request, httplib::Response& response) {
+                nlohmann::json body;
+                std::string lease_token;
+                if (!parse_leased_call(request, response, &body, &lease_token)) return;
+                Result<std::string> error = string_field(body, "error");
+                if (!error) return send_status_error(response, error.status());
+                Status status = context.store.fail(request.matches[1], lease_token, *error,
+                                                   optional_string_field(body, "traceback"));
+                if (!status) return send_lease_error(response, status);
+                send_ok(response);
+              });
+
+  server.Post(route("/api/v1/trials/", kTrialId, "/release"),
+              [&context](const httplib::Request& request, httplib::Response& response) {
+                nlohmann::json body;
+                std::string lease_token;
+                if (!parse_leased_call(request, response, &body, &lease_token)) return;
+                Status status = context.store.release(request.matches[1], lease_token);
+                if (!status) return send_lease_error(response, status);
+                send_ok(response);
+              });
+
+  server.Put(route("/api/v1/trials/", kTrialId, "/model"), [&context](
+                                                               const httplib::Request& request,
+                                                               httplib::Response& response,
+                                                               const httplib::ContentReader&
+                                                                   read_body) {
+    std::string trial_id = request.matches[1];
+    std::string lease_token = request.get_header_value("X-Gridexp-Lease-Token");
+    std::string declared_sha = request.get_header_value("X-Gridexp-Sha256");
+    if (lease_token.empty() || declared_sha.size() != 64) {
+      return refuse_unread_body(
+          response,
+          Status::invalid_argument("a model upload needs the headers X-Gridexp-Lease-Token and "
+                                   "X-Gridexp-Sha256 (64 hex digits)"));
+    }
+    if (request.has_header("Content-Length") &&
+        content_length(request) > context.max_upload_bytes) {
+      return refuse_unread_body(response,
+                                Status::too_large("the model is larger than --max-upload-mb"));
+    }
+    if (Status lease = context.store.check_lease(trial_id, lease_token); !lease) {
+      return refuse_unread_body(response, lease);
+    }
+    Result<std::unique_ptr<ModelUpload>> upload =
+        context.model_files.begin_upload(trial_id, context.max_upload_bytes);
+    if (!upload) return refuse_unread_body(response, upload.status());
+    Status write_status;
+    bool received = read_body([&](const char* data, std::size_t size) {
+      write_status = (*upload)->append(data, size);
+      return write_status.is_ok();
+    });
+    if (!write_status) return refuse_unread_body(response, write_status);
+    if (!received) {
+      return refuse_unread_body(response,
+                                Status::invalid_argument("the model upload was cut short"));
+    }
+    if (Status finished = (*upload)->finish(declared_sha); !finished) {
+      return send_status_error(response, finished);
+    }
+    std::lock_guard commit_lock(context.model_commit_mutex);
+    Status status = context.store.check_lease(trial_id, lease_token);
+    if (status) status = (*upload)->commit();
+    if (status) {
+      status = context.store.attach_model(
+          trial_id, lease_token,
+          {(*upload)->sha256(), static_cast<std::int64_t>((*upload)->size_bytes())});
+    }
+    if (!status) return send_lease_error(response, status);
+    send_json(response, 200, {{"sha256", (*upload)->sha256()}, {"size", (*upload)->size_bytes()}});
+  });
+}
+
+}  // namespace
+
+void install_routes(httplib::Server& server, ServerContext& context) {
+  install_gate(server, context);
+  install_read_api(server, context);
+  install_worker_protocol(server, context);
+}
+
+}  // namespace gridexp

@@ -1,1 +1,213 @@
-// placeholder: filled in by the component's author
+#include "server/server.h"
+
+#include <signal.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <httplib.h>
+
+#include "common/file_system.h"
+#include "server/config.h"
+#include "server/experiment_files.h"
+#include "server/grid.h"
+#include "server/model_files.h"
+#include "server/password.h"
+#include "server/routes.h"
+#include "server/sqlite_store.h"
+
+namespace gridexp {
+namespace {
+
+// Runs `task` every `period` on its own thread until destroyed.
+class PeriodicTask {
+ public:
+  PeriodicTask(std::chrono::milliseconds period, std::function<void()> task)
+      : thread_([this, period, task = std::move(task)] {
+          std::unique_lock lock(mutex_);
+          while (!stop_) {
+            if (wake_.wait_for(lock, period, [this] { return stop_; })) break;
+            lock.unlock();
+            task();
+            lock.lock();
+          }
+        }) {}
+  ~PeriodicTask() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Turns SIGINT/SIGTERM into a call of `on_signal` on an ordinary thread (no work in a signal
+// handler). Must be constructed before any other thread so that all of them inherit the mask.
+class ShutdownSignals {
+ public:
+  ShutdownSignals() {
+    sigemptyset(&signals_);
+    sigaddset(&signals_, SIGINT);
+    sigaddset(&signals_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+  }
+  ~ShutdownSignals() {
+    if (waiter_.joinable()) {
+      // Wake the waiting thread if no signal came (the server stopped on its own).
+      pthread_kill(waiter_.native_handle(), SIGTERM);
+      waiter_.join();
+    }
+  }
+  void on_signal(std::function<void(int)> handler) {
+    waiter_ = std::thread([this, handler = std::move(handler)] {
+      int received = 0;
+      if (sigwait(&signals_, &received) == 0) handler(received);
+    });
+  }
+
+ private:
+  sigset_t signals_;
+  std::thread waiter_;
+};
+
+std::string listen_url(const std::string& host, int port) {
+  std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return "http://" + shown + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+int run_server(const ServerOptions& options, std::ostream& out, std::ostream& err) {
+  ShutdownSignals signals;
+  std::error_code error;
+  if (!std::filesystem::is_directory(options.experiment_dir, error)) {
+    err << "gridexp-server: the experiment directory " << options.experiment_dir
+        << " does not exist\n";
+    return kExitBadConfig;
+  }
+  std::filesystem::path config_path = options.resolved_config_path();
+  Result<ExperimentConfig> config = load_config(config_path);
+  if (!config) {
+    err << "gridexp-server: " << config.status().message() << "\n";
+    return kExitBadConfig;
+  }
+  Grid grid(*config);
+
+  FileSystem& fs = default_file_system();
+  std::filesystem::path state_dir = options.experiment_dir / ".gridexp";
+  if (Status status = fs.create_directories(state_dir); !status) {
+    err << "gridexp-server: " << status.message() << "\n";
+    return kExitFailure;
+  }
+  std::filesystem::permissions(state_dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, error);
+
+  const char* environment_password = std::getenv("GRIDEXP_PASSWORD");
+  Result<PasswordChoice> password = choose_password(
+      options,
+      environment_password ? std::optional<std::string>(environment_password) : std::nullopt,
+      state_dir, fs);
+  if (!password) {
+    err << "gridexp-server: " << password.status().message() << "\n";
+    return kExitBadConfig;
+  }
+
+  SystemClock clock;
+  StoreOptions store_options;
+  store_options.lease_ms = static_cast<TimeMs>(options.lease_seconds) * 1000;
+  store_options.max_attempts = options.max_attempts;
+  Result<std::unique_ptr<SqliteStore>> store = SqliteStore::open(
+      (state_dir / "state.db").string(), clock, store_options, {options.sync_full});
+  if (!store) {
+    err << "gridexp-server: cannot open " << (state_dir / "state.db") << ": "
+        << store.status().message() << "\n";
+    return kExitFailure;
+  }
+  if (Status status = (*store)->sync_grid(grid); !status) {
+    err << "gridexp-server: cannot record the grid: " << status.message() << "\n";
+    return kExitFailure;
+  }
+
+  ModelFiles model_files(options.experiment_dir / "models", fs);
+  if (Status status = model_files.prepare(); !status) {
+    err << "gridexp-server: " << status.message() << "\n";
+    return kExitFailure;
+  }
+  ExperimentFiles experiment_files(options.experiment_dir, state_dir, fs);
+
+  ServerContext context(**store, experiment_files, model_files, clock);
+  context.password = password->password;
+  context.experiment_config = config->document;
+  context.experiment_name = config->experiment_name;
+  context.lease_seconds = options.lease_seconds;
+  context.max_upload_bytes = static_cast<std::uint64_t>(options.max_upload_mb) << 20;
+  context.version = kServerVersion;
+
+  httplib::Server http;
+  int threads = options.threads;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(context.max_upload_bytes);
+  http.set_read_timeout(60);
+  http.set_write_timeout(60);
+  http.set_keep_alive_max_count(100000);
+  // An idle keep-alive connection holds a pool thread, and delays a graceful stop, this long.
+  http.set_keep_alive_timeout(2);
+  http.set_tcp_nodelay(true);
+  install_routes(http, context);
+
+  int port = options.port;
+  bool bound = port == 0 ? (port = http.bind_to_any_port(options.host)) > 0
+                         : http.bind_to_port(options.host, port);
+  if (!bound) {
+    err << "gridexp-server: cannot listen on " << listen_url(options.host, options.port)
+        << " (is another server using the port?)\n";
+    return kExitFailure;
+  }
+
+  ExperimentSummary counts;
+  if (auto experiments = (*store)->list_experiments(); experiments) {
+    for (const ExperimentSummary& experiment : *experiments) {
+      if (experiment.name == config->experiment_name) counts = experiment;
+    }
+  }
+  if (password->warn_visible) {
+    err << "gridexp-server: warning: a password given with --password is visible to every "
+           "user in `ps`; prefer --password-file or GRIDEXP_PASSWORD\n";
+  }
+  out << "gridexp-server " << kServerVersion << "\n"
+      << "  experiment: " << config->experiment_name << " (" << config_path.string() << ", "
+      << grid.size() << " grid points)\n"
+      << "  trials:     " << counts.pending << " pending, " << counts.running << " running, "
+      << counts.done << " done, " << counts.failed << " failed\n"
+      << "  state:      " << (state_dir / "state.db").string() << "\n"
+      << "  password:   " << password->origin;
+  if (password->print_it) out << ": " << password->password;
+  out << "\n"
+      << "  listening on " << listen_url(options.host, port) << "\n"
+      << "  workers:    gridexp-worker --address=<this host>:" << port
+      << " --password-file=<file holding the password>\n"
+      << std::flush;
+
+  PeriodicTask requeue(std::chrono::seconds(1), [&] { (*store)->requeue_expired(); });
+  signals.on_signal([&](int signal_number) {
+    out << "gridexp-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
+        << " received, finishing requests in flight\n"
+        << std::flush;
+    http.stop();
+  });
+  bool served = http.listen_after_bind();
+  out << "gridexp-server: stopped\n" << std::flush;
+  return served ? kExitOk : kExitFailure;
+}
+
+}  // namespace gridexp

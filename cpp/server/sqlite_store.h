@@ -41,8 +41,8 @@ class SqliteStore final : public Store {
                       const ModelInfo& model) override;
   Status complete(const std::string& trial_id, const std::string& lease_token,
                   const nlohmann::json& results) override;
-  Status fail(const std::string& trial_id, const std::string& lease_token,
-              const std::string& error, const std::string& traceback) override;
+  Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
+              const std::string& traceback) override;
   Status release(const std::string& trial_id, const std::string& lease_token) override;
   Result<std::int64_t> requeue_expired() override;
   Result<std::vector<ExperimentSummary>> list_experiments() override;

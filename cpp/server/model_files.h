@@ -1,0 +1,73 @@
+// ModelFiles: trial model files under <experiment_dir>/models/<trial_id>.pt.
+//
+// An upload streams into models/.incoming/<trial_id>.<random>.part while its SHA-256 and size
+// are computed; finish() syncs it and checks the digest the worker declared; commit() renames
+// it over the final name, so a reader only ever sees a whole, verified file. An upload that is
+// abandoned (error, lost lease, dropped connection) removes its temporary file. Trial ids are
+// validated as 16 lowercase hex digits before they become part of a path.
+// ModelFiles is safe from any thread; one ModelUpload belongs to one request thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "common/file_system.h"
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace gridexp {
+
+bool is_valid_trial_id(std::string_view text);
+
+class ModelUpload {
+ public:
+  ModelUpload(FileSystem& fs, std::unique_ptr<WritableFile> file,
+              std::filesystem::path temporary_path, std::filesystem::path final_path,
+              std::uint64_t max_bytes);
+  ~ModelUpload();
+  ModelUpload(const ModelUpload&) = delete;
+  ModelUpload& operator=(const ModelUpload&) = delete;
+
+  // kTooLarge once more than max_bytes arrive.
+  Status append(const char* data, std::size_t size);
+  // Syncs and closes the file; kInvalidArgument when the digest is not `expected_sha256`.
+  Status finish(const std::string& expected_sha256);
+  // Moves the finished file into place. Call at most once, after finish() succeeded.
+  Status commit();
+
+  const std::string& sha256() const { return sha256_; }
+  std::uint64_t size_bytes() const { return size_bytes_; }
+
+ private:
+  FileSystem& fs_;
+  std::unique_ptr<WritableFile> file_;
+  std::filesystem::path temporary_path_;
+  std::filesystem::path final_path_;
+  std::uint64_t max_bytes_;
+  Sha256 hasher_;
+  std::string sha256_;
+  std::uint64_t size_bytes_ = 0;
+  bool verified_ = false;
+  bool committed_ = false;
+};
+
+class ModelFiles {
+ public:
+  ModelFiles(std::filesystem::path models_dir, FileSystem& fs);
+
+  // Creates the directories and removes temporary files left by an earlier crash.
+  Status prepare();
+  Result<std::unique_ptr<ModelUpload>> begin_upload(const std::string& trial_id,
+                                                    std::uint64_t max_bytes);
+  // Requires is_valid_trial_id(trial_id).
+  std::filesystem::path path_for(const std::string& trial_id) const;
+
+ private:
+  std::filesystem::path models_dir_;
+  std::filesystem::path incoming_dir_;
+  FileSystem& fs_;
+};
+
+}  // namespace gridexp

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: set everything up, check formatting and lint, run the C++ unit tests
+# under AddressSanitizer + UndefinedBehaviorSanitizer, then the system tests (pytest) against
+# the installed gridexp-server. Extra arguments go to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${GRIDEXP_VENV:-$ROOT/.venv}"
+"$ROOT/scripts/setup.sh"
+cd "$ROOT"
+
+echo "== format and lint"
+mapfile -t cpp_files < <(git ls-files 'cpp/*.cpp' 'cpp/*.h' 'tests/cpp/*.cpp' 'tests/cpp/*.h')
+clang-format --dry-run --Werror "${cpp_files[@]}"
+"$VENV/bin/ruff" check python tests/python
+"$VENV/bin/ruff" format --check python tests/python
+
+echo "== C++ unit tests (ASan + UBSan)"
+cmake -S . -B build/asan -G Ninja -DGRIDEXP_BUILD_TESTS=ON -DGRIDEXP_SANITIZE=ON \
+  -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build/asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build/asan --output-on-failure -j 2
+
+echo "== system tests (pytest, real gridexp-server on loopback)"
+PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests/python "$@"

@@ -1,0 +1,224 @@
+"""The worker protocol, driven by a plain HTTP client."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import requests
+from conftest import claim, grid_config, register
+
+
+def upload_model(server, lease, data: bytes, sha: str | None = None, **headers):
+    return requests.put(
+        f"{server.url}/api/v1/trials/{lease['id']}/model",
+        data=data,
+        headers={
+            **server.auth(),
+            "X-Gridexp-Lease-Token": lease["lease_token"],
+            "X-Gridexp-Sha256": sha or hashlib.sha256(data).hexdigest(),
+            **headers,
+        },
+        timeout=30,
+    )
+
+
+def test_register_hands_out_the_config(server):
+    response = server.post("/api/v1/workers", {"host": "h", "pid": 12, "devices": ["cuda:0"]})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["experiment_name"] == "sentiment_analysis1"
+    assert body["config"]["dataset"] == "imdb.pt"
+    assert body["config"]["hyperparameters"]["batch_size"] == [128, 64]
+    assert body["lease_seconds"] == 30 and 0 < body["heartbeat_seconds"] < 30
+
+
+def test_full_cycle_until_the_grid_is_exhausted(server):
+    worker = register(server)
+    seen = []
+    while True:
+        outcome = claim(server, worker)
+        lease = outcome["trial"]
+        if lease is None:
+            assert outcome["pending"] == 0 and outcome["running"] == 0
+            break
+        assert lease["attempt"] == 1
+        beat = server.post(
+            f"/api/v1/trials/{lease['id']}/heartbeat", {"lease_token": lease["lease_token"]}
+        )
+        assert beat.status_code == 200 and beat.json()["stop"] is False
+        metrics = server.post(
+            f"/api/v1/trials/{lease['id']}/metrics",
+            {
+                "lease_token": lease["lease_token"],
+                "points": [
+                    {"step": 1, "values": {"loss": 1.0}},
+                    {"step": 2, "values": {"loss": 0.5}},
+                ],
+            },
+        )
+        assert metrics.status_code == 200, metrics.text
+        done = server.post(
+            f"/api/v1/trials/{lease['id']}/complete",
+            {"lease_token": lease["lease_token"], "results": {"score": len(seen)}},
+        )
+        assert done.status_code == 200, done.text
+        seen.append(lease["id"])
+    assert len(seen) == len(set(seen)) == 8
+    trials = server.get("/api/v1/experiments/sentiment_analysis1/trials").json()
+    assert all(t["state"] == "done" for t in trials)
+    by_id = {t["id"]: t for t in trials}
+    assert [by_id[i]["results"]["score"] for i in seen] == list(range(8))
+    points = server.get(f"/api/v1/trials/{seen[0]}/metrics").json()
+    assert [(p["step"], p["values"]["loss"]) for p in points] == [(1, 1.0), (2, 0.5)]
+    counts = server.get("/api/v1/experiments").json()[0]["counts"]
+    assert counts == {"pending": 0, "running": 0, "done": 8, "failed": 0}
+
+
+def test_fail_release_and_wrong_leases(server):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    wrong = {"lease_token": "0" * 32, "results": {}}
+    for action in ("heartbeat", "complete", "release"):
+        response = server.post(f"/api/v1/trials/{lease['id']}/{action}", wrong)
+        assert response.status_code == 409, action
+        assert response.json()["detail"]["stop"] is True
+    released = server.post(
+        f"/api/v1/trials/{lease['id']}/release", {"lease_token": lease["lease_token"]}
+    )
+    assert released.status_code == 200
+    trial = server.get(f"/api/v1/trials/{lease['id']}").json()
+    assert trial["state"] == "pending" and trial["attempts"] == 0
+
+    again = claim(server, worker)["trial"]
+    assert again["id"] == lease["id"] and again["attempt"] == 1
+    failed = server.post(
+        f"/api/v1/trials/{again['id']}/fail",
+        {
+            "lease_token": again["lease_token"],
+            "error": "ValueError: bad batch",
+            "traceback": "Traceback (most recent call last):\n  ...\nValueError: bad batch",
+        },
+    )
+    assert failed.status_code == 200
+    trial = server.get(f"/api/v1/trials/{again['id']}").json()
+    assert trial["state"] == "failed" and trial["error"] == "ValueError: bad batch"
+    assert "Traceback" in trial["traceback"]
+    late = server.post(
+        f"/api/v1/trials/{again['id']}/complete",
+        {"lease_token": again["lease_token"], "results": {}},
+    )
+    assert late.status_code == 409
+
+
+def test_an_expired_lease_is_fenced_and_the_trial_completed_once(start_server, tmp_path):
+    directory = tmp_path / "exp"
+    directory.mkdir()
+    (directory / "config.yaml").write_text(grid_config("fence", 1))
+    server = start_server(directory, "--lease-seconds", "2")
+    slow, fast = register(server, "slow"), register(server, "fast")
+    first = claim(server, slow)["trial"]
+    deadline = time.monotonic() + 30
+    second = None
+    while second is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        second = claim(server, fast)["trial"]
+    assert second is not None and second["id"] == first["id"]
+    assert second["attempt"] == 2 and second["lease_token"] != first["lease_token"]
+    late = server.post(
+        f"/api/v1/trials/{first['id']}/complete",
+        {"lease_token": first["lease_token"], "results": {"who": "slow"}},
+    )
+    assert late.status_code == 409
+    assert upload_model(server, first, b"slow model").status_code == 409
+    ok = server.post(
+        f"/api/v1/trials/{second['id']}/complete",
+        {"lease_token": second["lease_token"], "results": {"who": "fast"}},
+    )
+    assert ok.status_code == 200
+    trial = server.get(f"/api/v1/trials/{first['id']}").json()
+    assert trial["results"] == {"who": "fast"} and trial["worker"] == fast
+
+
+def test_model_upload_is_verified_stored_and_served(server, experiment_dir):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    data = bytes(range(256)) * 4096  # 1 MiB
+    corrupt = upload_model(server, lease, data, sha="0" * 64)
+    assert corrupt.status_code == 400 and "SHA-256" in corrupt.json()["error"]
+    assert not (experiment_dir / "models" / f"{lease['id']}.pt").exists()
+
+    stored = upload_model(server, lease, data)
+    assert stored.status_code == 200, stored.text
+    assert stored.json() == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    assert (experiment_dir / "models" / f"{lease['id']}.pt").read_bytes() == data
+    assert list((experiment_dir / "models" / ".incoming").iterdir()) == []
+
+    download = server.get(f"/api/v1/trials/{lease['id']}/model")
+    assert download.status_code == 200 and download.content == data
+    etag = download.headers["ETag"]
+    assert (
+        server.get(
+            f"/api/v1/trials/{lease['id']}/model", headers={"If-None-Match": etag}
+        ).status_code
+        == 304
+    )
+    part = server.get(f"/api/v1/trials/{lease['id']}/model", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == data[100:200]
+    trial = server.get(f"/api/v1/trials/{lease['id']}").json()
+    assert trial["model"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_model_upload_needs_its_headers(server):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    response = requests.put(
+        f"{server.url}/api/v1/trials/{lease['id']}/model",
+        data=b"x",
+        headers=server.auth(),
+        timeout=10,
+    )
+    assert response.status_code == 400 and "X-Gridexp-Sha256" in response.json()["error"]
+
+
+def test_upload_over_the_limit_is_refused(start_server, experiment_dir):
+    server = start_server(experiment_dir, "--max-upload-mb", "1")
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    big = b"\0" * (2 << 20)
+    response = upload_model(server, lease, big)
+    assert response.status_code == 413
+    assert not (experiment_dir / "models" / f"{lease['id']}.pt").exists()
+
+    def chunks():  # no Content-Length: the limit must hold while streaming
+        for _ in range(4):
+            yield b"\0" * (1 << 19)
+
+    try:
+        streamed = upload_model(server, lease, chunks(), sha=hashlib.sha256(big).hexdigest())
+        assert streamed.status_code == 413
+    except requests.ConnectionError:
+        pass  # the server may close the connection before reading the rest
+    assert not (experiment_dir / "models" / f"{lease['id']}.pt").exists()
+    assert server.get("/healthz").status_code == 200
+
+
+def test_malformed_requests_get_a_clear_400_and_change_nothing(server):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    url = f"{server.url}/api/v1/trials/{lease['id']}/complete"
+    for body in (b"{not json", b"[1, 2]", b'{"results": {}}', b'{"lease_token": 5}'):
+        response = requests.post(url, data=body, headers=server.auth(), timeout=10)
+        assert response.status_code == 400, body
+        assert response.json()["error"]
+    missing_results = server.post(
+        f"/api/v1/trials/{lease['id']}/complete", {"lease_token": lease["lease_token"]}
+    )
+    assert missing_results.status_code == 400
+    trial = server.get(f"/api/v1/trials/{lease['id']}").json()
+    assert trial["state"] == "running"
+    unknown = server.post(
+        "/api/v1/trials/0000000000000000/complete", {"lease_token": "x", "results": {}}
+    )
+    assert unknown.status_code == 404
+    assert server.post("/api/v1/workers/nobody/claim", {}).status_code == 404
