@@ -1,1 +1,1080 @@
-// placeholder: filled in by the component's author
+// SqliteStore: the schema and its migrations, the statement cache, and one transaction per
+// Store method.
+//
+// Hot-path shape: a claim probes two partial indexes (the expired-lease prefix of
+// `trials_leased`, the first entry of `trials_claimable`) and reads its counts from
+// `trial_counts`; every other lease call touches one trial by primary key. Only sync_grid
+// scans the trials table.
+#include "server/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <charconv>
+#include <functional>
+#include <iterator>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "common/auth.h"
+#include "common/random.h"
+
+namespace gridexp {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5'000;
+// Enough that syncing a million-point grid does not thrash the primary-key index; more
+// barely helps.
+constexpr int kCacheSizeKib = 32 * 1024;
+// The WAL file is truncated back to this after a checkpoint that emptied it.
+constexpr int kJournalSizeLimitBytes = 64 * 1024 * 1024;
+constexpr std::size_t kLeaseTokenBytes = 16;
+constexpr std::size_t kWorkerIdBytes = 8;
+
+// kMigrations[v] moves a database from PRAGMA user_version v to v + 1. CHECKs are spelled
+// with OR because `x IN (...)` builds an ephemeral table for every row written, which made
+// syncing a large grid half again as slow.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE experiments (
+  name TEXT PRIMARY KEY,
+  active INTEGER NOT NULL CHECK (active = 0 OR active = 1),
+  first_synced_ms INTEGER NOT NULL,
+  last_synced_ms INTEGER NOT NULL
+);
+-- At most one experiment is active: the one of the current config.
+CREATE UNIQUE INDEX experiments_active ON experiments (active) WHERE active = 1;
+
+CREATE TABLE workers (
+  id TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  devices TEXT NOT NULL,
+  version TEXT NOT NULL,
+  first_seen_ms INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL,
+  current_trial TEXT,
+  trials_done INTEGER NOT NULL DEFAULT 0,
+  trials_failed INTEGER NOT NULL DEFAULT 0
+);
+
+-- in_config = 1 only for points of the active experiment's current grid; grid_index is the
+-- point's index in that grid, or in the last grid that held it.
+-- lease_token and lease_expires_ms are set exactly while state = 'running'.
+CREATE TABLE trials (
+  id TEXT PRIMARY KEY,
+  experiment TEXT NOT NULL REFERENCES experiments (name),
+  grid_index INTEGER NOT NULL,
+  in_config INTEGER NOT NULL CHECK (in_config = 0 OR in_config = 1),
+  state TEXT NOT NULL
+    CHECK (state = 'pending' OR state = 'running' OR state = 'done' OR state = 'failed'),
+  hyperparameters TEXT NOT NULL,
+  results TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_token TEXT,
+  lease_expires_ms INTEGER,
+  worker_id TEXT REFERENCES workers (id),
+  started_ms INTEGER,
+  finished_ms INTEGER,
+  error TEXT,
+  traceback TEXT,
+  model_sha256 TEXT,
+  model_size INTEGER,
+  stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX trials_claimable ON trials (grid_index) WHERE in_config = 1 AND state = 'pending';
+CREATE INDEX trials_leased ON trials (lease_expires_ms) WHERE state = 'running';
+CREATE INDEX trials_by_experiment ON trials (experiment);
+
+-- How many trials are in each (experiment, in_config, state), so that claims and summaries
+-- never count by scanning. The trigger keeps it exact across updates; sync_grid, the only
+-- writer that inserts trials, adds what it inserts (an insert trigger would cost a statement
+-- journal per row), and trials are never deleted.
+CREATE TABLE trial_counts (
+  experiment TEXT NOT NULL,
+  in_config INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (experiment, in_config, state)
+) WITHOUT ROWID;
+CREATE TRIGGER trials_counted_on_update AFTER UPDATE OF in_config, state ON trials
+WHEN old.in_config IS NOT new.in_config OR old.state IS NOT new.state
+BEGIN
+  UPDATE trial_counts SET count = count - 1
+  WHERE experiment = old.experiment AND in_config = old.in_config AND state = old.state;
+  INSERT INTO trial_counts (experiment, in_config, state, count)
+  VALUES (new.experiment, new.in_config, new.state, 1)
+  ON CONFLICT DO UPDATE SET count = count + 1;
+END;
+
+-- One row per claim, for the attempt history; outcome is 'running' while the lease is held.
+-- A released claim and the claim after it share an attempt number, since a release gives
+-- the attempt back.
+CREATE TABLE trial_attempts (
+  id INTEGER PRIMARY KEY,
+  trial_id TEXT NOT NULL REFERENCES trials (id),
+  attempt INTEGER NOT NULL,
+  worker_id TEXT NOT NULL REFERENCES workers (id),
+  lease_token TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  ended_ms INTEGER,
+  outcome TEXT NOT NULL CHECK (outcome = 'running' OR outcome = 'done' OR outcome = 'failed'
+    OR outcome = 'released' OR outcome = 'expired'),
+  error TEXT
+);
+CREATE INDEX trial_attempts_by_trial ON trial_attempts (trial_id);
+
+-- Rows in insertion order (id) per trial.
+CREATE TABLE metrics (
+  id INTEGER PRIMARY KEY,
+  trial_id TEXT NOT NULL REFERENCES trials (id),
+  attempt INTEGER NOT NULL,
+  step INTEGER,
+  time_ms INTEGER NOT NULL,
+  values_json TEXT NOT NULL
+);
+CREATE INDEX metrics_by_trial ON metrics (trial_id);
+)sql",
+};
+constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+Status sqlite_status(sqlite3* db, int rc, std::string_view doing) {
+  std::string message = "database error while " + std::string(doing) + ": " + sqlite3_errmsg(db);
+  // A violated constraint means this file's bookkeeping is wrong, not the disk.
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) return Status::internal(std::move(message));
+  return Status::io_error(std::move(message));
+}
+
+// Never throws: text that is not valid UTF-8 is stored with replacement characters.
+std::string dump_json(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<nlohmann::json> parse_stored_json(std::string_view text, std::string_view what) {
+  nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {
+    return Status::internal("stored " + std::string(what) + " is not valid JSON");
+  }
+  return value;
+}
+
+// One use of a cached prepared statement: bind, step, read columns. Going out of scope
+// resets it so the cache can hand it out again; a statement must therefore not be borrowed
+// twice at once. A failed preparation or bind is reported by the next step.
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  explicit Statement(Status error) : status_(std::move(error)) {}
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() {
+    if (stmt_ == nullptr) return;
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Statement& bind(int index, std::int64_t value) {
+    if (stmt_ != nullptr) check_bind(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+  Statement& bind(int index, std::string_view value) {
+    if (stmt_ != nullptr) {
+      check_bind(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
+                                     SQLITE_UTF8));
+    }
+    return *this;
+  }
+
+  // True while a row is available to read.
+  Result<bool> next_row() {
+    if (!status_) return status_;
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return sqlite_status(sqlite3_db_handle(stmt_), rc,
+                         std::string("running `") + sqlite3_sql(stmt_) + "`");
+  }
+  // Runs a statement that returns no rows.
+  Status execute() {
+    Result<bool> row = next_row();
+    return row ? Status::ok() : row.status();
+  }
+
+  bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  std::int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+  std::string text(int column) const {
+    const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+    if (data == nullptr) return {};
+    return std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
+  }
+  std::optional<std::string> optional_text(int column) const {
+    if (is_null(column)) return std::nullopt;
+    return text(column);
+  }
+  std::optional<std::int64_t> optional_integer(int column) const {
+    if (is_null(column)) return std::nullopt;
+    return integer(column);
+  }
+
+ private:
+  void check_bind(int rc) {
+    if (rc != SQLITE_OK && status_) {
+      status_ = sqlite_status(sqlite3_db_handle(stmt_), rc, "binding a parameter");
+    }
+  }
+
+  sqlite3_stmt* stmt_ = nullptr;
+  Status status_;
+};
+
+template <typename T>
+Statement& bind_optional(Statement& statement, int index, const std::optional<T>& value) {
+  if (value) statement.bind(index, *value);
+  return statement;
+}
+
+struct TransparentStringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+
+Status execute_script(sqlite3* db, const std::string& sql) {
+  char* error = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  if (rc == SQLITE_OK) return Status::ok();
+  std::string message = error != nullptr ? error : sqlite3_errstr(rc);
+  sqlite3_free(error);
+  return Status::io_error("database error while running `" + sql.substr(0, 60) + "`: " + message);
+}
+
+// The first column of the first row `sql` returns, as text.
+Result<std::string> query_text(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) return sqlite_status(db, rc, std::string("preparing `") + sql + "`");
+  rc = sqlite3_step(stmt);
+  std::string text;
+  if (rc == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+    text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_ROW) return sqlite_status(db, rc, std::string("running `") + sql + "`");
+  return text;
+}
+
+// Sets the connection's PRAGMAs and migrates the schema to kSchemaVersion.
+Status configure_connection(sqlite3* db, const SqliteOptions& sqlite_options) {
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  // The answer is the mode now in force: "memory" for an in-memory database.
+  Result<std::string> journal_mode = query_text(db, "PRAGMA journal_mode = WAL");
+  if (!journal_mode) return journal_mode.status();
+  if (*journal_mode != "wal" && *journal_mode != "memory") {
+    return Status::io_error("database refused WAL mode (journal_mode is " + *journal_mode + ")");
+  }
+  Status status = execute_script(
+      db, std::string("PRAGMA synchronous = ") +
+              (sqlite_options.synchronous_full ? "FULL" : "NORMAL") +
+              "; PRAGMA foreign_keys = ON; PRAGMA cache_size = -" + std::to_string(kCacheSizeKib) +
+              "; PRAGMA journal_size_limit = " + std::to_string(kJournalSizeLimitBytes) + ";");
+  if (!status) return status;
+
+  Result<std::string> version_text = query_text(db, "PRAGMA user_version");
+  if (!version_text) return version_text.status();
+  int version = 0;
+  std::from_chars(version_text->data(), version_text->data() + version_text->size(), version);
+  if (version > kSchemaVersion) {
+    return Status::io_error("database schema version " + std::to_string(version) +
+                            " is newer than this gridexp understands (" +
+                            std::to_string(kSchemaVersion) + ")");
+  }
+  for (; version < kSchemaVersion; ++version) {
+    std::string script = std::string("BEGIN IMMEDIATE;") + kMigrations[version] +
+                         "PRAGMA user_version = " + std::to_string(version + 1) + "; COMMIT;";
+    if (status = execute_script(db, script); !status) {
+      if (sqlite3_get_autocommit(db) == 0) execute_script(db, "ROLLBACK");
+      return Status::io_error("migrating the database schema to version " +
+                              std::to_string(version + 1) + ": " + status.message());
+    }
+  }
+  return Status::ok();
+}
+
+// Where a trial's lease stands for a caller that presented a valid token.
+struct HeldLease {
+  std::string worker_id;
+  std::int64_t attempt = 0;
+  bool stop_requested = false;
+};
+
+enum class TransactionKind { kRead, kWrite };
+
+}  // namespace
+
+struct SqliteStore::Impl {
+  Impl(sqlite3* database, const Clock& store_clock, StoreOptions store_options)
+      : db(database), clock(store_clock), options(store_options) {}
+  ~Impl() {
+    for (auto& [sql, stmt] : statements) sqlite3_finalize(stmt);
+    sqlite3_close(db);
+  }
+
+  // `sql` must be one statement; it is prepared once and kept for the store's lifetime.
+  Statement statement(std::string_view sql) {
+    auto cached = statements.find(sql);
+    if (cached == statements.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                  SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+      if (rc != SQLITE_OK) {
+        return Statement(sqlite_status(db, rc, "preparing `" + std::string(sql) + "`"));
+      }
+      cached = statements.emplace(std::string(sql), stmt).first;
+    }
+    return Statement(cached->second);
+  }
+
+  Status execute(std::string_view sql) { return statement(sql).execute(); }
+
+  // Runs `body(now)` as one transaction under the mutex: committed if it returns OK,
+  // rolled back otherwise. `now` is read after taking the lock, so it never goes backwards
+  // from one transaction to the next.
+  template <typename Body>
+  auto transact(TransactionKind kind, Body&& body) -> decltype(body(TimeMs{})) {
+    std::lock_guard<std::mutex> lock(mutex);
+    Status begun = execute(kind == TransactionKind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN");
+    if (!begun) return begun;
+    auto result = body(clock.now_ms());
+    if (result.is_ok()) {
+      Status committed = execute("COMMIT");
+      if (committed) return result;
+      result = std::move(committed);
+    }
+    // An I/O error may already have ended the transaction; the first error is the one to
+    // report either way.
+    if (sqlite3_get_autocommit(db) == 0) execute("ROLLBACK");
+    return result;
+  }
+
+  // Refuses with kNotFound or kConflict unless `lease_token` is the trial's live lease.
+  Result<HeldLease> hold_lease(const std::string& trial_id, const std::string& lease_token,
+                               TimeMs now) {
+    std::string state;
+    {
+      Statement trial = statement(
+          "SELECT state, lease_token, lease_expires_ms, worker_id, attempts, stop_requested "
+          "FROM trials WHERE id = ?1");
+      trial.bind(1, trial_id);
+      Result<bool> found = trial.next_row();
+      if (!found) return found.status();
+      if (!*found) return Status::not_found("no trial " + trial_id);
+      state = trial.text(0);
+      std::optional<std::string> current_token = trial.optional_text(1);
+      if (state == "running" && current_token &&
+          constant_time_equals(*current_token, lease_token)) {
+        TimeMs expires_ms = trial.integer(2);
+        if (now < expires_ms) {
+          return HeldLease{trial.text(3), trial.integer(4), trial.integer(5) != 0};
+        }
+        return Status::conflict("trial " + trial_id + ": lease expired " +
+                                std::to_string(now - expires_ms) + " ms ago");
+      }
+    }
+    return lease_conflict(trial_id, state, lease_token);
+  }
+
+  // Why `lease_token` no longer holds a trial in `state`, from the attempt history.
+  Status lease_conflict(const std::string& trial_id, const std::string& state,
+                        const std::string& lease_token) {
+    std::string prefix = "trial " + trial_id + ": ";
+    if (state == "done") return Status::conflict(prefix + "trial is already done");
+    if (state == "failed") return Status::conflict(prefix + "trial has already failed");
+    Statement past =
+        statement("SELECT outcome FROM trial_attempts WHERE trial_id = ?1 AND lease_token = ?2");
+    past.bind(1, trial_id).bind(2, lease_token);
+    Result<bool> found = past.next_row();
+    if (!found) return found.status();
+    if (!*found) {
+      return Status::conflict(prefix + "lease token does not match the trial's lease (trial is " +
+                              state + ")");
+    }
+    std::string reason = past.text(0) == "released" ? "lease was released" : "lease expired";
+    if (state == "running") reason += "; the trial was re-leased to another worker";
+    return Status::conflict(prefix + reason);
+  }
+
+  // Closes the history row of the trial's live lease.
+  Status end_attempt(const std::string& trial_id, std::string_view outcome,
+                     const std::optional<std::string>& error, TimeMs now) {
+    Statement ended = statement(
+        "UPDATE trial_attempts SET ended_ms = ?2, outcome = ?3, error = ?4 "
+        "WHERE trial_id = ?1 AND outcome = 'running'");
+    ended.bind(1, trial_id).bind(2, now).bind(3, outcome);
+    return bind_optional(ended, 4, error).execute();
+  }
+
+  Status touch_worker(const std::string& worker_id, TimeMs now) {
+    return statement("UPDATE workers SET last_seen_ms = ?2 WHERE id = ?1")
+        .bind(1, worker_id)
+        .bind(2, now)
+        .execute();
+  }
+
+  // The worker ended its lease on `trial_id`: no longer its current trial; counted.
+  Status worker_lease_ended(const std::string& worker_id, const std::string& trial_id, TimeMs now,
+                            int done, int failed) {
+    return statement(
+               "UPDATE workers SET last_seen_ms = ?2, current_trial = NULLIF(current_trial, ?3), "
+               "trials_done = trials_done + ?4, trials_failed = trials_failed + ?5 "
+               "WHERE id = ?1")
+        .bind(1, worker_id)
+        .bind(2, now)
+        .bind(3, trial_id)
+        .bind(4, done)
+        .bind(5, failed)
+        .execute();
+  }
+
+  Result<std::int64_t> requeue_expired(TimeMs now) {
+    struct Expired {
+      std::string trial_id;
+      std::int64_t attempts;
+      std::string worker_id;
+      std::string host;
+    };
+    // Collected first: the updates below change the index this query walks.
+    std::vector<Expired> expired;
+    {
+      Statement query = statement(
+          "SELECT t.id, t.attempts, t.worker_id, coalesce(w.host, '?') FROM trials t "
+          "LEFT JOIN workers w ON w.id = t.worker_id "
+          "WHERE t.state = 'running' AND t.lease_expires_ms <= ?1");
+      query.bind(1, now);
+      for (;;) {
+        Result<bool> row = query.next_row();
+        if (!row) return row.status();
+        if (!*row) break;
+        expired.push_back({query.text(0), query.integer(1), query.text(2), query.text(3)});
+      }
+    }
+    for (const Expired& trial : expired) {
+      Status moved;
+      if (trial.attempts >= options.max_attempts) {
+        std::string error =
+            "lease expired " + std::to_string(trial.attempts) + " times (last worker " +
+            trial.worker_id + " on " + trial.host +
+            "); giving up after --max-attempts=" + std::to_string(options.max_attempts);
+        moved = statement(
+                    "UPDATE trials SET state = 'failed', error = ?2, finished_ms = ?3, "
+                    "lease_token = NULL, lease_expires_ms = NULL WHERE id = ?1")
+                    .bind(1, trial.trial_id)
+                    .bind(2, error)
+                    .bind(3, now)
+                    .execute();
+      } else {
+        moved = statement(
+                    "UPDATE trials SET state = 'pending', lease_token = NULL, "
+                    "lease_expires_ms = NULL, worker_id = NULL, started_ms = NULL WHERE id = ?1")
+                    .bind(1, trial.trial_id)
+                    .execute();
+      }
+      if (!moved) return moved;
+      if (Status ended = end_attempt(trial.trial_id, "expired", std::nullopt, now); !ended) {
+        return ended;
+      }
+      Status freed =
+          statement("UPDATE workers SET current_trial = NULL WHERE id = ?1 AND current_trial = ?2")
+              .bind(1, trial.worker_id)
+              .bind(2, trial.trial_id)
+              .execute();
+      if (!freed) return freed;
+    }
+    return static_cast<std::int64_t>(expired.size());
+  }
+
+  // Makes `experiment` the one active experiment; returns whether it already was.
+  Result<bool> activate_experiment(const std::string& experiment, TimeMs now) {
+    bool was_active = false;
+    {
+      Statement query = statement("SELECT active FROM experiments WHERE name = ?1");
+      Result<bool> found = query.bind(1, experiment).next_row();
+      if (!found) return found.status();
+      was_active = *found && query.integer(0) != 0;
+    }
+    Status status = statement(
+                        "INSERT INTO experiments (name, active, first_synced_ms, last_synced_ms) "
+                        "VALUES (?1, 0, ?2, ?2) "
+                        "ON CONFLICT (name) DO UPDATE SET last_synced_ms = excluded.last_synced_ms")
+                        .bind(1, experiment)
+                        .bind(2, now)
+                        .execute();
+    if (!status) return status;
+    // Two steps, so the one-active unique index never sees two active rows.
+    status = statement("UPDATE experiments SET active = 0 WHERE active = 1 AND name <> ?1")
+                 .bind(1, experiment)
+                 .execute();
+    if (!status) return status;
+    status = statement("UPDATE experiments SET active = 1 WHERE name = ?1")
+                 .bind(1, experiment)
+                 .execute();
+    if (!status) return status;
+    return was_active;
+  }
+
+  Result<bool> has_trials(const std::string& experiment) {
+    return statement("SELECT 1 FROM trials WHERE experiment = ?1 LIMIT 1")
+        .bind(1, experiment)
+        .next_row();
+  }
+
+  // Inserts the points of `grid` that have no trial yet as pending and gives the others their
+  // index in `grid` and in_config = 1, keeping state and results. Returns how many it
+  // inserted. `look_up` = false skips looking each point up, for an experiment without
+  // trials. A point the grid lists twice is one trial, at one of its indexes.
+  Result<std::int64_t> add_trials_of(const Grid& grid, bool look_up) {
+    std::int64_t inserted = 0;
+    for (std::uint64_t index = 0; index < grid.size(); ++index) {
+      std::string id = grid.id_at(index);
+      auto grid_index = static_cast<std::int64_t>(index);
+      bool exists = false;
+      bool placed = false;  // in config at this index already
+      if (look_up) {
+        Statement existing = statement("SELECT in_config, grid_index FROM trials WHERE id = ?1");
+        Result<bool> found = existing.bind(1, id).next_row();
+        if (!found) return found.status();
+        exists = *found;
+        placed = exists && existing.integer(0) == 1 && existing.integer(1) == grid_index;
+      }
+      Status status;
+      if (!exists) {
+        status = statement(
+                     "INSERT INTO trials (id, experiment, grid_index, in_config, state, "
+                     "hyperparameters) VALUES (?1, ?2, ?3, 1, 'pending', ?4) "
+                     "ON CONFLICT (id) DO NOTHING")
+                     .bind(1, id)
+                     .bind(2, grid.experiment_name())
+                     .bind(3, grid_index)
+                     .bind(4, grid.hyperparameters_json_at(index))
+                     .execute();
+        inserted += sqlite3_changes(db);
+      } else if (!placed) {
+        status = statement("UPDATE trials SET in_config = 1, grid_index = ?2 WHERE id = ?1")
+                     .bind(1, id)
+                     .bind(2, grid_index)
+                     .execute();
+      }
+      if (!status) return status;
+    }
+    return inserted;
+  }
+
+  // Sets in_config = 0 on every trial in config whose index in `grid` does not hold its
+  // point: the points the grid no longer has, once add_trials_of has placed the others.
+  Status retire_trials_not_in(const Grid& grid) {
+    // In batches by rowid, so that no cursor is open on trials while it is written.
+    constexpr std::int64_t kBatch = 1024;
+    std::int64_t after_rowid = 0;
+    for (;;) {
+      std::vector<std::int64_t> retired;
+      std::int64_t rows = 0;
+      {
+        Statement query = statement(
+            "SELECT rowid, grid_index, hyperparameters FROM trials "
+            "WHERE rowid > ?1 AND in_config = 1 ORDER BY rowid LIMIT ?2");
+        query.bind(1, after_rowid).bind(2, kBatch);
+        for (;; ++rows) {
+          Result<bool> row = query.next_row();
+          if (!row) return row.status();
+          if (!*row) break;
+          after_rowid = query.integer(0);
+          // Trials in config belong to the grid's experiment, and an id hashes the
+          // experiment with this canonical text: comparing texts compares ids.
+          auto index = static_cast<std::uint64_t>(query.integer(1));
+          if (index >= grid.size() || query.text(2) != grid.hyperparameters_json_at(index)) {
+            retired.push_back(after_rowid);
+          }
+        }
+      }
+      for (std::int64_t rowid : retired) {
+        Status status =
+            statement("UPDATE trials SET in_config = 0 WHERE rowid = ?1").bind(1, rowid).execute();
+        if (!status) return status;
+      }
+      if (rows < kBatch) return Status::ok();
+    }
+  }
+
+  sqlite3* db;
+  const Clock& clock;
+  const StoreOptions options;
+  std::mutex mutex;  // guards db and statements
+  std::unordered_map<std::string, sqlite3_stmt*, TransparentStringHash, std::equal_to<>> statements;
+};
+
+namespace {
+
+// Columns in the order read_trial reads them.
+constexpr std::string_view kTrialColumns =
+    "id, experiment, grid_index, in_config, state, hyperparameters, results, attempts, "
+    "worker_id, started_ms, finished_ms, lease_expires_ms, error, traceback, model_sha256, "
+    "model_size, stop_requested";
+
+Result<TrialRecord> read_trial(const Statement& row) {
+  TrialRecord trial;
+  trial.id = row.text(0);
+  trial.experiment = row.text(1);
+  trial.grid_index = static_cast<std::uint64_t>(row.integer(2));
+  trial.in_config = row.integer(3) != 0;
+  std::optional<TrialState> state = trial_state_from_string(row.text(4));
+  if (!state) return Status::internal("trial " + trial.id + " has unknown state " + row.text(4));
+  trial.state = *state;
+  Result<nlohmann::json> hyperparameters = parse_stored_json(row.text(5), "hyperparameters");
+  if (!hyperparameters) return hyperparameters.status();
+  trial.hyperparameters = std::move(hyperparameters).value();
+  if (!row.is_null(6)) {
+    Result<nlohmann::json> results = parse_stored_json(row.text(6), "results");
+    if (!results) return results.status();
+    trial.results = std::move(results).value();
+  }
+  trial.attempts = static_cast<int>(row.integer(7));
+  trial.worker_id = row.optional_text(8);
+  trial.started_ms = row.optional_integer(9);
+  trial.finished_ms = row.optional_integer(10);
+  trial.lease_expires_ms = row.optional_integer(11);
+  trial.error = row.optional_text(12);
+  trial.traceback = row.optional_text(13);
+  if (!row.is_null(14)) trial.model = ModelInfo{row.text(14), row.integer(15)};
+  trial.stop_requested = row.integer(16) != 0;
+  return trial;
+}
+
+Result<WorkerRecord> read_worker(const Statement& row) {
+  WorkerRecord worker;
+  worker.id = row.text(0);
+  worker.info.host = row.text(1);
+  worker.info.pid = row.integer(2);
+  Result<nlohmann::json> devices = parse_stored_json(row.text(3), "worker devices");
+  if (!devices) return devices.status();
+  worker.info.devices = std::move(devices).value();
+  worker.info.version = row.text(4);
+  worker.first_seen_ms = row.integer(5);
+  worker.last_seen_ms = row.integer(6);
+  worker.current_trial = row.optional_text(7);
+  worker.trials_done = row.integer(8);
+  worker.trials_failed = row.integer(9);
+  return worker;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, const Clock& clock,
+                                                       StoreOptions options,
+                                                       SqliteOptions sqlite_options) {
+  sqlite3* db = nullptr;
+  // The store's own mutex serializes every use of the connection.
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  Status status = rc == SQLITE_OK ? configure_connection(db, sqlite_options)
+                                  : sqlite_status(db, rc, "opening " + path);
+  if (!status) {
+    sqlite3_close(db);
+    return Status(status.code(), path + ": " + status.message());
+  }
+  return std::unique_ptr<SqliteStore>(new SqliteStore(db, clock, options));
+}
+
+SqliteStore::SqliteStore(sqlite3* db, const Clock& clock, StoreOptions options)
+    : impl_(std::make_unique<Impl>(db, clock, options)) {}
+
+SqliteStore::~SqliteStore() = default;
+
+// Keeps writes proportional to what changed: re-syncing an unchanged grid only reads, and
+// switching experiments flips in_config with two set-wide statements rather than a statement
+// per trial.
+Status SqliteStore::sync_grid(const Grid& grid) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
+    const std::string& experiment = grid.experiment_name();
+    Result<bool> had_trials = impl.has_trials(experiment);
+    if (!had_trials) return had_trials.status();
+    Result<bool> was_active = impl.activate_experiment(experiment, now);
+    if (!was_active) return was_active.status();
+    if (!*was_active) {
+      // Trials in config belonged to the previous experiment; this one's come back in
+      // config, and retire_trials_not_in below takes out those the grid no longer has.
+      Status status = impl.execute("UPDATE trials SET in_config = 0 WHERE in_config = 1");
+      if (!status) return status;
+      status = impl.statement("UPDATE trials SET in_config = 1 WHERE experiment = ?1")
+                   .bind(1, experiment)
+                   .execute();
+      if (!status) return status;
+    }
+    Result<std::int64_t> inserted = impl.add_trials_of(grid, /*look_up=*/*had_trials);
+    if (!inserted) return inserted.status();
+    if (*had_trials) {
+      Status status = impl.retire_trials_not_in(grid);
+      if (!status) return status;
+    }
+    return impl
+        .statement(
+            "INSERT INTO trial_counts (experiment, in_config, state, count) "
+            "VALUES (?1, 1, 'pending', ?2) "
+            "ON CONFLICT DO UPDATE SET count = count + excluded.count")
+        .bind(1, experiment)
+        .bind(2, *inserted)
+        .execute();
+  });
+}
+
+Result<WorkerRecord> SqliteStore::register_worker(const WorkerInfo& info) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Result<WorkerRecord> {
+    WorkerRecord worker;
+    worker.id = random_hex(kWorkerIdBytes);
+    worker.info = info;
+    worker.first_seen_ms = now;
+    worker.last_seen_ms = now;
+    Status status = impl.statement(
+                            "INSERT INTO workers (id, host, pid, devices, version, "
+                            "first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")
+                        .bind(1, worker.id)
+                        .bind(2, info.host)
+                        .bind(3, info.pid)
+                        .bind(4, dump_json(info.devices))
+                        .bind(5, info.version)
+                        .bind(6, now)
+                        .execute();
+    if (!status) return status;
+    return worker;
+  });
+}
+
+Result<std::vector<WorkerRecord>> SqliteStore::list_workers() {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<WorkerRecord>> {
+    Statement query = impl.statement(
+        "SELECT id, host, pid, devices, version, first_seen_ms, last_seen_ms, current_trial, "
+        "trials_done, trials_failed FROM workers ORDER BY first_seen_ms, id");
+    std::vector<WorkerRecord> workers;
+    for (;;) {
+      Result<bool> row = query.next_row();
+      if (!row) return row.status();
+      if (!*row) return workers;
+      Result<WorkerRecord> worker = read_worker(query);
+      if (!worker) return worker.status();
+      workers.push_back(std::move(worker).value());
+    }
+  });
+}
+
+Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Result<ClaimOutcome> {
+    if (Status touched = impl.touch_worker(worker_id, now); !touched) return touched;
+    if (sqlite3_changes(impl.db) == 0) return Status::not_found("no worker " + worker_id);
+    Result<std::int64_t> requeued = impl.requeue_expired(now);
+    if (!requeued) return requeued.status();
+
+    ClaimOutcome outcome;
+    {
+      Statement next = impl.statement(
+          "SELECT id, experiment, hyperparameters, attempts FROM trials "
+          "WHERE in_config = 1 AND state = 'pending' ORDER BY grid_index LIMIT 1");
+      Result<bool> found = next.next_row();
+      if (!found) return found.status();
+      if (*found) {
+        Result<nlohmann::json> hyperparameters = parse_stored_json(next.text(2), "hyperparameters");
+        if (!hyperparameters) return hyperparameters.status();
+        outcome.lease = Lease{next.text(0),
+                              next.text(1),
+                              std::move(hyperparameters).value(),
+                              static_cast<int>(next.integer(3)) + 1,
+                              random_hex(kLeaseTokenBytes),
+                              now + impl.options.lease_ms};
+      }
+    }
+    if (outcome.lease) {
+      const Lease& lease = *outcome.lease;
+      // A claim starts the trial afresh: nothing of an earlier attempt stays attached.
+      Status status = impl.statement(
+                              "UPDATE trials SET state = 'running', attempts = ?2, "
+                              "lease_token = ?3, lease_expires_ms = ?4, worker_id = ?5, "
+                              "started_ms = ?6, finished_ms = NULL, error = NULL, "
+                              "traceback = NULL, model_sha256 = NULL, model_size = NULL "
+                              "WHERE id = ?1")
+                          .bind(1, lease.trial_id)
+                          .bind(2, lease.attempt)
+                          .bind(3, lease.lease_token)
+                          .bind(4, lease.lease_expires_ms)
+                          .bind(5, worker_id)
+                          .bind(6, now)
+                          .execute();
+      if (!status) return status;
+      status = impl.statement(
+                       "INSERT INTO trial_attempts (trial_id, attempt, worker_id, lease_token, "
+                       "started_ms, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')")
+                   .bind(1, lease.trial_id)
+                   .bind(2, lease.attempt)
+                   .bind(3, worker_id)
+                   .bind(4, lease.lease_token)
+                   .bind(5, now)
+                   .execute();
+      if (!status) return status;
+      status = impl.statement("UPDATE workers SET current_trial = ?2 WHERE id = ?1")
+                   .bind(1, worker_id)
+                   .bind(2, lease.trial_id)
+                   .execute();
+      if (!status) return status;
+    }
+
+    Statement counts = impl.statement(
+        "SELECT state, count FROM trial_counts "
+        "WHERE experiment = (SELECT name FROM experiments WHERE active = 1) "
+        "AND in_config = 1 AND state IN ('pending', 'running')");
+    for (;;) {
+      Result<bool> row = counts.next_row();
+      if (!row) return row.status();
+      if (!*row) return outcome;
+      (counts.text(0) == "pending" ? outcome.pending : outcome.running) += counts.integer(1);
+    }
+  });
+}
+
+Result<HeartbeatReply> SqliteStore::heartbeat(const std::string& trial_id,
+                                              const std::string& lease_token) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Result<HeartbeatReply> {
+    Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
+    if (!held) return held.status();
+    HeartbeatReply reply{now + impl.options.lease_ms, held->stop_requested};
+    Status status = impl.statement("UPDATE trials SET lease_expires_ms = ?2 WHERE id = ?1")
+                        .bind(1, trial_id)
+                        .bind(2, reply.lease_expires_ms)
+                        .execute();
+    if (!status) return status;
+    status = impl.touch_worker(held->worker_id, now);
+    if (!status) return status;
+    return reply;
+  });
+}
+
+Status SqliteStore::add_metrics(const std::string& trial_id, const std::string& lease_token,
+                                const std::vector<MetricPoint>& points) {
+  Impl& impl = *impl_;
+  for (const MetricPoint& point : points) {
+    if (!point.values.is_object()) {
+      return Status::invalid_argument("metric values must be a JSON object");
+    }
+  }
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
+    Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
+    if (!held) return held.status();
+    for (const MetricPoint& point : points) {
+      Statement insert = impl.statement(
+          "INSERT INTO metrics (trial_id, attempt, step, time_ms, values_json) "
+          "VALUES (?1, ?2, ?3, ?4, ?5)");
+      insert.bind(1, trial_id).bind(2, held->attempt);
+      bind_optional(insert, 3, point.step).bind(4, point.time_ms).bind(5, dump_json(point.values));
+      if (Status status = insert.execute(); !status) return status;
+    }
+    return impl.touch_worker(held->worker_id, now);
+  });
+}
+
+Status SqliteStore::check_lease(const std::string& trial_id, const std::string& lease_token) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kRead, [&](TimeMs now) -> Status {
+    return impl.hold_lease(trial_id, lease_token, now).status();
+  });
+}
+
+Status SqliteStore::attach_model(const std::string& trial_id, const std::string& lease_token,
+                                 const ModelInfo& model) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
+    Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
+    if (!held) return held.status();
+    Status status =
+        impl.statement("UPDATE trials SET model_sha256 = ?2, model_size = ?3 WHERE id = ?1")
+            .bind(1, trial_id)
+            .bind(2, model.sha256)
+            .bind(3, model.size_bytes)
+            .execute();
+    if (!status) return status;
+    return impl.touch_worker(held->worker_id, now);
+  });
+}
+
+Status SqliteStore::complete(const std::string& trial_id, const std::string& lease_token,
+                             const nlohmann::json& results) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
+    Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
+    if (!held) return held.status();
+    Status status = impl.statement(
+                            "UPDATE trials SET state = 'done', results = ?2, finished_ms = ?3, "
+                            "lease_token = NULL, lease_expires_ms = NULL WHERE id = ?1")
+                        .bind(1, trial_id)
+                        .bind(2, dump_json(results))
+                        .bind(3, now)
+                        .execute();
+    if (!status) return status;
+    status = impl.end_attempt(trial_id, "done", std::nullopt, now);
+    if (!status) return status;
+    return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/1, /*failed=*/0);
+  });
+}
+
+Status SqliteStore::fail(const std::string& trial_id, const std::string& lease_token,
+                         const std::string& error, const std::string& traceback) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
+    Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
+    if (!held) return held.status();
+    Status status = impl.statement(
+                            "UPDATE trials SET state = 'failed', error = ?2, traceback = ?3, "
+                            "finished_ms = ?4, lease_token = NULL, lease_expires_ms = NULL "
+                            "WHERE id = ?1")
+                        .bind(1, trial_id)
+                        .bind(2, error)
+                        .bind(3, traceback)
+                        .bind(4, now)
+                        .execute();
+    if (!status) return status;
+    status = impl.end_attempt(trial_id, "failed", error, now);
+    if (!status) return status;
+    return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/1);
+  });
+}
+
+Status SqliteStore::release(const std::string& trial_id, const std::string& lease_token) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
+    Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
+    if (!held) return held.status();
+    Status status = impl.statement(
+                            "UPDATE trials SET state = 'pending', attempts = attempts - 1, "
+                            "lease_token = NULL, lease_expires_ms = NULL, worker_id = NULL, "
+                            "started_ms = NULL WHERE id = ?1")
+                        .bind(1, trial_id)
+                        .execute();
+    if (!status) return status;
+    status = impl.end_attempt(trial_id, "released", std::nullopt, now);
+    if (!status) return status;
+    return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/0);
+  });
+}
+
+Result<std::int64_t> SqliteStore::requeue_expired() {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite,
+                       [&](TimeMs now) { return impl.requeue_expired(now); });
+}
+
+Result<std::vector<ExperimentSummary>> SqliteStore::list_experiments() {
+  Impl& impl = *impl_;
+  return impl.transact(
+      TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<ExperimentSummary>> {
+        Statement query = impl.statement(
+            "SELECT e.name, e.active, c.in_config, c.state, c.count FROM experiments e "
+            "LEFT JOIN trial_counts c ON c.experiment = e.name "
+            "ORDER BY e.first_synced_ms, e.name");
+        std::vector<ExperimentSummary> experiments;
+        for (;;) {
+          Result<bool> row = query.next_row();
+          if (!row) return row.status();
+          if (!*row) return experiments;
+          std::string name = query.text(0);
+          if (experiments.empty() || experiments.back().name != name) {
+            experiments.push_back(ExperimentSummary{});
+            experiments.back().name = std::move(name);
+            experiments.back().active = query.integer(1) != 0;
+          }
+          ExperimentSummary& summary = experiments.back();
+          if (query.is_null(3) || (summary.active && query.integer(2) == 0)) continue;
+          std::optional<TrialState> state = trial_state_from_string(query.text(3));
+          if (!state) return Status::internal("unknown trial state " + query.text(3));
+          std::int64_t count = query.integer(4);
+          switch (*state) {
+            case TrialState::kPending:
+              summary.pending += count;
+              break;
+            case TrialState::kRunning:
+              summary.running += count;
+              break;
+            case TrialState::kDone:
+              summary.done += count;
+              break;
+            case TrialState::kFailed:
+              summary.failed += count;
+              break;
+          }
+        }
+      });
+}
+
+Result<std::vector<TrialRecord>> SqliteStore::list_trials(const std::string& experiment) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<TrialRecord>> {
+    {
+      Statement known = impl.statement("SELECT 1 FROM experiments WHERE name = ?1");
+      Result<bool> found = known.bind(1, experiment).next_row();
+      if (!found) return found.status();
+      if (!*found) return Status::not_found("no experiment " + experiment);
+    }
+    static const std::string kSql = "SELECT " + std::string(kTrialColumns) +
+                                    " FROM trials WHERE experiment = ?1 ORDER BY grid_index, id";
+    Statement query = impl.statement(kSql);
+    query.bind(1, experiment);
+    std::vector<TrialRecord> trials;
+    for (;;) {
+      Result<bool> row = query.next_row();
+      if (!row) return row.status();
+      if (!*row) return trials;
+      Result<TrialRecord> trial = read_trial(query);
+      if (!trial) return trial.status();
+      trials.push_back(std::move(trial).value());
+    }
+  });
+}
+
+Result<TrialRecord> SqliteStore::get_trial(const std::string& trial_id) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kRead, [&](TimeMs) -> Result<TrialRecord> {
+    static const std::string kSql =
+        "SELECT " + std::string(kTrialColumns) + " FROM trials WHERE id = ?1";
+    Statement query = impl.statement(kSql);
+    Result<bool> found = query.bind(1, trial_id).next_row();
+    if (!found) return found.status();
+    if (!*found) return Status::not_found("no trial " + trial_id);
+    return read_trial(query);
+  });
+}
+
+Result<std::vector<MetricPoint>> SqliteStore::list_metrics(const std::string& trial_id) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<MetricPoint>> {
+    {
+      Statement known = impl.statement("SELECT 1 FROM trials WHERE id = ?1");
+      Result<bool> found = known.bind(1, trial_id).next_row();
+      if (!found) return found.status();
+      if (!*found) return Status::not_found("no trial " + trial_id);
+    }
+    Statement query = impl.statement(
+        "SELECT step, time_ms, values_json FROM metrics WHERE trial_id = ?1 ORDER BY id");
+    query.bind(1, trial_id);
+    std::vector<MetricPoint> points;
+    for (;;) {
+      Result<bool> row = query.next_row();
+      if (!row) return row.status();
+      if (!*row) return points;
+      Result<nlohmann::json> values = parse_stored_json(query.text(2), "metric values");
+      if (!values) return values.status();
+      points.push_back(
+          MetricPoint{query.optional_integer(0), query.integer(1), std::move(values).value()});
+    }
+  });
+}
+
+}  // namespace gridexp

@@ -66,8 +66,8 @@ struct Lease {
 
 struct ClaimOutcome {
   std::optional<Lease> lease;  // empty when nothing is pending
-  std::int64_t pending = 0;    // left after this claim, in the active experiment
-  std::int64_t running = 0;
+  std::int64_t pending = 0;    // left after this claim, in the active experiment's config
+  std::int64_t running = 0;    // in the active experiment's config
 };
 
 struct HeartbeatReply {
@@ -105,6 +105,8 @@ struct TrialRecord {
   bool stop_requested = false;
 };
 
+// Trial counts by state: for the active experiment, only the trials in its current config
+// (the ones a claim can still hand out or is running); for any other, all its trials.
 struct ExperimentSummary {
   std::string name;
   bool active = false;  // the experiment of the current config

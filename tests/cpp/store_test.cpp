@@ -1,1 +1,811 @@
+// Store tests, written against the Store interface: StoreTest runs once per backend listed in
+// INSTANTIATE_TEST_SUITE_P at the end of its section, so another backend gets the whole suite
+// by adding one line. SqliteStoreTest covers what only a file database can show: restarts.
+#include <sqlite3.h>
+
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <ostream>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/random.h"
+#include "server/sqlite_store.h"
+#include "server/store.h"
+
+namespace gridexp {
+namespace {
+
+constexpr TimeMs kLeaseMs = 10'000;
+constexpr int kMaxAttempts = 3;
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class ScratchDir {
+ public:
+  ScratchDir()
+      : path_(std::filesystem::temp_directory_path() / ("gridexp_store_test_" + random_hex(8))) {
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The value of an OK result. Anything else throws, which GoogleTest reports as a failure of
+// the running test, with the status message.
+template <typename T>
+T value_of(Result<T> result) {
+  if (!result.is_ok()) throw std::runtime_error("unexpected error: " + result.status().message());
+  return std::move(result).value();
+}
+
+void expect_ok(const Status& status) { EXPECT_TRUE(status.is_ok()) << status.message(); }
+
+::testing::AssertionResult IsError(const Status& status, Code code, std::string_view fragment) {
+  if (status.code() != code) {
+    return ::testing::AssertionFailure()
+           << "code " << static_cast<int>(status.code()) << " instead of " << static_cast<int>(code)
+           << " (message: \"" << status.message() << "\")";
+  }
+  if (status.message().find(fragment) == std::string::npos) {
+    return ::testing::AssertionFailure()
+           << "message \"" << status.message() << "\" does not mention \"" << fragment << "\"";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A config with one axis "x" over the given integers.
+ExperimentConfig config_over(const std::string& experiment, const std::vector<int>& xs) {
+  ExperimentConfig config;
+  config.source_name = "config.yaml";
+  config.experiment_name = experiment;
+  Axis axis{"x", {}};
+  for (int x : xs) axis.values.emplace_back(x);
+  config.axes.push_back(std::move(axis));
+  config.document = {{"experiment_name", experiment}};
+  return config;
+}
+
+ExperimentConfig config_with_points(const std::string& experiment, int points) {
+  std::vector<int> xs(static_cast<std::size_t>(points));
+  for (int i = 0; i < points; ++i) xs[static_cast<std::size_t>(i)] = i;
+  return config_over(experiment, xs);
+}
+
+std::string id_of(const std::string& experiment, int x) {
+  return Grid::trial_id(experiment, {{"x", x}});
+}
+
+WorkerInfo worker_on(const std::string& host) {
+  WorkerInfo info;
+  info.host = host;
+  info.pid = 4242;
+  info.devices = nlohmann::json::array({"cuda:0"});
+  info.version = "0.1.0";
+  return info;
+}
+
+ExperimentSummary summary_of(Store& store, const std::string& experiment) {
+  for (ExperimentSummary& summary : value_of(store.list_experiments())) {
+    if (summary.name == experiment) return summary;
+  }
+  throw std::runtime_error("no summary for " + experiment);
+}
+
+WorkerRecord worker_record(Store& store, const std::string& worker_id) {
+  for (WorkerRecord& worker : value_of(store.list_workers())) {
+    if (worker.id == worker_id) return worker;
+  }
+  throw std::runtime_error("no worker " + worker_id);
+}
+
+// Checks every summary against a count of the experiment's trials: for the active
+// experiment only those in config, for the others all.
+void expect_summaries_match_trials(Store& store) {
+  for (const ExperimentSummary& summary : value_of(store.list_experiments())) {
+    ExperimentSummary counted;
+    for (const TrialRecord& trial : value_of(store.list_trials(summary.name))) {
+      if (summary.active && !trial.in_config) continue;
+      switch (trial.state) {
+        case TrialState::kPending:
+          ++counted.pending;
+          break;
+        case TrialState::kRunning:
+          ++counted.running;
+          break;
+        case TrialState::kDone:
+          ++counted.done;
+          break;
+        case TrialState::kFailed:
+          ++counted.failed;
+          break;
+      }
+    }
+    EXPECT_EQ(summary.pending, counted.pending) << summary.name;
+    EXPECT_EQ(summary.running, counted.running) << summary.name;
+    EXPECT_EQ(summary.done, counted.done) << summary.name;
+    EXPECT_EQ(summary.failed, counted.failed) << summary.name;
+  }
+}
+
+// Opens a fresh, empty store whose files (if any) live in `scratch_dir`.
+using StoreFactory = std::function<Result<std::unique_ptr<Store>>(
+    const std::filesystem::path& scratch_dir, const Clock& clock, StoreOptions options)>;
+
+struct StoreBackend {
+  std::string name;
+  StoreFactory open;
+};
+
+// So that a failing test names its backend rather than dumping bytes.
+void PrintTo(const StoreBackend& backend, std::ostream* out) { *out << backend.name; }
+
+class StoreTest : public ::testing::TestWithParam<StoreBackend> {
+ protected:
+  StoreTest() { reopen(StoreOptions{kLeaseMs, kMaxAttempts}); }
+
+  void reopen(StoreOptions options) {
+    store_.reset();
+    store_ = value_of(GetParam().open(dir_.path(), clock_, options));
+  }
+
+  Store& store() { return *store_; }
+
+  std::string sync(const ExperimentConfig& config) {
+    expect_ok(store().sync_grid(Grid(config)));
+    return config.experiment_name;
+  }
+
+  std::string new_worker(const std::string& host = "host-a") {
+    return value_of(store().register_worker(worker_on(host))).id;
+  }
+
+  Lease claim(const std::string& worker_id) {
+    ClaimOutcome outcome = value_of(store().claim_next_trial(worker_id));
+    if (!outcome.lease) throw std::runtime_error("nothing to claim");
+    return *outcome.lease;
+  }
+
+  FakeClock clock_;
+  ScratchDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreTest, ClaimLeasesTheLowestIndexPendingTrial) {
+  ExperimentConfig config = config_over("exp", {7, 8, 9});
+  sync(config);
+  std::string worker = new_worker();
+
+  ClaimOutcome outcome = value_of(store().claim_next_trial(worker));
+
+  ASSERT_TRUE(outcome.lease.has_value());
+  const Lease& lease = *outcome.lease;
+  EXPECT_EQ(lease.trial_id, Grid(config).id_at(0));
+  EXPECT_EQ(lease.experiment, "exp");
+  EXPECT_EQ(lease.hyperparameters, nlohmann::json({{"x", 7}}));
+  EXPECT_EQ(lease.attempt, 1);
+  EXPECT_EQ(lease.lease_token.size(), 32u);
+  EXPECT_EQ(lease.lease_expires_ms, clock_.now_ms() + kLeaseMs);
+  EXPECT_EQ(outcome.pending, 2);
+  EXPECT_EQ(outcome.running, 1);
+
+  TrialRecord trial = value_of(store().get_trial(lease.trial_id));
+  EXPECT_EQ(trial.state, TrialState::kRunning);
+  EXPECT_EQ(trial.attempts, 1);
+  EXPECT_EQ(trial.worker_id, worker);
+  EXPECT_EQ(trial.started_ms, clock_.now_ms());
+  EXPECT_EQ(trial.lease_expires_ms, lease.lease_expires_ms);
+  EXPECT_EQ(worker_record(store(), worker).current_trial, lease.trial_id);
+
+  EXPECT_EQ(claim(worker).trial_id, Grid(config).id_at(1));
+}
+
+TEST_P(StoreTest, ClaimWithNothingPendingReturnsNoLease) {
+  std::string worker = new_worker();
+  ClaimOutcome before_any_grid = value_of(store().claim_next_trial(worker));
+  EXPECT_FALSE(before_any_grid.lease.has_value());
+  EXPECT_EQ(before_any_grid.pending, 0);
+  EXPECT_EQ(before_any_grid.running, 0);
+
+  sync(config_over("exp", {1}));
+  Lease lease = claim(worker);
+  ClaimOutcome while_running = value_of(store().claim_next_trial(worker));
+  EXPECT_FALSE(while_running.lease.has_value());
+  EXPECT_EQ(while_running.pending, 0);
+  EXPECT_EQ(while_running.running, 1);
+
+  expect_ok(store().complete(lease.trial_id, lease.lease_token, {{"loss", 0.5}}));
+  ClaimOutcome all_done = value_of(store().claim_next_trial(worker));
+  EXPECT_FALSE(all_done.lease.has_value());
+  EXPECT_EQ(all_done.pending, 0);
+  EXPECT_EQ(all_done.running, 0);
+}
+
+TEST_P(StoreTest, CompleteRecordsResultsMetricsAndModel) {
+  sync(config_over("exp", {1, 2}));
+  std::string worker = new_worker();
+  Lease lease = claim(worker);
+  clock_.advance_ms(100);
+
+  HeartbeatReply reply = value_of(store().heartbeat(lease.trial_id, lease.lease_token));
+  EXPECT_FALSE(reply.stop_requested);
+  expect_ok(store().add_metrics(lease.trial_id, lease.lease_token,
+                                {MetricPoint{1, clock_.now_ms(), {{"loss", 0.9}}},
+                                 MetricPoint{std::nullopt, clock_.now_ms() + 1, {{"acc", 0.1}}}}));
+  expect_ok(store().add_metrics(lease.trial_id, lease.lease_token,
+                                {MetricPoint{2, clock_.now_ms() + 2, {{"loss", 0.4}}}}));
+  expect_ok(store().check_lease(lease.trial_id, lease.lease_token));
+  expect_ok(store().attach_model(lease.trial_id, lease.lease_token, ModelInfo{"ab12", 2048}));
+  clock_.advance_ms(100);
+  expect_ok(store().complete(lease.trial_id, lease.lease_token, {{"loss", 0.4}}));
+
+  TrialRecord trial = value_of(store().get_trial(lease.trial_id));
+  EXPECT_EQ(trial.state, TrialState::kDone);
+  EXPECT_EQ(trial.results, nlohmann::json({{"loss", 0.4}}));
+  EXPECT_EQ(trial.finished_ms, clock_.now_ms());
+  EXPECT_EQ(trial.attempts, 1);
+  EXPECT_EQ(trial.worker_id, worker);
+  EXPECT_FALSE(trial.lease_expires_ms.has_value());
+  ASSERT_TRUE(trial.model.has_value());
+  EXPECT_EQ(trial.model->sha256, "ab12");
+  EXPECT_EQ(trial.model->size_bytes, 2048);
+
+  std::vector<MetricPoint> metrics = value_of(store().list_metrics(lease.trial_id));
+  ASSERT_EQ(metrics.size(), 3u);
+  EXPECT_EQ(metrics[0].step, 1);
+  EXPECT_EQ(metrics[0].values, nlohmann::json({{"loss", 0.9}}));
+  EXPECT_FALSE(metrics[1].step.has_value());
+  EXPECT_EQ(metrics[1].time_ms, metrics[0].time_ms + 1);
+  EXPECT_EQ(metrics[2].step, 2);
+
+  WorkerRecord record = worker_record(store(), worker);
+  EXPECT_EQ(record.trials_done, 1);
+  EXPECT_EQ(record.trials_failed, 0);
+  EXPECT_FALSE(record.current_trial.has_value());
+  EXPECT_EQ(record.last_seen_ms, clock_.now_ms());
+
+  ExperimentSummary summary = summary_of(store(), "exp");
+  EXPECT_TRUE(summary.active);
+  EXPECT_EQ(summary.pending, 1);
+  EXPECT_EQ(summary.done, 1);
+  EXPECT_EQ(summary.total(), 2);
+}
+
+TEST_P(StoreTest, EveryLeaseCallIsRefusedOnceTheTrialIsDone) {
+  sync(config_over("exp", {1}));
+  Lease lease = claim(new_worker());
+  expect_ok(store().complete(lease.trial_id, lease.lease_token, {{"loss", 1}}));
+
+  const std::string& id = lease.trial_id;
+  const std::string& token = lease.lease_token;
+  EXPECT_TRUE(IsError(store().heartbeat(id, token).status(), Code::kConflict, "already done"));
+  EXPECT_TRUE(IsError(store().add_metrics(id, token, {}), Code::kConflict, "already done"));
+  EXPECT_TRUE(IsError(store().check_lease(id, token), Code::kConflict, "already done"));
+  EXPECT_TRUE(IsError(store().attach_model(id, token, {}), Code::kConflict, "already done"));
+  EXPECT_TRUE(IsError(store().complete(id, token, {}), Code::kConflict, "already done"));
+  EXPECT_TRUE(IsError(store().fail(id, token, "e", "t"), Code::kConflict, "already done"));
+  EXPECT_TRUE(IsError(store().release(id, token), Code::kConflict, "already done"));
+  EXPECT_EQ(value_of(store().get_trial(id)).results, nlohmann::json({{"loss", 1}}));
+}
+
+TEST_P(StoreTest, FailIsFinalAndNeverRetried) {
+  ExperimentConfig config = config_over("exp", {1, 2});
+  sync(config);
+  std::string worker = new_worker();
+  Lease first = claim(worker);
+
+  expect_ok(store().fail(first.trial_id, first.lease_token, "ValueError: bad lr",
+                         "Traceback (most recent call last): ..."));
+
+  TrialRecord failed = value_of(store().get_trial(first.trial_id));
+  EXPECT_EQ(failed.state, TrialState::kFailed);
+  EXPECT_EQ(failed.error, "ValueError: bad lr");
+  EXPECT_EQ(failed.traceback, "Traceback (most recent call last): ...");
+  EXPECT_EQ(failed.finished_ms, clock_.now_ms());
+  EXPECT_TRUE(IsError(store().complete(first.trial_id, first.lease_token, {}), Code::kConflict,
+                      "already failed"));
+
+  Lease second = claim(worker);
+  EXPECT_EQ(second.trial_id, Grid(config).id_at(1));
+  expect_ok(store().complete(second.trial_id, second.lease_token, {}));
+  EXPECT_FALSE(value_of(store().claim_next_trial(worker)).lease.has_value());
+
+  WorkerRecord record = worker_record(store(), worker);
+  EXPECT_EQ(record.trials_failed, 1);
+  EXPECT_EQ(record.trials_done, 1);
+  ExperimentSummary summary = summary_of(store(), "exp");
+  EXPECT_EQ(summary.failed, 1);
+  EXPECT_EQ(summary.done, 1);
+}
+
+TEST_P(StoreTest, ReleaseGivesTheClaimBackWithoutCountingAnAttempt) {
+  sync(config_over("exp", {1}));
+  std::string worker = new_worker();
+  Lease first = claim(worker);
+
+  expect_ok(store().release(first.trial_id, first.lease_token));
+
+  TrialRecord released = value_of(store().get_trial(first.trial_id));
+  EXPECT_EQ(released.state, TrialState::kPending);
+  EXPECT_EQ(released.attempts, 0);
+  EXPECT_FALSE(released.worker_id.has_value());
+  EXPECT_FALSE(released.lease_expires_ms.has_value());
+  EXPECT_FALSE(worker_record(store(), worker).current_trial.has_value());
+  EXPECT_TRUE(IsError(store().heartbeat(first.trial_id, first.lease_token).status(),
+                      Code::kConflict, "released"));
+
+  Lease again = claim(worker);
+  EXPECT_EQ(again.trial_id, first.trial_id);
+  EXPECT_EQ(again.attempt, 1);
+  EXPECT_NE(again.lease_token, first.lease_token);
+  EXPECT_TRUE(IsError(store().complete(first.trial_id, first.lease_token, {}), Code::kConflict,
+                      "released"));
+}
+
+TEST_P(StoreTest, HeartbeatExtendsTheLease) {
+  sync(config_over("exp", {1}));
+  Lease lease = claim(new_worker());
+
+  clock_.advance_ms(kLeaseMs - 1);
+  HeartbeatReply reply = value_of(store().heartbeat(lease.trial_id, lease.lease_token));
+  EXPECT_EQ(reply.lease_expires_ms, clock_.now_ms() + kLeaseMs);
+  EXPECT_EQ(value_of(store().get_trial(lease.trial_id)).lease_expires_ms, reply.lease_expires_ms);
+
+  clock_.advance_ms(kLeaseMs - 1);  // well past the first expiry
+  EXPECT_EQ(value_of(store().requeue_expired()), 0);
+  expect_ok(store().complete(lease.trial_id, lease.lease_token, {{"loss", 2}}));
+}
+
+TEST_P(StoreTest, ExpiredLeasesAreRequeuedThenFailedAfterMaxAttempts) {
+  sync(config_over("exp", {1}));
+  std::string worker = new_worker("gpu-box-7");
+
+  for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
+    Lease lease = claim(worker);
+    EXPECT_EQ(lease.attempt, attempt);
+    clock_.advance_ms(kLeaseMs - 1);
+    EXPECT_EQ(value_of(store().requeue_expired()), 0) << "not expired yet";
+    clock_.advance_ms(1);
+    EXPECT_EQ(value_of(store().requeue_expired()), 1);
+
+    TrialRecord trial = value_of(store().get_trial(lease.trial_id));
+    EXPECT_EQ(trial.attempts, attempt);
+    EXPECT_FALSE(trial.lease_expires_ms.has_value());
+    EXPECT_FALSE(worker_record(store(), worker).current_trial.has_value());
+    if (attempt < kMaxAttempts) {
+      EXPECT_EQ(trial.state, TrialState::kPending);
+    } else {
+      EXPECT_EQ(trial.state, TrialState::kFailed);
+      ASSERT_TRUE(trial.error.has_value());
+      EXPECT_EQ(*trial.error, "lease expired 3 times (last worker " + worker +
+                                  " on gpu-box-7); giving up after --max-attempts=3");
+    }
+  }
+  ClaimOutcome outcome = value_of(store().claim_next_trial(worker));
+  EXPECT_FALSE(outcome.lease.has_value());
+  EXPECT_EQ(outcome.pending, 0);
+  EXPECT_EQ(outcome.running, 0);
+  EXPECT_EQ(summary_of(store(), "exp").failed, 1);
+}
+
+TEST_P(StoreTest, ClaimRequeuesExpiredLeasesFirst) {
+  sync(config_over("exp", {1, 2}));
+  std::string worker = new_worker();
+  Lease first = claim(worker);
+  clock_.advance_ms(kLeaseMs);
+
+  Lease again = claim(worker);
+
+  EXPECT_EQ(again.trial_id, first.trial_id);
+  EXPECT_EQ(again.attempt, 2);
+}
+
+TEST_P(StoreTest, LateWorkerIsFencedOutOnceTheTrialIsReLeased) {
+  sync(config_over("exp", {1}));
+  std::string worker_a = new_worker("host-a");
+  std::string worker_b = new_worker("host-b");
+  Lease lease_a = claim(worker_a);
+  clock_.advance_ms(kLeaseMs + 1);
+  Lease lease_b = claim(worker_b);
+  ASSERT_EQ(lease_b.trial_id, lease_a.trial_id);
+  EXPECT_EQ(lease_b.attempt, 2);
+
+  const std::string& id = lease_a.trial_id;
+  const std::string& stale = lease_a.lease_token;
+  const char* why = "re-leased to another worker";
+  EXPECT_TRUE(IsError(store().heartbeat(id, stale).status(), Code::kConflict, why));
+  EXPECT_TRUE(IsError(store().add_metrics(id, stale, {MetricPoint{1, 0, {{"loss", 9}}}}),
+                      Code::kConflict, why));
+  EXPECT_TRUE(IsError(store().check_lease(id, stale), Code::kConflict, why));
+  EXPECT_TRUE(IsError(store().attach_model(id, stale, {"ff", 1}), Code::kConflict, why));
+  EXPECT_TRUE(IsError(store().complete(id, stale, {{"by", "a"}}), Code::kConflict, why));
+  EXPECT_TRUE(IsError(store().fail(id, stale, "e", "t"), Code::kConflict, why));
+  EXPECT_TRUE(IsError(store().release(id, stale), Code::kConflict, why));
+
+  expect_ok(store().complete(id, lease_b.lease_token, {{"by", "b"}}));
+  TrialRecord trial = value_of(store().get_trial(id));
+  EXPECT_EQ(trial.state, TrialState::kDone);
+  EXPECT_EQ(trial.results, nlohmann::json({{"by", "b"}}));
+  EXPECT_EQ(trial.worker_id, worker_b);
+  EXPECT_EQ(trial.attempts, 2);
+  EXPECT_FALSE(trial.model.has_value());
+  EXPECT_TRUE(value_of(store().list_metrics(id)).empty());
+  EXPECT_EQ(worker_record(store(), worker_a).trials_done, 0);
+  EXPECT_EQ(worker_record(store(), worker_b).trials_done, 1);
+  EXPECT_TRUE(IsError(store().complete(id, stale, {}), Code::kConflict, "already done"));
+}
+
+TEST_P(StoreTest, CallsAfterTheExpiryTimeAreRefusedBeforeAnyRequeue) {
+  sync(config_over("exp", {1}));
+  Lease lease = claim(new_worker());
+  clock_.advance_ms(kLeaseMs);  // the expiry instant itself is past the lease
+
+  const std::string& id = lease.trial_id;
+  const std::string& token = lease.lease_token;
+  EXPECT_TRUE(IsError(store().complete(id, token, {}), Code::kConflict, "lease expired"));
+  EXPECT_TRUE(IsError(store().heartbeat(id, token).status(), Code::kConflict, "lease expired"));
+  EXPECT_TRUE(IsError(store().check_lease(id, token), Code::kConflict, "lease expired"));
+  EXPECT_EQ(value_of(store().get_trial(id)).state, TrialState::kRunning);
+
+  EXPECT_EQ(value_of(store().requeue_expired()), 1);
+  EXPECT_TRUE(IsError(store().complete(id, token, {}), Code::kConflict, "lease expired"));
+  EXPECT_EQ(value_of(store().get_trial(id)).state, TrialState::kPending);
+}
+
+TEST_P(StoreTest, WrongTokenIsAConflict) {
+  sync(config_over("exp", {1}));
+  Lease lease = claim(new_worker());
+
+  EXPECT_TRUE(IsError(store().complete(lease.trial_id, "0123456789abcdef0123456789abcdef", {}),
+                      Code::kConflict, "does not match"));
+  EXPECT_TRUE(
+      IsError(store().heartbeat(lease.trial_id, "").status(), Code::kConflict, "does not match"));
+  expect_ok(store().complete(lease.trial_id, lease.lease_token, {}));
+}
+
+TEST_P(StoreTest, UnknownTrialOrWorkerIsNotFound) {
+  sync(config_over("exp", {1}));
+  const std::string missing = "0000000000000000";
+  const std::string no_trial = "no trial " + missing;
+
+  EXPECT_TRUE(
+      IsError(store().claim_next_trial("nobody").status(), Code::kNotFound, "no worker nobody"));
+  EXPECT_TRUE(IsError(store().heartbeat(missing, "t").status(), Code::kNotFound, no_trial));
+  EXPECT_TRUE(IsError(store().add_metrics(missing, "t", {}), Code::kNotFound, no_trial));
+  EXPECT_TRUE(IsError(store().check_lease(missing, "t"), Code::kNotFound, no_trial));
+  EXPECT_TRUE(IsError(store().attach_model(missing, "t", {}), Code::kNotFound, no_trial));
+  EXPECT_TRUE(IsError(store().complete(missing, "t", {}), Code::kNotFound, no_trial));
+  EXPECT_TRUE(IsError(store().fail(missing, "t", "e", "t"), Code::kNotFound, no_trial));
+  EXPECT_TRUE(IsError(store().release(missing, "t"), Code::kNotFound, no_trial));
+  EXPECT_TRUE(IsError(store().get_trial(missing).status(), Code::kNotFound, no_trial));
+  EXPECT_TRUE(IsError(store().list_metrics(missing).status(), Code::kNotFound, no_trial));
+  EXPECT_TRUE(
+      IsError(store().list_trials("other").status(), Code::kNotFound, "no experiment other"));
+}
+
+TEST_P(StoreTest, MetricValuesMustBeAnObject) {
+  sync(config_over("exp", {1}));
+  Lease lease = claim(new_worker());
+  EXPECT_TRUE(IsError(store().add_metrics(lease.trial_id, lease.lease_token,
+                                          {MetricPoint{1, 0, nlohmann::json::array({1})}}),
+                      Code::kInvalidArgument, "object"));
+  EXPECT_TRUE(value_of(store().list_metrics(lease.trial_id)).empty());
+}
+
+TEST_P(StoreTest, RegisteredWorkersAreListed) {
+  WorkerRecord registered = value_of(store().register_worker(worker_on("host-a")));
+  clock_.advance_ms(5);
+  std::string second = new_worker("host-b");
+
+  std::vector<WorkerRecord> workers = value_of(store().list_workers());
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_EQ(workers[0].id, registered.id);
+  EXPECT_EQ(workers[0].info.host, "host-a");
+  EXPECT_EQ(workers[0].info.pid, 4242);
+  EXPECT_EQ(workers[0].info.devices, nlohmann::json::array({"cuda:0"}));
+  EXPECT_EQ(workers[0].info.version, "0.1.0");
+  EXPECT_EQ(workers[0].first_seen_ms, registered.first_seen_ms);
+  EXPECT_EQ(workers[1].id, second);
+  EXPECT_NE(registered.id, second);
+
+  sync(config_over("exp", {1}));
+  clock_.advance_ms(5);
+  Lease lease = claim(registered.id);
+  WorkerRecord after_claim = worker_record(store(), registered.id);
+  EXPECT_EQ(after_claim.last_seen_ms, clock_.now_ms());
+  EXPECT_EQ(after_claim.first_seen_ms, registered.first_seen_ms);
+  EXPECT_EQ(after_claim.current_trial, lease.trial_id);
+}
+
+TEST_P(StoreTest, ConcurrentClaimsHandOutEveryTrialExactlyOnce) {
+  constexpr int kPoints = 2'000;
+  constexpr int kThreads = 16;
+  sync(config_with_points("exp", kPoints));
+
+  std::vector<std::vector<std::string>> claimed(kThreads);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &claimed, &errors] {
+      Result<WorkerRecord> worker = store().register_worker(worker_on("host"));
+      if (!worker) {
+        ++errors;
+        return;
+      }
+      for (;;) {
+        Result<ClaimOutcome> outcome = store().claim_next_trial(worker->id);
+        if (!outcome) {
+          ++errors;
+          return;
+        }
+        if (!outcome->lease) return;
+        const Lease& lease = *outcome->lease;
+        claimed[static_cast<std::size_t>(t)].push_back(lease.trial_id);
+        if (!store().complete(lease.trial_id, lease.lease_token, {{"thread", t}})) ++errors;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  EXPECT_EQ(errors.load(), 0);
+  std::multiset<std::string> all;
+  for (const auto& ids : claimed) all.insert(ids.begin(), ids.end());
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kPoints));
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), all.size())
+      << "a trial was handed out twice";
+  ExperimentSummary summary = summary_of(store(), "exp");
+  EXPECT_EQ(summary.done, kPoints);
+  EXPECT_EQ(summary.total(), kPoints);
+  for (const TrialRecord& trial : value_of(store().list_trials("exp"))) {
+    EXPECT_EQ(trial.attempts, 1);
+  }
+}
+
+TEST_P(StoreTest, EditedConfigKeepsExistingTrialsAndRetiresRemovedOnes) {
+  sync(config_over("exp", {1, 2, 3, 4}));
+  std::string worker = new_worker();
+  Lease done = claim(worker);
+  expect_ok(store().complete(done.trial_id, done.lease_token, {{"loss", 0.1}}));
+  Lease running = claim(worker);
+  ASSERT_EQ(done.trial_id, id_of("exp", 1));
+  ASSERT_EQ(running.trial_id, id_of("exp", 2));
+
+  sync(config_over("exp", {2, 3, 5}));  // 1 and 4 removed, 5 added
+
+  std::map<std::string, TrialRecord> trials;
+  for (TrialRecord& trial : value_of(store().list_trials("exp"))) trials[trial.id] = trial;
+  ASSERT_EQ(trials.size(), 5u);
+  const TrialRecord& removed_done = trials[id_of("exp", 1)];
+  EXPECT_FALSE(removed_done.in_config);
+  EXPECT_EQ(removed_done.state, TrialState::kDone);
+  EXPECT_EQ(removed_done.results, nlohmann::json({{"loss", 0.1}}));
+  const TrialRecord& kept_running = trials[id_of("exp", 2)];
+  EXPECT_TRUE(kept_running.in_config);
+  EXPECT_EQ(kept_running.grid_index, 0u);
+  EXPECT_EQ(kept_running.state, TrialState::kRunning);
+  EXPECT_EQ(trials[id_of("exp", 3)].grid_index, 1u);
+  EXPECT_FALSE(trials[id_of("exp", 4)].in_config);
+  EXPECT_EQ(trials[id_of("exp", 4)].state, TrialState::kPending);
+  const TrialRecord& added = trials[id_of("exp", 5)];
+  EXPECT_TRUE(added.in_config);
+  EXPECT_EQ(added.grid_index, 2u);
+  EXPECT_EQ(added.state, TrialState::kPending);
+  EXPECT_EQ(added.hyperparameters, nlohmann::json({{"x", 5}}));
+
+  ExperimentSummary summary = summary_of(store(), "exp");  // in-config trials only
+  EXPECT_EQ(summary.pending, 2);
+  EXPECT_EQ(summary.running, 1);
+  EXPECT_EQ(summary.done, 0);
+
+  expect_ok(store().complete(running.trial_id, running.lease_token, {{"loss", 0.2}}));
+  EXPECT_EQ(claim(worker).trial_id, id_of("exp", 3));
+  EXPECT_EQ(claim(worker).trial_id, id_of("exp", 5));
+  EXPECT_FALSE(value_of(store().claim_next_trial(worker)).lease.has_value())
+      << "a point removed from the config was handed out";
+}
+
+TEST_P(StoreTest, SwitchingExperimentsDeactivatesThePreviousOne) {
+  sync(config_over("alpha", {1, 2, 3}));
+  std::string worker = new_worker();
+  Lease alpha_first = claim(worker);
+  expect_ok(store().complete(alpha_first.trial_id, alpha_first.lease_token, {{"loss", 1}}));
+
+  sync(config_over("beta", {1, 2}));
+
+  std::vector<ExperimentSummary> summaries = value_of(store().list_experiments());
+  ASSERT_EQ(summaries.size(), 2u);
+  EXPECT_EQ(summaries[0].name, "alpha");
+  EXPECT_FALSE(summaries[0].active);
+  EXPECT_EQ(summaries[0].pending, 2);  // every trial of an inactive experiment
+  EXPECT_EQ(summaries[0].done, 1);
+  EXPECT_EQ(summaries[1].name, "beta");
+  EXPECT_TRUE(summaries[1].active);
+  EXPECT_EQ(summaries[1].pending, 2);
+  for (const TrialRecord& trial : value_of(store().list_trials("alpha"))) {
+    EXPECT_FALSE(trial.in_config);
+  }
+  EXPECT_EQ(claim(worker).experiment, "beta");
+  EXPECT_EQ(claim(worker).experiment, "beta");
+  EXPECT_FALSE(value_of(store().claim_next_trial(worker)).lease.has_value());
+
+  sync(config_over("alpha", {1, 2, 3}));
+
+  EXPECT_TRUE(summary_of(store(), "alpha").active);
+  EXPECT_FALSE(summary_of(store(), "beta").active);
+  EXPECT_EQ(value_of(store().get_trial(alpha_first.trial_id)).state, TrialState::kDone);
+  EXPECT_EQ(claim(worker).trial_id, id_of("alpha", 2));
+}
+
+TEST_P(StoreTest, RunningTrialRemovedFromTheConfigMayStillComplete) {
+  sync(config_over("exp", {1, 2}));
+  std::string worker = new_worker();
+  Lease lease = claim(worker);
+
+  sync(config_over("exp", {2}));
+  EXPECT_EQ(summary_of(store(), "exp").running, 0);
+  expect_ok(store().complete(lease.trial_id, lease.lease_token, {{"loss", 1}}));
+
+  TrialRecord trial = value_of(store().get_trial(lease.trial_id));
+  EXPECT_EQ(trial.state, TrialState::kDone);
+  EXPECT_FALSE(trial.in_config);
+  ExperimentSummary summary = summary_of(store(), "exp");
+  EXPECT_EQ(summary.done, 0);
+  EXPECT_EQ(summary.pending, 1);
+}
+
+TEST_P(StoreTest, SummariesAgreeWithTheTrialsThroughEveryTransition) {
+  sync(config_over("alpha", {1, 2, 3, 4, 5, 6}));
+  std::string worker = new_worker();
+  Lease done = claim(worker);
+  expect_ok(store().complete(done.trial_id, done.lease_token, {}));
+  Lease failed = claim(worker);
+  expect_ok(store().fail(failed.trial_id, failed.lease_token, "e", "t"));
+  Lease released = claim(worker);
+  expect_ok(store().release(released.trial_id, released.lease_token));
+  claim(worker);
+  claim(worker);
+  expect_summaries_match_trials(store());
+
+  clock_.advance_ms(kLeaseMs);
+  EXPECT_EQ(value_of(store().requeue_expired()), 2);
+  Lease running = claim(worker);
+  expect_summaries_match_trials(store());
+
+  sync(config_over("alpha", {0, 2, 4, 6, 8}));
+  expect_summaries_match_trials(store());
+  sync(config_over("beta", {1, 2}));
+  claim(worker);
+  expect_summaries_match_trials(store());
+  sync(config_over("alpha", {1, 2, 3}));
+  expect_ok(store().complete(running.trial_id, running.lease_token, {}));
+  expect_summaries_match_trials(store());
+}
+
+TEST_P(StoreTest, SyncingTheSameGridTwiceIsIdempotent) {
+  constexpr int kPoints = 1'000;
+  ExperimentConfig config = config_with_points("exp", kPoints);
+  Grid grid(config);
+  sync(config);
+  Lease lease = claim(new_worker());
+  expect_ok(store().complete(lease.trial_id, lease.lease_token, {{"loss", 3}}));
+
+  sync(config);
+
+  std::vector<TrialRecord> trials = value_of(store().list_trials("exp"));
+  ASSERT_EQ(trials.size(), static_cast<std::size_t>(kPoints));
+  for (std::uint64_t index = 0; index < grid.size(); ++index) {
+    const TrialRecord& trial = trials[index];
+    EXPECT_EQ(trial.id, grid.id_at(index));
+    EXPECT_EQ(trial.grid_index, index);
+    EXPECT_TRUE(trial.in_config);
+    EXPECT_EQ(trial.hyperparameters, grid.hyperparameters_at(index));
+    EXPECT_EQ(trial.state, index == 0 ? TrialState::kDone : TrialState::kPending);
+  }
+  EXPECT_EQ(trials[0].results, nlohmann::json({{"loss", 3}}));
+  std::vector<ExperimentSummary> summaries = value_of(store().list_experiments());
+  ASSERT_EQ(summaries.size(), 1u);
+  EXPECT_EQ(summaries[0].pending, kPoints - 1);
+  EXPECT_EQ(summaries[0].done, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, StoreTest,
+    ::testing::Values(StoreBackend{"SqliteInMemory",
+                                   [](const std::filesystem::path&, const Clock& clock,
+                                      StoreOptions options) -> Result<std::unique_ptr<Store>> {
+                                     Result<std::unique_ptr<SqliteStore>> store =
+                                         SqliteStore::open(":memory:", clock, options);
+                                     if (!store) return store.status();
+                                     return std::unique_ptr<Store>(std::move(store).value());
+                                   }},
+                      StoreBackend{"SqliteFile",
+                                   [](const std::filesystem::path& dir, const Clock& clock,
+                                      StoreOptions options) -> Result<std::unique_ptr<Store>> {
+                                     Result<std::unique_ptr<SqliteStore>> store = SqliteStore::open(
+                                         (dir / "state.db").string(), clock, options);
+                                     if (!store) return store.status();
+                                     return std::unique_ptr<Store>(std::move(store).value());
+                                   }}),
+    [](const ::testing::TestParamInfo<StoreBackend>& backend) { return backend.param.name; });
+
+// Restarts: what the file database must keep across closing and reopening.
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<SqliteStore> open_store(SqliteOptions sqlite_options = {}) {
+    return value_of(
+        SqliteStore::open(path(), clock_, StoreOptions{kLeaseMs, kMaxAttempts}, sqlite_options));
+  }
+  std::string path() const { return (dir_.path() / "state.db").string(); }
+
+  FakeClock clock_;
+  ScratchDir dir_;
+};
+
+TEST_F(SqliteStoreTest, TrialsAndLeasesSurviveAReopen) {
+  ExperimentConfig config = config_over("exp", {1, 2, 3});
+  std::string worker;
+  Lease completed;
+  Lease running;
+  {
+    std::unique_ptr<SqliteStore> store = open_store();
+    expect_ok(store->sync_grid(Grid(config)));
+    worker = value_of(store->register_worker(worker_on("host-a"))).id;
+    completed = *value_of(store->claim_next_trial(worker)).lease;
+    expect_ok(store->complete(completed.trial_id, completed.lease_token, {{"loss", 0.25}}));
+    running = *value_of(store->claim_next_trial(worker)).lease;
+    expect_ok(store->add_metrics(running.trial_id, running.lease_token,
+                                 {MetricPoint{1, 5, {{"loss", 0.5}}}}));
+  }
+  clock_.advance_ms(kLeaseMs / 2);
+
+  std::unique_ptr<SqliteStore> store = open_store(SqliteOptions{/*synchronous_full=*/true});
+  expect_ok(store->sync_grid(Grid(config)));  // what a restarted server does first
+
+  TrialRecord done = value_of(store->get_trial(completed.trial_id));
+  EXPECT_EQ(done.state, TrialState::kDone);
+  EXPECT_EQ(done.results, nlohmann::json({{"loss", 0.25}}));
+  TrialRecord still_running = value_of(store->get_trial(running.trial_id));
+  EXPECT_EQ(still_running.state, TrialState::kRunning);
+  EXPECT_EQ(still_running.lease_expires_ms, running.lease_expires_ms);
+  EXPECT_EQ(value_of(store->list_metrics(running.trial_id)).size(), 1u);
+  EXPECT_EQ(worker_record(*store, worker).trials_done, 1);
+
+  expect_ok(store->heartbeat(running.trial_id, running.lease_token).status());
+  expect_ok(store->complete(running.trial_id, running.lease_token, {{"loss", 0.125}}));
+  EXPECT_EQ(value_of(store->get_trial(running.trial_id)).results,
+            nlohmann::json({{"loss", 0.125}}));
+  ExperimentSummary summary = summary_of(*store, "exp");
+  EXPECT_EQ(summary.done, 2);
+  EXPECT_EQ(summary.pending, 1);
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerSchema) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  Result<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::open(path(), clock_, StoreOptions{kLeaseMs, kMaxAttempts});
+
+  EXPECT_TRUE(IsError(store.status(), Code::kIoError, "newer"));
+}
+
+}  // namespace
+}  // namespace gridexp
