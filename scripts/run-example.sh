@@ -1,7 +1,43 @@
 #!/usr/bin/env bash
-# The main job: set everything up, then serve the example experiment (examples/sentiment) on
-# port 8030. Stop it with Ctrl-C; start workers against it from any machine.
+# The main job: set everything up, then run the example grid (examples/sentiment, 8 trials)
+# with gridexp-server and two local gridexp-workers, and print the results and the best trial.
+# State is kept in examples/sentiment/.gridexp: a second run finds the grid finished; delete
+# that folder (and models/, logs/) to run it again. PORT picks the port (default 8030).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${GRIDEXP_VENV:-$ROOT/.venv}"
+EXAMPLE="$ROOT/examples/sentiment"
+PORT="${PORT:-8030}"
 "$ROOT/scripts/setup.sh"
-exec "${GRIDEXP_VENV:-$ROOT/.venv}/bin/gridexp-server" "$ROOT/examples/sentiment" --port "${PORT:-8030}" "$@"
+
+export GRIDEXP_PASSWORD="${GRIDEXP_PASSWORD:-$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))')}"
+RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/gridexp-example.XXXXXX")"
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+
+"$VENV/bin/gridexp-server" "$EXAMPLE" --host 127.0.0.1 --port "$PORT" &
+server_pid=$!
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  kill -0 "$server_pid" 2>/dev/null || { echo "run-example: the server did not start" >&2; exit 1; }
+  sleep 0.1
+done
+
+echo "run-example: starting two workers (their output is prefixed with the trial id)"
+worker_pids=()
+for n in 1 2; do
+  "$VENV/bin/gridexp-worker" --address="127.0.0.1:$PORT" --workdir="$RUN_DIR/worker-$n" \
+    --download_scripts --download_data=False &
+  worker_pids+=($!)
+done
+status=0
+for pid in "${worker_pids[@]}"; do wait "$pid" || status=$?; done
+
+echo
+"$VENV/bin/python" "$ROOT/scripts/show-results.py" "http://127.0.0.1:$PORT" sentiment_analysis1 \
+  val_accuracy max
+exit "$status"

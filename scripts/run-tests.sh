@@ -16,6 +16,7 @@ clang-format --dry-run --Werror "${cpp_files[@]}"
 
 echo "== C++ unit tests (ASan + UBSan)"
 cmake -S . -B build/asan -G Ninja -DGRIDEXP_BUILD_TESTS=ON -DGRIDEXP_SANITIZE=ON \
+  -DPython_EXECUTABLE="$VENV/bin/python" \
   -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build/asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

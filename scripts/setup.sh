@@ -33,7 +33,7 @@ fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # torch is pinned: an unpinned install would pull a multi-gigabyte CUDA build.
 "$VENV/bin/python" -c 'import torch' 2>/dev/null || "${PIP[@]}" install torch==2.13.0
-"${PIP[@]}" install "scikit-build-core>=0.10" "pybind11>=2.11" "pytest>=7" "requests>=2.28" ruff
+"${PIP[@]}" install "scikit-build-core>=0.10" "pybind11>=2.11" "pytest>=7" "requests>=2.28" ruff numpy
 echo "setup: building and installing gridexp"
 "${PIP[@]}" install --no-build-isolation "$ROOT"
 echo "setup: ready ($("$VENV/bin/gridexp-server" --version))"

@@ -20,6 +20,7 @@ enum class Code {
   kConflict,         // a lease or state precondition failed (HTTP 409)
   kTooLarge,         // a body or file over its limit (HTTP 413)
   kUnauthorized,     // missing or wrong password (HTTP 401)
+  kUnavailable,      // the server could not be reached or answered 5xx: try again later
   kIoError,          // the disk or the database failed (HTTP 500)
   kInternal,         // a broken invariant (HTTP 500)
 };
@@ -35,6 +36,7 @@ class Status {
   static Status conflict(std::string m) { return {Code::kConflict, std::move(m)}; }
   static Status too_large(std::string m) { return {Code::kTooLarge, std::move(m)}; }
   static Status unauthorized(std::string m) { return {Code::kUnauthorized, std::move(m)}; }
+  static Status unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status io_error(std::string m) { return {Code::kIoError, std::move(m)}; }
   static Status internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 

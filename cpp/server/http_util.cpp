@@ -24,6 +24,8 @@ int http_status_for(Code code) {
       return 409;
     case Code::kTooLarge:
       return 413;
+    case Code::kUnavailable:
+      return 503;
     case Code::kIoError:
     case Code::kInternal:
       return 500;

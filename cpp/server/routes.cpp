@@ -1,8 +1,10 @@
 #include "server/routes.h"
 
 #include <charconv>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "common/auth.h"
 #include "server/http_util.h"
@@ -340,6 +342,28 @@ void install_read_api(httplib::Server& server, ServerContext& context) {
                            "application/octet-stream", trial_id + ".pt"});
              });
 
+  server.Get("/api/v1/config", [&context](const httplib::Request&, httplib::Response& response) {
+    send_json(
+        response, 200,
+        {{"experiment_name", context.experiment_name}, {"config", context.experiment_config}});
+  });
+
+  server.Get(route("/api/v1/trials/", kTrialId, "/log"),
+             [&context](const httplib::Request& request, httplib::Response& response) {
+               std::string trial_id = request.matches[1];
+               Result<TrialRecord> trial = context.store.get_trial(trial_id);
+               if (!trial) return send_status_error(response, trial.status());
+               std::filesystem::path path = context.trial_logs.path_for(trial_id);
+               std::error_code error;
+               if (!std::filesystem::exists(path, error)) {
+                 return send_error(response, 404, "trial " + trial_id + " has no log yet");
+               }
+               std::ifstream in(path, std::ios::binary);
+               std::ostringstream text;
+               text << in.rdbuf();
+               response.set_content(text.str(), "text/plain; charset=utf-8");
+             });
+
   server.Get("/api/v1/workers", [&context](const httplib::Request&, httplib::Response& response) {
     Result<std::vector<WorkerRecord>> workers = context.store.list_workers();
     if (!workers) return send_status_error(response, workers.status());
@@ -397,23 +421,28 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                            {"server_version", context.version}});
               });
 
-  server.Post(
-      route("/api/v1/workers/", kWorkerId, "/claim"),
-      [&context](const httplib::Request& request, httplib::Response& response) {
-        Result<ClaimOutcome> outcome = context.store.claim_next_trial(request.matches[1]);
-        if (!outcome) return send_status_error(response, outcome.status());
-        nlohmann::json trial = nullptr;
-        if (const std::optional<Lease>& lease = outcome->lease) {
-          trial = {{"id", lease->trial_id},
-                   {"experiment", lease->experiment},
-                   {"hyperparameters", lease->hyperparameters},
-                   {"attempt", lease->attempt},
-                   {"lease_token", lease->lease_token},
-                   {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)}};
-        }
-        send_json(response, 200,
-                  {{"trial", trial}, {"pending", outcome->pending}, {"running", outcome->running}});
-      });
+  server.Post(route("/api/v1/workers/", kWorkerId, "/claim"), [&context](
+                                                                  const httplib::Request& request,
+                                                                  httplib::Response& response) {
+    Result<ClaimOutcome> outcome = context.store.claim_next_trial(request.matches[1]);
+    if (!outcome) return send_status_error(response, outcome.status());
+    nlohmann::json trial = nullptr;
+    if (const std::optional<Lease>& lease = outcome->lease) {
+      trial = {{"id", lease->trial_id},
+               {"experiment", lease->experiment},
+               {"hyperparameters", lease->hyperparameters},
+               {"attempt", lease->attempt},
+               {"lease_token", lease->lease_token},
+               {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)}};
+    }
+    send_json(response, 200,
+              {{"trial", trial},
+               {"pending", outcome->pending},
+               {"running", outcome->running},
+               {"done", outcome->done},
+               {"failed", outcome->failed},
+               {"total", outcome->pending + outcome->running + outcome->done + outcome->failed}});
+  });
 
   server.Post(route("/api/v1/trials/", kTrialId, "/heartbeat"),
               [&context](const httplib::Request& request, httplib::Response& response) {
@@ -493,6 +522,23 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                 if (!parse_leased_call(request, response, &body, &lease_token)) return;
                 Status status = context.store.release(request.matches[1], lease_token);
                 if (!status) return send_lease_error(response, status);
+                send_ok(response);
+              });
+
+  server.Post(route("/api/v1/trials/", kTrialId, "/log"),
+              [&context](const httplib::Request& request, httplib::Response& response) {
+                std::string trial_id = request.matches[1];
+                std::string lease_token = request.get_header_value("X-Gridexp-Lease-Token");
+                if (lease_token.empty()) {
+                  return send_error(response, 400,
+                                    "a log chunk needs the header X-Gridexp-Lease-Token");
+                }
+                if (Status lease = context.store.check_lease(trial_id, lease_token); !lease) {
+                  return send_lease_error(response, lease);
+                }
+                if (Status status = context.trial_logs.append(trial_id, request.body); !status) {
+                  return send_status_error(response, status);
+                }
                 send_ok(response);
               });
 

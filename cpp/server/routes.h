@@ -17,17 +17,23 @@
 #include "server/experiment_files.h"
 #include "server/model_files.h"
 #include "server/store.h"
+#include "server/trial_logs.h"
 
 namespace gridexp {
 
 struct ServerContext {
   ServerContext(Store& store_in, ExperimentFiles& files_in, ModelFiles& models_in,
-                const Clock& clock_in)
-      : store(store_in), experiment_files(files_in), model_files(models_in), clock(clock_in) {}
+                TrialLogs& logs_in, const Clock& clock_in)
+      : store(store_in),
+        experiment_files(files_in),
+        model_files(models_in),
+        trial_logs(logs_in),
+        clock(clock_in) {}
 
   Store& store;
   ExperimentFiles& experiment_files;
   ModelFiles& model_files;
+  TrialLogs& trial_logs;
   const Clock& clock;
   std::string password;
   nlohmann::json experiment_config;  // the config's top level, handed to workers

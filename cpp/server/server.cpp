@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <iostream>
@@ -21,6 +22,8 @@
 
 namespace gridexp {
 namespace {
+
+constexpr std::uint64_t kMaxLogBytesPerTrial = 64ull << 20;
 
 // Runs `task` every `period` on its own thread until destroyed.
 class PeriodicTask {
@@ -143,9 +146,14 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
     err << "gridexp-server: " << status.message() << "\n";
     return kExitFailure;
   }
+  TrialLogs trial_logs(options.experiment_dir / "logs", kMaxLogBytesPerTrial, fs);
+  if (Status status = trial_logs.prepare(); !status) {
+    err << "gridexp-server: " << status.message() << "\n";
+    return kExitFailure;
+  }
   ExperimentFiles experiment_files(options.experiment_dir, state_dir, fs);
 
-  ServerContext context(**store, experiment_files, model_files, clock);
+  ServerContext context(**store, experiment_files, model_files, trial_logs, clock);
   context.password = password->password;
   context.experiment_config = config->document;
   context.experiment_name = config->experiment_name;
@@ -199,13 +207,19 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
       << std::flush;
 
   PeriodicTask requeue(std::chrono::seconds(1), [&] { (*store)->requeue_expired(); });
+  std::atomic<bool> listen_returned{false};
   signals.on_signal([&](int signal_number) {
     out << "gridexp-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
         << " received, finishing requests in flight\n"
         << std::flush;
+    // httplib ignores stop() until its accept loop runs; a signal can come just before.
+    while (!http.is_running() && !listen_returned) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     http.stop();
   });
   bool served = http.listen_after_bind();
+  listen_returned = true;
   out << "gridexp-server: stopped\n" << std::flush;
   return served ? kExitOk : kExitFailure;
 }

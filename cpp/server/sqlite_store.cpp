@@ -831,12 +831,17 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id)
     Statement counts = impl.statement(
         "SELECT state, count FROM trial_counts "
         "WHERE experiment = (SELECT name FROM experiments WHERE active = 1) "
-        "AND in_config = 1 AND state IN ('pending', 'running')");
+        "AND in_config = 1");
     for (;;) {
       Result<bool> row = counts.next_row();
       if (!row) return row.status();
       if (!*row) return outcome;
-      (counts.text(0) == "pending" ? outcome.pending : outcome.running) += counts.integer(1);
+      std::optional<TrialState> state = trial_state_from_string(counts.text(0));
+      std::int64_t count = counts.integer(1);
+      if (state == TrialState::kPending) outcome.pending += count;
+      if (state == TrialState::kRunning) outcome.running += count;
+      if (state == TrialState::kDone) outcome.done += count;
+      if (state == TrialState::kFailed) outcome.failed += count;
     }
   });
 }

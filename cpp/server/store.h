@@ -68,6 +68,8 @@ struct ClaimOutcome {
   std::optional<Lease> lease;  // empty when nothing is pending
   std::int64_t pending = 0;    // left after this claim, in the active experiment's config
   std::int64_t running = 0;    // in the active experiment's config
+  std::int64_t done = 0;
+  std::int64_t failed = 0;
 };
 
 struct HeartbeatReply {

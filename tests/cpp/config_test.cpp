@@ -4,44 +4,20 @@
 
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <string>
 #include <string_view>
+
+#include "test_support.h"
 
 namespace gridexp {
 namespace {
 
 using nlohmann::json;
-
-// The example from the seed's README, verbatim: 2 x 2 x 2 = 8 points.
-constexpr std::string_view kReadmeConfig = R"(experiment_name: sentiment_analysis1
-dataset: 'imdb.pt'
-hyperparameters:
-  batch_size:
-    -  128
-    -  64
-  learning_rate:
-    - .03
-    - .1
-  loss_fn:
-    - 'xent'
-  epochs:
-    - 10
-  fc_sizes:
-    - [2048]
-    - [4096]
-  vocab_size:
-    - 70
-  char_embedding_size:
-    -  8
-  activation:
-    -  'relu'
-)";
+using namespace gridexp::testing;
 
 ExperimentConfig parse_ok(std::string_view yaml) {
   Result<ExperimentConfig> config = parse_config(yaml, "config.yaml");
@@ -613,21 +589,13 @@ TEST(ConfigErrors, GridTooLarge) {
 
 class LoadConfig : public ::testing::Test {
  protected:
-  void SetUp() override {
-    directory_ = std::filesystem::path(::testing::TempDir()) /
-                 ("config_test_" + std::to_string(::getpid()) + "_" +
-                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(directory_);
-  }
-  void TearDown() override { std::filesystem::remove_all(directory_); }
-
   std::filesystem::path write(const std::string& name, std::string_view contents) {
-    std::filesystem::path path = directory_ / name;
-    std::ofstream(path, std::ios::binary) << contents;
+    std::filesystem::path path = dir_.path() / name;
+    write_file(path, std::string(contents));
     return path;
   }
 
-  std::filesystem::path directory_;
+  TempDir dir_;
 };
 
 TEST_F(LoadConfig, ReadsTheFileAndNamesItAsTheSource) {
@@ -649,7 +617,7 @@ TEST_F(LoadConfig, ErrorsNameThePath) {
 }
 
 TEST_F(LoadConfig, MissingFile) {
-  std::filesystem::path path = directory_ / "missing.yaml";
+  std::filesystem::path path = dir_.path() / "missing.yaml";
   Result<ExperimentConfig> config = load_config(path);
   ASSERT_FALSE(config);
   EXPECT_EQ(config.status().code(), Code::kInvalidArgument);
@@ -658,11 +626,11 @@ TEST_F(LoadConfig, MissingFile) {
 }
 
 TEST_F(LoadConfig, UnreadableFile) {
-  Result<ExperimentConfig> config = load_config(directory_);
+  Result<ExperimentConfig> config = load_config(dir_.path());
   ASSERT_FALSE(config);
   EXPECT_EQ(config.status().code(), Code::kInvalidArgument);
   EXPECT_EQ(config.status().message(),
-            directory_.string() + ": cannot read the config file: Is a directory");
+            dir_.path().string() + ": cannot read the config file: Is a directory");
 }
 
 }  // namespace

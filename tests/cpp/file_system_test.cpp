@@ -3,158 +3,19 @@
 #include "common/file_system.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "common/random.h"
+#include "test_support.h"
 
 namespace gridexp {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the system temp directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() : path_(fs::temp_directory_path() / ("gridexp-fs-test-" + random_hex(8))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// Sets the process umask for one test and restores the previous one.
-class ScopedUmask {
- public:
-  explicit ScopedUmask(mode_t mask) : previous_(::umask(mask)) {}
-  ~ScopedUmask() { ::umask(previous_); }
-  ScopedUmask(const ScopedUmask&) = delete;
-  ScopedUmask& operator=(const ScopedUmask&) = delete;
-
- private:
-  mode_t previous_;
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
-
-void write_file(const fs::path& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary);
-  out << contents;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::vector<std::string> file_names(const fs::path& directory) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(directory)) {
-    names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-// The permission bits of `path`, without following a final symlink.
-int permission_bits(const fs::path& path) {
-  struct stat info {};
-  if (::lstat(path.c_str(), &info) != 0) return -1;
-  return static_cast<int>(info.st_mode & 07777);
-}
-
-// What a FaultyFileSystem breaks.
-struct Faults {
-  std::optional<std::size_t> fail_append_after_bytes;  // total bytes written before a short write
-  bool fail_create = false;
-  bool fail_sync = false;
-  bool fail_rename = false;
-};
-
-class FaultyWritableFile final : public WritableFile {
- public:
-  FaultyWritableFile(std::unique_ptr<WritableFile> real, const Faults& faults)
-      : real_(std::move(real)), faults_(faults) {}
-
-  Status append(const char* data, std::size_t size) override {
-    std::size_t allowed = size;
-    if (faults_.fail_append_after_bytes) {
-      std::size_t limit = *faults_.fail_append_after_bytes;
-      allowed = written_ >= limit ? 0 : std::min(size, limit - written_);
-    }
-    if (allowed > 0) {
-      if (Status status = real_->append(data, allowed); !status) return status;
-      written_ += allowed;
-    }
-    if (allowed < size)
-      return Status::io_error("injected: no space left after " + std::to_string(written_) +
-                              " bytes");
-    return Status::ok();
-  }
-
-  Status sync_and_close() override {
-    Status status = real_->sync_and_close();
-    if (faults_.fail_sync) return Status::io_error("injected: sync failed");
-    return status;
-  }
-
- private:
-  std::unique_ptr<WritableFile> real_;
-  const Faults& faults_;
-  std::size_t written_ = 0;
-};
-
-// The real disk with chosen operations failing; records what was created and removed.
-class FaultyFileSystem final : public FileSystem {
- public:
-  explicit FaultyFileSystem(Faults faults) : faults_(faults) {}
-
-  Result<std::unique_ptr<WritableFile>> create_exclusive(const fs::path& path, int mode) override {
-    if (faults_.fail_create) return Status::io_error("injected: cannot create " + path.string());
-    Result<std::unique_ptr<WritableFile>> real = real_.create_exclusive(path, mode);
-    if (!real) return real.status();
-    created.push_back(path);
-    return std::unique_ptr<WritableFile>(
-        std::make_unique<FaultyWritableFile>(std::move(real).value(), faults_));
-  }
-
-  Status rename_durably(const fs::path& from, const fs::path& to) override {
-    if (faults_.fail_rename) return Status::io_error("injected: cannot rename to " + to.string());
-    return real_.rename_durably(from, to);
-  }
-
-  Status remove(const fs::path& path) override {
-    removed.push_back(path);
-    return real_.remove(path);
-  }
-
-  Status create_directories(const fs::path& path) override {
-    return real_.create_directories(path);
-  }
-
-  std::vector<fs::path> created;
-  std::vector<fs::path> removed;
-
- private:
-  FileSystem& real_ = default_file_system();
-  Faults faults_;
-};
+using namespace gridexp::testing;
 
 // ---------------------------------------------------------------- PosixFileSystem
 

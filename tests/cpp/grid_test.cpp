@@ -12,36 +12,13 @@
 #include <vector>
 
 #include "server/config.h"
+#include "test_support.h"
 
 namespace gridexp {
 namespace {
 
 using nlohmann::json;
-
-// The example from the seed's README, verbatim.
-constexpr std::string_view kReadmeConfig = R"(experiment_name: sentiment_analysis1
-dataset: 'imdb.pt'
-hyperparameters:
-  batch_size:
-    -  128
-    -  64
-  learning_rate:
-    - .03
-    - .1
-  loss_fn:
-    - 'xent'
-  epochs:
-    - 10
-  fc_sizes:
-    - [2048]
-    - [4096]
-  vocab_size:
-    - 70
-  char_embedding_size:
-    -  8
-  activation:
-    -  'relu'
-)";
+using namespace gridexp::testing;
 
 constexpr std::string_view kNestedConfig = R"(experiment_name: nested
 hyperparameters:

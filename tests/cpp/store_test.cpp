@@ -18,34 +18,17 @@
 #include <thread>
 #include <vector>
 
-#include "common/random.h"
 #include "server/sqlite_store.h"
 #include "server/store.h"
+#include "test_support.h"
 
 namespace gridexp {
 namespace {
 
+using namespace gridexp::testing;
+
 constexpr TimeMs kLeaseMs = 10'000;
 constexpr int kMaxAttempts = 3;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-class ScratchDir {
- public:
-  ScratchDir()
-      : path_(std::filesystem::temp_directory_path() / ("gridexp_store_test_" + random_hex(8))) {
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // The value of an OK result. Anything else throws, which GoogleTest reports as a failure of
 // the running test, with the status message.
@@ -183,7 +166,7 @@ class StoreTest : public ::testing::TestWithParam<StoreBackend> {
   }
 
   FakeClock clock_;
-  ScratchDir dir_;
+  TempDir dir_;
   std::unique_ptr<Store> store_;
 };
 
@@ -754,7 +737,7 @@ class SqliteStoreTest : public ::testing::Test {
   std::string path() const { return (dir_.path() / "state.db").string(); }
 
   FakeClock clock_;
-  ScratchDir dir_;
+  TempDir dir_;
 };
 
 TEST_F(SqliteStoreTest, TrialsAndLeasesSurviveAReopen) {

@@ -102,6 +102,7 @@ def test_no_request_reaches_a_path_outside_the_experiment(server, experiment_dir
         ".gridexp",
         "config.yaml",
         "experiment.py",
+        "logs",
         "models",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment", "secret.txt"]

@@ -222,3 +222,35 @@ def test_malformed_requests_get_a_clear_400_and_change_nothing(server):
     )
     assert unknown.status_code == 404
     assert server.post("/api/v1/workers/nobody/claim", {}).status_code == 404
+
+
+def test_logs_are_appended_under_the_lease_and_served(server, experiment_dir):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    url = f"{server.url}/api/v1/trials/{lease['id']}/log"
+    assert server.get(f"/api/v1/trials/{lease['id']}/log").status_code == 404
+    headers = {**server.auth(), "X-Gridexp-Lease-Token": lease["lease_token"]}
+    for chunk in ("epoch 1\n", "epoch 2 ünïcode\n"):
+        assert requests.post(url, data=chunk.encode(), headers=headers, timeout=10).ok
+    wrong = {**server.auth(), "X-Gridexp-Lease-Token": "0" * 32}
+    assert requests.post(url, data=b"intruder\n", headers=wrong, timeout=10).status_code == 409
+    log = server.get(f"/api/v1/trials/{lease['id']}/log")
+    assert log.status_code == 200
+    assert log.text == "epoch 1\nepoch 2 ünïcode\n"
+    assert (experiment_dir / "logs" / f"{lease['id']}.log").read_text() == log.text
+
+
+def test_claims_report_progress_and_config_is_readable(server):
+    worker = register(server)
+    first = claim(server, worker)
+    assert (first["pending"], first["running"], first["done"], first["total"]) == (7, 1, 0, 8)
+    lease = first["trial"]
+    server.post(
+        f"/api/v1/trials/{lease['id']}/complete",
+        {"lease_token": lease["lease_token"], "results": {}},
+    )
+    second = claim(server, worker)
+    assert (second["pending"], second["running"], second["done"]) == (6, 1, 1)
+    config = server.get("/api/v1/config").json()
+    assert config["experiment_name"] == "sentiment_analysis1"
+    assert config["config"]["dataset"] == "imdb.pt"

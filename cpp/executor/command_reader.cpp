@@ -1,0 +1,93 @@
+// CommandReader: the thread that reads the command pipe and splits it into commands.
+#include "executor/command_reader.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "executor/signal_free_thread.h"
+
+namespace gridexp {
+
+CommandReader::CommandReader(int fd, StopHandler on_stop) : fd_(fd), on_stop_(std::move(on_stop)) {
+  if (::pipe2(wake_pipe_, O_CLOEXEC) != 0) {
+    enqueue(ProtocolError{std::string("cannot create a pipe: ") + std::strerror(errno)});
+    return;
+  }
+  thread_ = start_signal_free_thread([this] { read_until_end(); });
+}
+
+CommandReader::~CommandReader() {
+  if (thread_.joinable()) {
+    char byte = 0;
+    while (::write(wake_pipe_[1], &byte, 1) < 0 && errno == EINTR) {
+    }
+    thread_.join();
+  }
+  for (int fd : wake_pipe_) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+std::optional<Command> CommandReader::next(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  if (!command_ready_.wait_for(lock, timeout, [this] { return !queue_.empty(); })) {
+    return std::nullopt;
+  }
+  Command command = std::move(queue_.front());
+  queue_.pop_front();
+  return command;
+}
+
+void CommandReader::read_until_end() {
+  std::string pending;
+  char buffer[65536];
+  while (true) {
+    pollfd watched[2] = {{fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
+    if (::poll(watched, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      enqueue(ProtocolError{std::string("cannot wait for commands: ") + std::strerror(errno)});
+      return;
+    }
+    if (watched[1].revents != 0) return;  // the executor is shutting down
+    ssize_t count = ::read(fd_, buffer, sizeof buffer);
+    if (count < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (count < 0) {
+      enqueue(ProtocolError{std::string("cannot read commands: ") + std::strerror(errno)});
+      return;
+    }
+    if (count == 0) break;
+    pending.append(buffer, static_cast<std::size_t>(count));
+    std::size_t start = 0;
+    for (std::size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
+      dispatch(std::string_view(pending).substr(start, end - start));
+    }
+    pending.erase(0, start);
+  }
+  if (!pending.empty()) dispatch(pending);
+  enqueue(EndOfCommands{});
+}
+
+void CommandReader::dispatch(std::string_view line) {
+  if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
+  Command command = parse_command(line);
+  if (auto* stop = std::get_if<StopCommand>(&command)) {
+    on_stop_(stop->trial_id);
+  } else {
+    enqueue(std::move(command));
+  }
+}
+
+void CommandReader::enqueue(Command command) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(command));
+  }
+  command_ready_.notify_one();
+}
+
+}  // namespace gridexp

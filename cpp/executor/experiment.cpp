@@ -1,0 +1,210 @@
+// Experiment: importing experiment.py and running its trials.
+#include "executor/experiment.h"
+
+#include <cstdio>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "executor/python_errors.h"
+#include "executor/python_json.h"
+
+namespace gridexp {
+namespace {
+
+namespace py = pybind11;
+
+struct TrialFailure {
+  explicit TrialFailure(std::string error_message, std::string traceback_text = "",
+                        bool by_keyboard_interrupt = false)
+      : error(std::move(error_message)),
+        traceback(std::move(traceback_text)),
+        interrupted(by_keyboard_interrupt) {}
+
+  std::string error;
+  std::string traceback;  // "" when no Python exception caused the failure
+  bool interrupted;
+};
+
+TrialFailure failure_from(const py::error_already_set& error, const std::string& what_raised) {
+  return TrialFailure(what_raised + exception_summary(error), format_traceback(error),
+                      error.matches(PyExc_KeyboardInterrupt));
+}
+
+std::string type_name(py::handle object) {
+  return py::str(py::type::handle_of(object).attr("__name__")).cast<std::string>();
+}
+
+std::string describe_object(py::handle object) {
+  if (object.is_none()) return "None";
+  if (py::isinstance<py::tuple>(object)) {
+    return "a tuple of " + std::to_string(py::len(object)) + " items";
+  }
+  std::string name = type_name(object);
+  bool vowel = std::string_view("aeiouAEIOU").find(name.front()) != std::string_view::npos;
+  return (vowel ? "an " : "a ") + name;
+}
+
+// docs/executor.md step 4: experiment.py's save_model(model, path) when it has one, else
+// torch.save of the model's state_dict(), or of the model itself.
+std::optional<TrialFailure> save_model_file(py::handle save_callback /* or None */,
+                                            py::handle model, const std::filesystem::path& path) {
+  std::error_code error_code;
+  std::filesystem::create_directories(path.parent_path(), error_code);
+  if (error_code) {
+    return TrialFailure("cannot create the model directory " + path.parent_path().string() + ": " +
+                        error_code.message());
+  }
+  // A file left by an earlier attempt must not pass for this one's.
+  std::filesystem::remove(path, error_code);
+  std::string what_raised =
+      !save_callback.is_none() ? "save_model(model, path) raised " : "saving the model raised ";
+  try {
+    if (!save_callback.is_none()) {
+      save_callback(model, path.string());
+      if (!std::filesystem::exists(path, error_code)) {
+        return TrialFailure("save_model(model, path) returned without writing " + path.string());
+      }
+      return std::nullopt;
+    }
+    py::module_ torch;
+    try {
+      torch = py::module_::import("torch");
+    } catch (const py::error_already_set& error) {
+      if (!error.matches(PyExc_ImportError)) throw;
+      return TrialFailure(
+          "saving the model needs torch, or a save_model(model, path) function in "
+          "experiment.py (" +
+          exception_summary(error) + ")");
+    }
+    bool has_state_dict =
+        py::hasattr(model, "state_dict") && PyCallable_Check(model.attr("state_dict").ptr()) != 0;
+    torch.attr("save")(
+        has_state_dict ? model.attr("state_dict")() : py::reinterpret_borrow<py::object>(model),
+        path.string());
+    return std::nullopt;
+  } catch (const py::error_already_set& error) {
+    std::filesystem::remove(path, error_code);  // never hand on a half-written model
+    return failure_from(error, what_raised);
+  }
+}
+
+}  // namespace
+
+Experiment::Experiment(std::filesystem::path workdir) : workdir_(std::move(workdir)) {}
+
+Experiment::~Experiment() = default;
+
+std::optional<StartFailure> Experiment::start(const StartCommand& command) {
+  start_ = command;
+  std::error_code error_code;
+  if (!std::filesystem::is_regular_file(workdir_ / "experiment.py", error_code)) {
+    return StartFailure{"experiment.py not found in " + workdir_.string(), {}, ""};
+  }
+  const CodeLocation in_experiment_py{"experiment.py", std::nullopt};
+  py::module_ module;
+  try {
+    module = py::module_::import("experiment");
+  } catch (const py::error_already_set& error) {
+    return StartFailure{"experiment.py could not be imported: " + exception_summary(error),
+                        locate_in_user_code(error, workdir_), format_traceback(error)};
+  }
+  try {
+    init_dataset_ = py::getattr(module, "init_dataset", py::none());
+    run_one_ = py::getattr(module, "run_one", py::none());
+    save_model_ = py::getattr(module, "save_model", py::none());
+  } catch (const py::error_already_set& error) {  // a module __getattr__ that raises
+    return StartFailure{"experiment.py could not be inspected: " + exception_summary(error),
+                        locate_in_user_code(error, workdir_), format_traceback(error)};
+  }
+  std::vector<std::string> missing;
+  if (init_dataset_.is_none()) missing.emplace_back("init_dataset(config)");
+  if (run_one_.is_none()) missing.emplace_back("run_one(hyperparameters, dataset)");
+  if (!missing.empty()) {
+    std::string names = missing.front();
+    if (missing.size() == 2) names += " or " + missing.back();
+    return StartFailure{"experiment.py does not define " + names, in_experiment_py, ""};
+  }
+  for (auto [name, function] :
+       {std::pair{"init_dataset", &init_dataset_}, std::pair{"run_one", &run_one_},
+        std::pair{"save_model", &save_model_}}) {
+    if (!function->is_none() && PyCallable_Check(function->ptr()) == 0) {
+      return StartFailure{"experiment.py defines " + std::string(name) + ", but as " +
+                              describe_object(*function) + ", not a function",
+                          in_experiment_py, ""};
+    }
+  }
+  if (command.consistent_dataset) {
+    try {
+      dataset_ = init_dataset_(json_to_python(command.config));
+    } catch (const py::error_already_set& error) {
+      return StartFailure{"init_dataset(config) raised " + exception_summary(error),
+                          locate_in_user_code(error, workdir_), format_traceback(error)};
+    }
+  }
+  return std::nullopt;
+}
+
+TrialOutcome Experiment::run_trial(const RunCommand& command, TrialContext& context) {
+  context.begin_trial(command.trial);
+  TrialOutcome outcome = run_steps(command);
+  context.end_trial();
+  release_accelerator_memory();
+  return outcome;
+}
+
+TrialOutcome Experiment::run_steps(const RunCommand& command) {
+  const std::string& trial_id = command.trial_id;
+  auto failed = [&trial_id](const TrialFailure& failure) {
+    return TrialOutcome{failed_event(trial_id, failure.error, failure.traceback),
+                        failure.interrupted};
+  };
+  py::object dataset = dataset_;
+  if (!start_.consistent_dataset) {
+    try {
+      dataset = init_dataset_(json_to_python(start_.config));
+    } catch (const py::error_already_set& error) {
+      return failed(failure_from(error, "init_dataset(config) raised "));
+    }
+  }
+  py::object returned;
+  try {
+    returned = run_one_(json_to_python(command.trial.at("hyperparameters")), dataset);
+  } catch (const py::error_already_set& error) {
+    return failed(failure_from(error, ""));
+  }
+  if (!py::isinstance<py::tuple>(returned) || py::len(returned) != 2) {
+    return failed(TrialFailure("run_one must return a tuple (results, model), but returned " +
+                               describe_object(returned)));
+  }
+  auto pair = py::reinterpret_borrow<py::tuple>(returned);
+  Result<nlohmann::json> results = python_to_json(pair[0], "results");
+  if (!results) return failed(TrialFailure(results.status().message()));
+  std::optional<std::string> model_path;
+  py::object model = pair[1];
+  if (start_.save_models && !model.is_none()) {
+    std::filesystem::path path = std::filesystem::path(start_.model_dir) / (trial_id + ".pt");
+    if (std::optional<TrialFailure> failure = save_model_file(save_model_, model, path)) {
+      return failed(*failure);
+    }
+    model_path = path.string();
+  }
+  return {result_event(trial_id, std::move(*results), model_path)};
+}
+
+void release_accelerator_memory() {
+  try {
+    py::dict modules = py::module_::import("sys").attr("modules");
+    if (!modules.contains("torch")) return;
+    py::object cuda = modules["torch"].attr("cuda");
+    if (!cuda.attr("is_initialized")().cast<bool>()) return;
+    py::module_::import("gc").attr("collect")();
+    cuda.attr("empty_cache")();
+  } catch (const py::error_already_set& error) {
+    std::fprintf(stderr, "gridexp-executor: freeing GPU memory after the trial failed: %s\n",
+                 exception_summary(error).c_str());
+  }
+}
+
+}  // namespace gridexp

@@ -1,0 +1,224 @@
+#include "worker/executor_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace gridexp {
+namespace {
+
+constexpr int kChildCommandFd = 3;
+constexpr int kChildEventFd = 4;
+
+// Reads `fd` to its end, calling `on_line` for each line (a last unterminated one included).
+void for_each_line(int fd, const std::function<void(std::string)>& on_line) {
+  std::string pending;
+  char buffer[8192];
+  while (true) {
+    ssize_t count = ::read(fd, buffer, sizeof buffer);
+    if (count < 0 && errno == EINTR) continue;
+    if (count <= 0) break;
+    pending.append(buffer, static_cast<std::size_t>(count));
+    std::size_t start = 0;
+    for (std::size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
+      on_line(pending.substr(start, end - start));
+    }
+    pending.erase(0, start);
+  }
+  if (!pending.empty()) on_line(pending);
+  ::close(fd);
+}
+
+std::string signal_name(int number) {
+  const char* description = ::sigabbrev_np(number);
+  return description ? std::string("SIG") + description : "signal " + std::to_string(number);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::spawn(const ExecutorLaunch& launch) {
+  int command_pipe[2], event_pipe[2], out_pipe[2], err_pipe[2];
+  if (::pipe2(command_pipe, O_CLOEXEC) != 0 || ::pipe2(event_pipe, O_CLOEXEC) != 0 ||
+      ::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    return Status::io_error(std::string("cannot create pipes: ") + std::strerror(errno));
+  }
+  std::string executable = launch.executable.string();
+  std::string workdir = launch.workdir.string();
+  std::vector<std::string> arguments = {executable, "--command-fd", std::to_string(kChildCommandFd),
+                                        "--event-fd", std::to_string(kChildEventFd)};
+  std::vector<char*> argv;
+  for (std::string& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::io_error(std::string("cannot fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the supervisor blocks SIGINT/SIGTERM
+    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ::dup2(null_fd, 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    // dup2 clears close-on-exec on the new descriptors; order avoids clobbering.
+    int command_read = ::fcntl(command_pipe[0], F_DUPFD_CLOEXEC, 10);
+    int event_write = ::fcntl(event_pipe[1], F_DUPFD_CLOEXEC, 10);
+    ::dup2(command_read, kChildCommandFd);
+    ::dup2(event_write, kChildEventFd);
+    if (::chdir(workdir.c_str()) != 0) ::_exit(126);
+    ::execv(executable.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(command_pipe[0]);
+  ::close(event_pipe[1]);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+
+  std::unique_ptr<ExecutorProcess> process(new ExecutorProcess());
+  process->pid_ = pid;
+  process->command_fd_ = command_pipe[1];
+  process->on_output_ = launch.on_output;
+  process->event_reader_ =
+      std::thread([p = process.get(), fd = event_pipe[0]] { p->read_events(fd); });
+  process->stdout_reader_ =
+      std::thread([p = process.get(), fd = out_pipe[0]] { p->read_output(fd, false); });
+  process->stderr_reader_ =
+      std::thread([p = process.get(), fd = err_pipe[0]] { p->read_output(fd, true); });
+  return process;
+}
+
+ExecutorProcess::~ExecutorProcess() {
+  if (command_fd_ >= 0) ::close(command_fd_);
+  if (!reap(false)) {
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+    reap(true);
+  }
+  // Grandchildren (e.g. DataLoader workers) may hold the pipes open: kill the whole group.
+  ::kill(-pid_, SIGKILL);
+  if (event_reader_.joinable()) event_reader_.join();
+  if (stdout_reader_.joinable()) stdout_reader_.join();
+  if (stderr_reader_.joinable()) stderr_reader_.join();
+}
+
+void ExecutorProcess::read_events(int fd) {
+  for_each_line(fd, [this](std::string line) {
+    nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
+    if (!event.is_object()) {
+      event = {{"type", "protocol_error"}, {"line", line}};
+    }
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(event));
+    event_ready_.notify_all();
+  });
+  std::lock_guard lock(mutex_);
+  events_closed_ = true;
+  event_ready_.notify_all();
+}
+
+void ExecutorProcess::read_output(int fd, bool is_stderr) {
+  for_each_line(fd, [this, is_stderr](std::string line) {
+    if (on_output_) on_output_(line, is_stderr);
+  });
+}
+
+Status ExecutorProcess::send(const nlohmann::json& message) {
+  std::string line = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const char* data = line.data();
+  std::size_t left = line.size();
+  while (left > 0) {
+    ssize_t written = ::write(command_fd_, data, left);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return Status::io_error("the executor is gone: " + exit_description());
+    data += written;
+    left -= static_cast<std::size_t>(written);
+  }
+  return Status::ok();
+}
+
+bool ExecutorProcess::reap(bool wait) {
+  std::lock_guard lock(mutex_);
+  if (exited_) return true;
+  int status = 0;
+  pid_t result = ::waitpid(pid_, &status, wait ? 0 : WNOHANG);
+  if (result != pid_) return false;
+  exited_ = true;
+  wait_status_ = status;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  event_ready_.notify_all();
+  return true;
+}
+
+bool ExecutorProcess::has_exited() { return reap(false); }
+
+std::optional<nlohmann::json> ExecutorProcess::next_event(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      if (!events_.empty()) {
+        nlohmann::json event = std::move(events_.front());
+        events_.pop_front();
+        return event;
+      }
+      if (exited_ && events_closed_) return std::nullopt;
+      // A grandchild may keep the event pipe open after the executor died: poll for death.
+      auto slice =
+          std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+      event_ready_.wait_until(lock, slice, [this] { return !events_.empty() || events_closed_; });
+      if (!events_.empty()) continue;
+    }
+    if (reap(false)) {
+      // Give the reader a moment to deliver what the child wrote just before it died.
+      std::unique_lock lock(mutex_);
+      event_ready_.wait_for(lock, std::chrono::milliseconds(200),
+                            [this] { return !events_.empty() || events_closed_; });
+      if (!events_.empty()) continue;
+      return std::nullopt;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+  }
+}
+
+std::string ExecutorProcess::exit_description() const {
+  if (!exited_) return "still running";
+  if (WIFEXITED(wait_status_))
+    return "exited with status " + std::to_string(WEXITSTATUS(wait_status_));
+  int number = WTERMSIG(wait_status_);
+  std::string text =
+      "killed by signal " + std::to_string(number) + " (" + signal_name(number) + ")";
+  if (number == SIGKILL) text += " — possibly out of memory";
+  if (number == SIGSEGV || number == SIGBUS) text += " — a crash in native code";
+  if (WCOREDUMP(wait_status_)) text += ", core dumped";
+  return text;
+}
+
+void ExecutorProcess::interrupt_then_kill(std::chrono::milliseconds grace) {
+  if (reap(false)) return;
+  ::kill(pid_, SIGINT);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (reap(false)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill_now();
+}
+
+void ExecutorProcess::kill_now() {
+  ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+  reap(true);
+}
+
+}  // namespace gridexp

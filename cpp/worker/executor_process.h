@@ -1,0 +1,82 @@
+// ExecutorProcess: the child process that runs the user's Python (gridexp-executor), seen from
+// the supervisor. Spawns it as docs/executor.md describes, sends it JSON-line commands,
+// hands out its events, relays its stdout/stderr line by line, and explains its death
+// ("killed by signal 9 (SIGKILL) — possibly out of memory").
+//
+// The child is in its own process group and dies with the supervisor (PR_SET_PDEATHSIG).
+// send() and next_event() are for one thread (the supervisor's main loop); the output
+// callback runs on internal reader threads, one for stdout and one for stderr.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace gridexp {
+
+struct ExecutorLaunch {
+  std::filesystem::path executable;  // gridexp-executor
+  std::filesystem::path workdir;     // the child's working directory
+  // Called with each line the child prints; `is_stderr` tells which stream.
+  std::function<void(const std::string& line, bool is_stderr)> on_output;
+};
+
+class ExecutorProcess {
+ public:
+  static Result<std::unique_ptr<ExecutorProcess>> spawn(const ExecutorLaunch& launch);
+  ~ExecutorProcess();  // kills the child if it still runs, and reaps it
+  ExecutorProcess(const ExecutorProcess&) = delete;
+  ExecutorProcess& operator=(const ExecutorProcess&) = delete;
+
+  Status send(const nlohmann::json& message);
+
+  // The next event, waiting at most `timeout`. Empty on timeout, or when the child has died
+  // and every event it sent was handed out (then has_exited() is true).
+  std::optional<nlohmann::json> next_event(std::chrono::milliseconds timeout);
+
+  bool has_exited();
+  // Why the child ended, for humans: "exited with status 3", "killed by signal 9 (SIGKILL) —
+  // possibly out of memory". Meaningful once has_exited().
+  std::string exit_description() const;
+  int exit_status() const { return exit_status_; }
+
+  // Asks the child to stop (SIGINT, as Ctrl-C would), waits up to `grace`, then SIGKILLs it.
+  void interrupt_then_kill(std::chrono::milliseconds grace);
+  void kill_now();
+  pid_t pid() const { return pid_; }
+
+ private:
+  ExecutorProcess() = default;
+  void read_events(int fd);
+  void read_output(int fd, bool is_stderr);
+  bool reap(bool wait);
+
+  pid_t pid_ = -1;
+  int command_fd_ = -1;
+  std::function<void(const std::string&, bool)> on_output_;
+  std::mutex mutex_;
+  std::condition_variable event_ready_;
+  std::deque<nlohmann::json> events_;
+  bool events_closed_ = false;
+  bool exited_ = false;
+  int wait_status_ = 0;
+  int exit_status_ = -1;
+  std::thread event_reader_;
+  std::thread stdout_reader_;
+  std::thread stderr_reader_;
+};
+
+}  // namespace gridexp

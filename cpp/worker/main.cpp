@@ -1,0 +1,101 @@
+// gridexp-worker: runs trials of a gridexp-server's grid with the user's experiment.py.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "worker/options.h"
+#include "worker/progress.h"
+#include "worker/supervisor.h"
+
+namespace {
+
+std::filesystem::path own_directory() {
+  std::error_code error;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::filesystem::path(".") : self.parent_path();
+}
+
+gridexp::Result<std::string> choose_password(const gridexp::WorkerOptions& options,
+                                             gridexp::Progress& progress) {
+  if (options.password) {
+    progress.message(
+        "warning: --server_password is visible to every user of this machine in `ps`; prefer "
+        "GRIDEXP_PASSWORD or --password_file");
+    return *options.password;
+  }
+  if (options.password_file) {
+    std::ifstream in(*options.password_file);
+    std::string line;
+    if (!in || !std::getline(in, line)) {
+      return gridexp::Status::invalid_argument("cannot read the password file " +
+                                               options.password_file->string());
+    }
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    return line;
+  }
+  if (const char* from_environment = std::getenv("GRIDEXP_PASSWORD");
+      from_environment != nullptr && *from_environment != '\0') {
+    return std::string(from_environment);
+  }
+  return gridexp::Status::invalid_argument(
+      "no password: set GRIDEXP_PASSWORD, or pass --password_file=FILE (gridexp-server prints "
+      "its password at start-up and keeps it in <experiment dir>/.gridexp/password)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // SIGINT/SIGTERM are taken by a thread of ours; every thread started later inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  gridexp::Progress progress(stderr);
+  std::vector<std::string> arguments(argv + 1, argv + argc);
+  gridexp::Result<gridexp::WorkerOptions> options = gridexp::parse_worker_options(arguments);
+  if (!options) {
+    progress.message("error: " + options.status().message());
+    return gridexp::kWorkerExitBadSetup;
+  }
+  if (options->show_help) {
+    std::cout << gridexp::worker_usage();
+    return gridexp::kWorkerExitOk;
+  }
+  if (options->show_version) {
+    std::cout << "gridexp-worker " << gridexp::kWorkerVersion << "\n";
+    return gridexp::kWorkerExitOk;
+  }
+  gridexp::Result<std::string> password = choose_password(*options, progress);
+  if (!password) {
+    progress.message("error: " + password.status().message());
+    return gridexp::kWorkerExitBadSetup;
+  }
+  std::filesystem::path executor = own_directory() / "gridexp-executor";
+  if (const char* override_path = std::getenv("GRIDEXP_EXECUTOR"); override_path != nullptr) {
+    executor = override_path;
+  }
+
+  std::atomic<bool> interrupted{false};
+  std::thread([&interrupted, &progress, signals] {
+    int received = 0;
+    while (sigwait(&signals, &received) == 0) {
+      if (interrupted.exchange(true)) {
+        progress.message("second interrupt: exiting at once");
+        std::_Exit(gridexp::kWorkerExitInterrupted);
+      }
+      progress.message(std::string(received == SIGINT ? "SIGINT" : "SIGTERM") +
+                       ": releasing the running trial and stopping (again to force)");
+    }
+  }).detach();
+
+  gridexp::Supervisor supervisor({*options, *password, executor}, progress, interrupted);
+  return supervisor.run();
+}

@@ -1,0 +1,198 @@
+#include "worker/options.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <functional>
+#include <map>
+
+namespace gridexp {
+namespace {
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+Result<bool> parse_bool(const std::string& name, const std::string& text) {
+  std::string value = lowercase(text);
+  if (value == "true" || value == "1" || value == "yes") return true;
+  if (value == "false" || value == "0" || value == "no") return false;
+  return Status::invalid_argument("--" + name + " is True or False, not '" + text + "'");
+}
+
+const std::map<std::string, bool WorkerOptions::*>& boolean_flags() {
+  static const std::map<std::string, bool WorkerOptions::*> flags = {
+      {"save_models", &WorkerOptions::save_models},
+      {"download_scripts", &WorkerOptions::download_scripts},
+      {"download_data", &WorkerOptions::download_data},
+      {"dry_run", &WorkerOptions::dry_run},
+      {"raise_on_failure", &WorkerOptions::raise_on_failure},
+      {"consistent_dataset", &WorkerOptions::consistent_dataset},
+  };
+  return flags;
+}
+
+using Setter = std::function<Status(WorkerOptions&, const std::string&)>;
+
+const std::map<std::string, Setter>& valued_options() {
+  static const std::map<std::string, Setter> options = {
+      {"address",
+       [](WorkerOptions& o, const std::string& v) {
+         o.address = v;
+         return Status::ok();
+       }},
+      {"server_password",
+       [](WorkerOptions& o, const std::string& v) {
+         o.password = v;
+         return Status::ok();
+       }},
+      {"password_file",
+       [](WorkerOptions& o, const std::string& v) {
+         o.password_file = v;
+         return Status::ok();
+       }},
+      {"workdir",
+       [](WorkerOptions& o, const std::string& v) {
+         o.workdir = v;
+         return Status::ok();
+       }},
+      {"max_trials",
+       [](WorkerOptions& o, const std::string& v) {
+         std::int64_t count = 0;
+         auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), count);
+         if (error != std::errc() || end != v.data() + v.size() || count < 1) {
+           return Status::invalid_argument(
+               "--max_trials needs a whole number of at least 1, not '" + v + "'");
+         }
+         o.max_trials = count;
+         return Status::ok();
+       }},
+      {"poll_seconds",
+       [](WorkerOptions& o, const std::string& v) {
+         char* end = nullptr;
+         double seconds = std::strtod(v.c_str(), &end);
+         if (v.empty() || *end != '\0' || !(seconds >= 0.05 && seconds <= 3600)) {
+           return Status::invalid_argument("--poll_seconds needs seconds between 0.05 and 3600");
+         }
+         o.poll_seconds = seconds;
+         return Status::ok();
+       }},
+  };
+  return options;
+}
+
+}  // namespace
+
+Result<WorkerOptions> parse_worker_options(const std::vector<std::string>& arguments) {
+  WorkerOptions options;
+  for (std::size_t i = 0; i < arguments.size(); ++i) {
+    const std::string& argument = arguments[i];
+    if (argument == "-h") {
+      options.show_help = true;
+      continue;
+    }
+    if (argument.rfind("--", 0) != 0 || argument.size() == 2) {
+      return Status::invalid_argument("unexpected argument '" + argument + "' (see --help)");
+    }
+    std::string name = argument.substr(2);
+    std::optional<std::string> inline_value;
+    if (std::size_t equals = name.find('='); equals != std::string::npos) {
+      inline_value = name.substr(equals + 1);
+      name.resize(equals);
+    }
+    std::replace(name.begin(), name.end(), '-', '_');
+    if (name == "help" || name == "version") {
+      (name == "help" ? options.show_help : options.show_version) = true;
+      continue;
+    }
+    if (name == "password") name = "server_password";
+    if (auto flag = boolean_flags().find(name); flag != boolean_flags().end()) {
+      bool value = true;
+      if (inline_value) {
+        Result<bool> parsed = parse_bool(name, *inline_value);
+        if (!parsed) return parsed.status();
+        value = *parsed;
+      }
+      options.*(flag->second) = value;
+      continue;
+    }
+    for (const char* negation : {"no_", "no"}) {
+      std::string prefix = negation;
+      if (name.rfind(prefix, 0) != 0) continue;
+      auto flag = boolean_flags().find(name.substr(prefix.size()));
+      if (flag == boolean_flags().end()) continue;
+      if (inline_value) return Status::invalid_argument("--" + name + " takes no value");
+      options.*(flag->second) = false;
+      name.clear();
+      break;
+    }
+    if (name.empty()) continue;
+    auto setter = valued_options().find(name);
+    if (setter == valued_options().end()) {
+      return Status::invalid_argument("unknown option --" + name + " (see --help)");
+    }
+    std::string value;
+    if (inline_value) {
+      value = *inline_value;
+    } else if (i + 1 < arguments.size()) {
+      value = arguments[++i];
+    } else {
+      return Status::invalid_argument("--" + name + " needs a value");
+    }
+    if (Status status = setter->second(options, value); !status) return status;
+  }
+  if (options.show_help || options.show_version) return options;
+  if (options.address.empty()) {
+    return Status::invalid_argument("--address=HOST:PORT is required (the gridexp-server)");
+  }
+  if (Result<std::string> url = server_base_url(options.address); !url) return url.status();
+  if (options.password && options.password_file) {
+    return Status::invalid_argument("give --server_password or --password_file, not both");
+  }
+  return options;
+}
+
+Result<std::string> server_base_url(const std::string& address) {
+  std::string url = address;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) url = "http://" + url;
+  std::size_t host_start = url.find("://") + 3;
+  if (url.size() <= host_start || url.find('/', host_start) != std::string::npos) {
+    return Status::invalid_argument("--address must be HOST:PORT or http://HOST:PORT, not '" +
+                                    address + "'");
+  }
+  return url;
+}
+
+std::string worker_usage() {
+  return R"(usage: gridexp-worker --address=HOST:PORT [options]
+
+Runs trials of the grid served by gridexp-server at HOST:PORT: each one is a call of
+run_one(hyperparameters, dataset) from experiment.py in the working directory, after one
+init_dataset(config). Results, model files and logs go back to the server. Exits 0 when no
+trial is left to run anywhere.
+
+password (the server prints it at start-up; in order of preference):
+  GRIDEXP_PASSWORD=...        environment variable
+  --password_file=FILE        first line of FILE
+  --server_password=...       visible to other users in `ps`
+
+options (True/False flags also take --flag, --noflag and --flag=False; - or _ alike):
+  --address=HOST:PORT         the server (also http://HOST:PORT)
+  --workdir=DIR               where experiment.py and the data live (default: .)
+  --download_scripts          fetch scripts.zip from the server and unpack it into DIR
+  --download_data=True        fetch data.zip from the server and unpack it into DIR
+  --save_models=True          send each trial's model (torch.save of its state_dict, or
+                              experiment.save_model(model, path)) to the server
+  --consistent_dataset=True   call init_dataset(config) once; False: once per trial
+  --raise_on_failure=True     stop at the first failed trial; False: go on to the next
+  --dry_run                   run pending trials here, write nothing to the server
+  --max_trials=N              stop after N trials
+  --poll_seconds=2            wait between asks while other workers' trials run
+  --help, --version
+)";
+}
+
+}  // namespace gridexp

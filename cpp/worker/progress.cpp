@@ -1,0 +1,112 @@
+#include "worker/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace gridexp {
+
+std::string format_metrics(const nlohmann::json& values) {
+  std::string text;
+  if (!values.is_object()) return text;
+  for (const auto& [name, value] : values.items()) {
+    if (!text.empty()) text += ' ';
+    if (value.is_number_float()) {
+      char number[32];
+      std::snprintf(number, sizeof number, "%.4g", value.get<double>());
+      text += name + "=" + number;
+    } else if (value.is_string()) {
+      text += name + "=" + value.get<std::string>();
+    } else {
+      text += name + "=" + value.dump();
+    }
+  }
+  return text;
+}
+
+Progress::Progress(std::FILE* stream) : stream_(stream), interactive_(::isatty(::fileno(stream))) {}
+
+void Progress::clear_status_locked() {
+  if (interactive_ && status_shown_) std::fputs("\r\033[K", stream_);
+  status_shown_ = false;
+}
+
+void Progress::redraw_locked() {
+  if (!interactive_) return;
+  std::string line = "[" + std::to_string(done_) + "/" + std::to_string(total_) + " done] ";
+  if (!current_trial_.empty()) {
+    line += "trial " + current_trial_;
+    if (!latest_metrics_.empty()) line += "  " + latest_metrics_;
+  } else {
+    line += idle_reason_;
+  }
+  if (line.size() > 160) line = line.substr(0, 157) + "...";
+  std::fputs(("\r\033[K" + line).c_str(), stream_);
+  std::fflush(stream_);
+  status_shown_ = true;
+}
+
+void Progress::message(const std::string& text) {
+  std::lock_guard lock(mutex_);
+  clear_status_locked();
+  std::fprintf(stream_, "gridexp-worker: %s\n", text.c_str());
+  redraw_locked();
+  std::fflush(stream_);
+}
+
+void Progress::output_line(const std::string& trial_id, const std::string& line) {
+  std::lock_guard lock(mutex_);
+  clear_status_locked();
+  std::string prefix = trial_id.empty() ? "[executor] " : "[" + trial_id + "] ";
+  std::fprintf(stream_, "%s%s\n", prefix.c_str(), line.c_str());
+  redraw_locked();
+  std::fflush(stream_);
+}
+
+void Progress::set_totals(std::int64_t done, std::int64_t total) {
+  std::lock_guard lock(mutex_);
+  done_ = done;
+  total_ = total;
+  redraw_locked();
+}
+
+void Progress::trial_started(const std::string& trial_id, int attempt,
+                             const nlohmann::json& hyperparameters) {
+  std::lock_guard lock(mutex_);
+  current_trial_ = trial_id;
+  latest_metrics_.clear();
+  clear_status_locked();
+  std::fprintf(stream_, "gridexp-worker: trial %s (attempt %d): %s\n", trial_id.c_str(), attempt,
+               format_metrics(hyperparameters).c_str());
+  redraw_locked();
+  std::fflush(stream_);
+}
+
+void Progress::metrics(const nlohmann::json& values, const nlohmann::json& step) {
+  std::lock_guard lock(mutex_);
+  latest_metrics_ = (step.is_number() ? "step " + step.dump() + ": " : "") + format_metrics(values);
+  if (interactive_) {
+    redraw_locked();
+  }
+}
+
+void Progress::trial_finished(const std::string& trial_id, bool succeeded,
+                              const std::string& summary) {
+  std::lock_guard lock(mutex_);
+  current_trial_.clear();
+  latest_metrics_.clear();
+  if (succeeded) ++done_;
+  clear_status_locked();
+  std::fprintf(stream_, "gridexp-worker: trial %s %s: %s\n", trial_id.c_str(),
+               succeeded ? "done" : "failed", summary.c_str());
+  redraw_locked();
+  std::fflush(stream_);
+}
+
+void Progress::idle(const std::string& why) {
+  std::lock_guard lock(mutex_);
+  idle_reason_ = why;
+  redraw_locked();
+}
+
+}  // namespace gridexp

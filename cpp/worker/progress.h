@@ -1,0 +1,47 @@
+// Progress: the worker's console. Relays the executor's output prefixed with the trial id,
+// and keeps a live status line under it — trials done/total, the current trial and its
+// latest reported metrics — redrawn in place on a terminal, printed as plain lines otherwise.
+// Safe from any thread (output arrives on reader threads).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace gridexp {
+
+class Progress {
+ public:
+  explicit Progress(std::FILE* stream);
+
+  void message(const std::string& text);  // a line of the worker's own
+  void output_line(const std::string& trial_id, const std::string& line);
+  void set_totals(std::int64_t done, std::int64_t total);
+  void trial_started(const std::string& trial_id, int attempt,
+                     const nlohmann::json& hyperparameters);
+  void metrics(const nlohmann::json& values, const nlohmann::json& step);
+  void trial_finished(const std::string& trial_id, bool succeeded, const std::string& summary);
+  void idle(const std::string& why);
+
+ private:
+  void redraw_locked();
+  void clear_status_locked();
+
+  std::FILE* stream_;
+  bool interactive_;
+  std::mutex mutex_;
+  std::int64_t done_ = 0;
+  std::int64_t total_ = 0;
+  std::string current_trial_;
+  std::string latest_metrics_;
+  std::string idle_reason_;
+  bool status_shown_ = false;
+};
+
+// "loss=0.42 acc=0.8" from a JSON object of metrics, numbers in 4 significant digits.
+std::string format_metrics(const nlohmann::json& values);
+
+}  // namespace gridexp

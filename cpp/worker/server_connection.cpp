@@ -1,0 +1,116 @@
+#include "worker/server_connection.h"
+
+#include <httplib.h>
+
+#include <fstream>
+
+namespace gridexp {
+namespace {
+
+std::string error_message(const httplib::Response& response) {
+  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
+  if (body.is_object() && body.contains("error") && body["error"].is_string()) {
+    return body["error"].get<std::string>();
+  }
+  return "HTTP " + std::to_string(response.status);
+}
+
+Result<nlohmann::json> interpret(const httplib::Result& result, const std::string& what) {
+  if (!result) {
+    return Status::unavailable(what + ": " + httplib::to_string(result.error()));
+  }
+  const httplib::Response& response = *result;
+  if (response.status >= 200 && response.status < 300) {
+    if (response.body.empty()) return nlohmann::json(nullptr);
+    nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
+    if (body.is_discarded()) return Status::unavailable(what + ": the answer is not JSON");
+    return body;
+  }
+  std::string message = what + ": " + error_message(response);
+  switch (response.status) {
+    case 401:
+      return Status::unauthorized(message);
+    case 404:
+      return Status::not_found(message);
+    case 409:
+      return Status::conflict(message);
+    case 413:
+      return Status::too_large(message);
+    default:
+      if (response.status >= 500) return Status::unavailable(message);
+      return Status::invalid_argument(message);
+  }
+}
+
+}  // namespace
+
+ServerConnection::ServerConnection(const std::string& base_url, std::string password)
+    : base_url_(base_url),
+      password_(std::move(password)),
+      client_(std::make_unique<httplib::Client>(base_url)) {
+  client_->set_bearer_token_auth(password_.c_str());
+  client_->set_connection_timeout(10);
+  client_->set_read_timeout(120);
+  client_->set_write_timeout(120);
+  client_->set_keep_alive(true);
+  client_->set_tcp_nodelay(true);
+}
+
+ServerConnection::~ServerConnection() = default;
+
+Result<nlohmann::json> ServerConnection::get_json(const std::string& path) {
+  return interpret(client_->Get(path.c_str()), "GET " + path);
+}
+
+Result<nlohmann::json> ServerConnection::post_json(const std::string& path,
+                                                   const nlohmann::json& body) {
+  std::string text = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return interpret(client_->Post(path.c_str(), text, "application/json"), "POST " + path);
+}
+
+Result<nlohmann::json> ServerConnection::put_file(
+    const std::string& path, const std::filesystem::path& file,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  auto stream = std::make_shared<std::ifstream>(file, std::ios::binary);
+  std::error_code error;
+  std::uintmax_t size = std::filesystem::file_size(file, error);
+  if (!*stream || error) return Status::io_error("cannot read " + file.string());
+  httplib::Headers request_headers;
+  for (const auto& [name, value] : headers) request_headers.emplace(name, value);
+  auto provider = [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+    std::vector<char> buffer(std::min<std::size_t>(length, 1 << 16));
+    stream->seekg(static_cast<std::streamoff>(offset));
+    stream->read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    std::streamsize count = stream->gcount();
+    if (count <= 0) return false;
+    return sink.write(buffer.data(), static_cast<std::size_t>(count));
+  };
+  return interpret(client_->Put(path.c_str(), request_headers, static_cast<std::size_t>(size),
+                                provider, "application/octet-stream"),
+                   "PUT " + path);
+}
+
+Result<nlohmann::json> ServerConnection::post_text(
+    const std::string& path, const std::string& text,
+    const std::vector<std::pair<std::string, std::string>>& headers) {
+  httplib::Headers request_headers;
+  for (const auto& [name, value] : headers) request_headers.emplace(name, value);
+  return interpret(client_->Post(path.c_str(), request_headers, text, "text/plain; charset=utf-8"),
+                   "POST " + path);
+}
+
+Result<nlohmann::json> call_with_retry(const std::function<Result<nlohmann::json>()>& call,
+                                       const RetryPolicy& policy) {
+  std::chrono::milliseconds delay = policy.first_delay;
+  bool told = false;
+  while (true) {
+    Result<nlohmann::json> result = call();
+    if (result || result.status().code() != Code::kUnavailable) return result;
+    if (!told && policy.on_retry) policy.on_retry(result.status(), delay);
+    told = true;
+    if (!policy.sleep || !policy.sleep(delay)) return result;
+    delay = std::min(delay * 2, policy.max_delay);
+  }
+}
+
+}  // namespace gridexp

@@ -1,0 +1,465 @@
+#include "worker/supervisor.h"
+
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/sha256.h"
+#include "worker/downloads.h"
+
+namespace gridexp {
+
+struct Supervisor::Outcome {
+  bool succeeded = false;
+  nlohmann::json results;
+  std::string error;
+  std::string traceback;
+  std::optional<std::filesystem::path> model_path;
+};
+
+namespace {
+
+constexpr std::chrono::milliseconds kEventPoll{100};
+constexpr std::chrono::milliseconds kInterruptGrace{3000};
+constexpr std::chrono::seconds kStopGrace{30};
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
+  return name;
+}
+
+// The string at `key`, or `fallback` when it is missing, null or not a string.
+std::string string_or(const nlohmann::json& object, const char* key, const std::string& fallback) {
+  auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : fallback;
+}
+
+std::string trial_path(const std::string& trial_id, const char* action) {
+  return "/api/v1/trials/" + trial_id + "/" + action;
+}
+
+}  // namespace
+
+Supervisor::Supervisor(SupervisorSetup setup, Progress& progress,
+                       const std::atomic<bool>& interrupted)
+    : setup_(std::move(setup)),
+      base_url_(server_base_url(setup_.options.address).value()),
+      progress_(progress),
+      interrupted_(interrupted),
+      fs_(default_file_system()),
+      state_dir_(setup_.options.workdir / ".gridexp-worker"),
+      model_dir_(state_dir_ / "models"),
+      connection_(base_url_, setup_.password),
+      outbox_(state_dir_ / "outbox", fs_) {
+  retry_.sleep = [this](std::chrono::milliseconds delay) { return keep_waiting(delay); };
+  retry_.on_retry = [this](const Status& status, std::chrono::milliseconds delay) {
+    progress_.message(status.message() + "; retrying every " +
+                      std::to_string(std::max<long>(1, delay.count() / 1000)) +
+                      "s and up to 10s until the server answers");
+  };
+}
+
+Supervisor::~Supervisor() = default;
+
+bool Supervisor::keep_waiting(std::chrono::milliseconds delay) {
+  auto deadline = std::chrono::steady_clock::now() + delay;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (interrupted_) return false;
+    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(
+        kEventPoll, std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now())));
+  }
+  return !interrupted_;
+}
+
+int Supervisor::fail_with(int exit_status, const std::string& reason) {
+  progress_.message("error: " + reason);
+  return exit_status;
+}
+
+Result<nlohmann::json> Supervisor::call(const std::function<Result<nlohmann::json>()>& request) {
+  return call_with_retry(request, retry_);
+}
+
+Status Supervisor::prepare_workdir() {
+  for (const std::filesystem::path& directory : {setup_.options.workdir, state_dir_, model_dir_}) {
+    if (Status status = fs_.create_directories(directory); !status) return status;
+  }
+  return outbox_.prepare();
+}
+
+Status Supervisor::fetch_archives() {
+  Downloader downloader(base_url_, setup_.password, state_dir_ / "cache", retry_);
+  struct Wanted {
+    const char* name;
+    bool wanted;
+    bool required;
+  };
+  for (const Wanted& archive : {Wanted{"scripts.zip", setup_.options.download_scripts, true},
+                                Wanted{"data.zip", setup_.options.download_data, false}}) {
+    if (!archive.wanted) continue;
+    Result<bool> changed = fetch_and_extract(downloader, archive.name, setup_.options.workdir,
+                                             state_dir_, ExtractLimits{}, fs_);
+    if (!changed) {
+      if (changed.status().code() == Code::kNotFound && !archive.required) {
+        progress_.message(std::string("the server has no ") + archive.name +
+                          "; going on without it");
+        continue;
+      }
+      return Status(changed.status().code(),
+                    std::string(archive.name) + " from the server: " + changed.status().message());
+    }
+    progress_.message(std::string(archive.name) +
+                      (*changed ? " downloaded and unpacked" : " is up to date"));
+  }
+  return Status::ok();
+}
+
+void Supervisor::on_executor_output(const std::string& line, bool /*is_stderr*/) {
+  std::lock_guard lock(output_mutex_);
+  if (output_heartbeat_ != nullptr) output_heartbeat_->push_log_line(line);
+  progress_.output_line(output_trial_id_, line);
+}
+
+Status Supervisor::start_executor() {
+  ExecutorLaunch launch;
+  launch.executable = setup_.executor_path;
+  launch.workdir = setup_.options.workdir;
+  launch.on_output = [this](const std::string& line, bool is_stderr) {
+    on_executor_output(line, is_stderr);
+  };
+  Result<std::unique_ptr<ExecutorProcess>> spawned = ExecutorProcess::spawn(launch);
+  if (!spawned) return spawned.status();
+  executor_ = std::move(spawned).value();
+  Status sent = executor_->send({{"type", "start"},
+                                 {"config", config_},
+                                 {"consistent_dataset", setup_.options.consistent_dataset},
+                                 {"save_models", setup_.options.save_models},
+                                 {"model_dir", std::filesystem::absolute(model_dir_).string()}});
+  while (true) {
+    if (interrupted_) {
+      executor_->interrupt_then_kill(kInterruptGrace);
+      executor_.reset();
+      return Status::unavailable("interrupted while experiment.py was starting");
+    }
+    std::optional<nlohmann::json> event = executor_->next_event(kEventPoll);
+    if (event) {
+      std::string type = string_or(*event, "type", "");
+      if (type == "ready") return Status::ok();
+      if (type == "fatal") {
+        std::string where;
+        if ((*event)["file"].is_string()) {
+          where = (*event)["file"].get<std::string>();
+          if ((*event)["line"].is_number()) where += ":" + (*event)["line"].dump();
+          where += ": ";
+        }
+        std::string traceback = string_or(*event, "traceback", "");
+        if (!traceback.empty()) progress_.output_line("", traceback);
+        executor_.reset();
+        return Status::invalid_argument(where + string_or(*event, "error", "experiment.py failed"));
+      }
+      continue;
+    }
+    if (executor_->has_exited()) {
+      std::string cause = executor_->exit_description();
+      executor_.reset();
+      return Status::io_error("the executor " + cause + " while starting experiment.py" +
+                              (sent ? "" : " (" + sent.message() + ")"));
+    }
+  }
+}
+
+Status Supervisor::deliver(const FinishedTrial& original) {
+  FinishedTrial finished = original;
+  auto forget = [&] {
+    outbox_.remove(finished.trial_id);
+    if (finished.model_path) fs_.remove(*finished.model_path);
+  };
+  if (finished.model_path) {
+    Result<std::string> sha = sha256_file_hex(*finished.model_path);
+    if (!sha) return sha.status();
+    Result<nlohmann::json> uploaded = call([&] {
+      return connection_.put_file(
+          trial_path(finished.trial_id, "model"), *finished.model_path,
+          {{"X-Gridexp-Lease-Token", finished.lease_token}, {"X-Gridexp-Sha256", *sha}});
+    });
+    if (!uploaded) {
+      Code code = uploaded.status().code();
+      if (code == Code::kConflict || code == Code::kNotFound) {
+        forget();
+        return uploaded.status();
+      }
+      if (code != Code::kTooLarge) return uploaded.status();
+      finished.succeeded = false;
+      finished.error = "the model file is larger than the server accepts (--max-upload-mb): " +
+                       uploaded.status().message();
+      finished.traceback.clear();
+    }
+  }
+  nlohmann::json body = {{"lease_token", finished.lease_token}};
+  if (finished.succeeded) {
+    body["results"] = finished.results;
+  } else {
+    body["error"] = finished.error;
+    body["traceback"] = finished.traceback;
+  }
+  Result<nlohmann::json> answered = call([&] {
+    return connection_.post_json(
+        trial_path(finished.trial_id, finished.succeeded ? "complete" : "fail"), body);
+  });
+  if (answered || answered.status().code() == Code::kConflict ||
+      answered.status().code() == Code::kNotFound) {
+    forget();
+  }
+  return answered ? Status::ok() : answered.status();
+}
+
+Status Supervisor::deliver_outbox() {
+  Result<std::vector<FinishedTrial>> kept = outbox_.pending();
+  if (!kept) return kept.status();
+  for (const FinishedTrial& finished : *kept) {
+    Status status = deliver(finished);
+    progress_.message("delivered the kept outcome of trial " + finished.trial_id +
+                      (status ? "" : ": " + status.message()));
+  }
+  return Status::ok();
+}
+
+Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial,
+                                           const std::string& lease_token, Outcome* outcome) {
+  std::string trial_id = trial["id"].get<std::string>();
+  std::optional<TrialHeartbeat> heartbeat;
+  if (!lease_token.empty()) {
+    heartbeat.emplace(base_url_, setup_.password, trial_id, lease_token, heartbeat_interval_);
+  }
+  {
+    std::lock_guard lock(output_mutex_);
+    output_trial_id_ = trial_id;
+    output_heartbeat_ = heartbeat ? &*heartbeat : nullptr;
+  }
+  progress_.trial_started(trial_id, trial.value("attempt", 1), trial["hyperparameters"]);
+  Status sent = executor_->send({{"type", "run"}, {"trial", trial}});
+  bool stop_sent = false;
+  auto stop_sent_at = std::chrono::steady_clock::now();
+  TrialEnd end = TrialEnd::kDelivered;
+  while (true) {
+    if (interrupted_) {
+      executor_->interrupt_then_kill(kInterruptGrace);
+      executor_.reset();
+      end = TrialEnd::kInterrupted;
+      break;
+    }
+    bool lease_lost = heartbeat && heartbeat->lease_lost();
+    if (heartbeat && !stop_sent && (lease_lost || heartbeat->stop_requested())) {
+      executor_->send({{"type", "stop"}, {"trial_id", trial_id}});
+      stop_sent = true;
+      stop_sent_at = std::chrono::steady_clock::now();
+    }
+    if (lease_lost && std::chrono::steady_clock::now() - stop_sent_at > kStopGrace) {
+      executor_->kill_now();
+      executor_.reset();
+      end = TrialEnd::kLeaseLost;
+      break;
+    }
+    std::optional<nlohmann::json> event = executor_->next_event(kEventPoll);
+    if (!event) {
+      if (!executor_->has_exited()) continue;
+      outcome->succeeded = false;
+      outcome->error = "the executor running experiment.py " + executor_->exit_description();
+      if (!sent) outcome->error += " (" + sent.message() + ")";
+      executor_.reset();
+      break;
+    }
+    std::string type = string_or(*event, "type", "");
+    if (type == "metrics") {
+      nlohmann::json point = {{"step", (*event)["step"]},
+                              {"time_ms", (*event)["time_ms"]},
+                              {"values", (*event)["values"]}};
+      if (heartbeat) heartbeat->push_metrics(point);
+      progress_.metrics((*event)["values"], (*event)["step"]);
+    } else if ((type == "result" || type == "failed") &&
+               string_or(*event, "trial_id", "") == trial_id) {
+      outcome->succeeded = type == "result";
+      if (outcome->succeeded) {
+        outcome->results = (*event)["results"];
+        if ((*event)["model_path"].is_string()) {
+          outcome->model_path = (*event)["model_path"].get<std::string>();
+        }
+      } else {
+        outcome->error = string_or(*event, "error", "run_one failed");
+        outcome->traceback = string_or(*event, "traceback", "");
+      }
+      break;
+    } else if (type == "protocol_error") {
+      progress_.message("unexpected line from the executor: " + string_or(*event, "line", ""));
+    }
+  }
+  {
+    std::lock_guard lock(output_mutex_);
+    output_trial_id_.clear();
+    output_heartbeat_ = nullptr;
+  }
+  if (heartbeat) heartbeat->flush_and_stop();
+  if (end == TrialEnd::kInterrupted) return end;
+  if (end == TrialEnd::kLeaseLost || (heartbeat && heartbeat->lease_lost())) {
+    if (outcome->model_path) fs_.remove(*outcome->model_path);
+    progress_.message("lost the lease on trial " + trial_id +
+                      " (it expired or was taken back); another worker completes it");
+    return TrialEnd::kLeaseLost;
+  }
+  return outcome->succeeded ? TrialEnd::kDelivered : TrialEnd::kFailedDelivered;
+}
+
+int Supervisor::run_dry() {
+  Result<nlohmann::json> config = call([&] { return connection_.get_json("/api/v1/config"); });
+  if (!config) return fail_with(kWorkerExitFailed, config.status().message());
+  config_ = (*config)["config"];
+  std::string experiment = (*config)["experiment_name"].get<std::string>();
+  Result<nlohmann::json> trials =
+      call([&] { return connection_.get_json("/api/v1/experiments/" + experiment + "/trials"); });
+  if (!trials) return fail_with(kWorkerExitFailed, trials.status().message());
+  if (Status status = fetch_archives(); !status)
+    return fail_with(kWorkerExitBadSetup, status.message());
+  if (Status status = start_executor(); !status) {
+    return fail_with(interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup, status.message());
+  }
+  progress_.message("dry run: running the pending trials of " + experiment +
+                    " here; nothing is written to the server");
+  std::int64_t ran = 0;
+  for (const nlohmann::json& trial : *trials) {
+    if (trial["state"] != "pending" || !trial.value("in_config", true)) continue;
+    if (setup_.options.max_trials && ran >= *setup_.options.max_trials) break;
+    if (!executor_) {
+      if (Status status = start_executor(); !status)
+        return fail_with(kWorkerExitFailed, status.message());
+    }
+    nlohmann::json job = {{"id", trial["id"]},
+                          {"attempt", 1},
+                          {"experiment", experiment},
+                          {"hyperparameters", trial["hyperparameters"]}};
+    Outcome outcome;
+    if (run_trial(job, "", &outcome) == TrialEnd::kInterrupted) {
+      return fail_with(kWorkerExitInterrupted, "interrupted");
+    }
+    ++ran;
+    progress_.trial_finished(job["id"], outcome.succeeded,
+                             outcome.succeeded ? outcome.results.dump() : outcome.error);
+    if (!outcome.succeeded && setup_.options.raise_on_failure) {
+      return fail_with(kWorkerExitFailed,
+                       "trial " + job["id"].get<std::string>() + " failed: " + outcome.error);
+    }
+  }
+  progress_.message("dry run finished: " + std::to_string(ran) + " trials");
+  return kWorkerExitOk;
+}
+
+int Supervisor::run() {
+  if (Status status = prepare_workdir(); !status)
+    return fail_with(kWorkerExitBadSetup, status.message());
+  if (setup_.options.dry_run) return run_dry();
+
+  nlohmann::json about = {{"host", host_name()},
+                          {"pid", static_cast<std::int64_t>(::getpid())},
+                          {"version", kWorkerVersion},
+                          {"devices", nlohmann::json::array()}};
+  Result<nlohmann::json> registered =
+      call([&] { return connection_.post_json("/api/v1/workers", about); });
+  if (!registered) {
+    if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
+    return fail_with(
+        registered.status().code() == Code::kUnauthorized ? kWorkerExitBadSetup : kWorkerExitFailed,
+        registered.status().message());
+  }
+  worker_id_ = (*registered)["worker_id"].get<std::string>();
+  config_ = (*registered)["config"];
+  heartbeat_interval_ = std::chrono::milliseconds(
+      static_cast<std::int64_t>(registered->value("heartbeat_seconds", 10)) * 1000);
+  progress_.message("worker " + worker_id_ + " registered with " + base_url_ + " for " +
+                    string_or(*registered, "experiment_name", "?"));
+
+  if (Status status = fetch_archives(); !status) {
+    return fail_with(interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup, status.message());
+  }
+  if (Status status = deliver_outbox(); !status)
+    return fail_with(kWorkerExitFailed, status.message());
+
+  std::int64_t trials_run = 0;
+  while (true) {
+    if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
+    if (setup_.options.max_trials && trials_run >= *setup_.options.max_trials) {
+      progress_.message("ran " + std::to_string(trials_run) + " trials (--max_trials); stopping");
+      return kWorkerExitOk;
+    }
+    if (!executor_) {
+      if (Status status = start_executor(); !status) {
+        return fail_with(interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup,
+                         status.message());
+      }
+    }
+    Result<nlohmann::json> claimed = call([&] {
+      return connection_.post_json("/api/v1/workers/" + worker_id_ + "/claim",
+                                   nlohmann::json::object());
+    });
+    if (!claimed) {
+      if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
+      return fail_with(kWorkerExitFailed, claimed.status().message());
+    }
+    std::int64_t pending = claimed->value("pending", 0);
+    std::int64_t running = claimed->value("running", 0);
+    if (claimed->contains("done") && claimed->contains("total")) {
+      progress_.set_totals((*claimed)["done"].get<std::int64_t>(),
+                           (*claimed)["total"].get<std::int64_t>());
+    }
+    const nlohmann::json& trial = (*claimed)["trial"];
+    if (trial.is_null()) {
+      if (pending == 0 && running == 0) {
+        progress_.message("no trial is left to run: the grid is finished");
+        return kWorkerExitOk;
+      }
+      progress_.idle("waiting: " + std::to_string(running) + " trials run on other workers");
+      if (!keep_waiting(std::chrono::milliseconds(
+              static_cast<std::int64_t>(setup_.options.poll_seconds * 1000)))) {
+        return fail_with(kWorkerExitInterrupted, "interrupted");
+      }
+      continue;
+    }
+    std::string trial_id = trial["id"].get<std::string>();
+    std::string lease_token = trial["lease_token"].get<std::string>();
+    nlohmann::json job = {{"id", trial_id},
+                          {"attempt", trial["attempt"]},
+                          {"experiment", trial["experiment"]},
+                          {"hyperparameters", trial["hyperparameters"]}};
+    Outcome outcome;
+    TrialEnd end = run_trial(job, lease_token, &outcome);
+    ++trials_run;
+    if (end == TrialEnd::kInterrupted) {
+      Result<nlohmann::json> released =
+          connection_.post_json(trial_path(trial_id, "release"), {{"lease_token", lease_token}});
+      return fail_with(kWorkerExitInterrupted,
+                       "interrupted; trial " + trial_id +
+                           (released ? " released back to pending"
+                                     : " not released (" + released.status().message() +
+                                           "): it returns to pending when its lease expires"));
+    }
+    if (end == TrialEnd::kLeaseLost) continue;
+    FinishedTrial finished{trial_id,      lease_token,       outcome.succeeded, outcome.results,
+                           outcome.error, outcome.traceback, outcome.model_path};
+    if (Status kept = outbox_.put(finished); !kept) {
+      progress_.message("cannot keep the outcome on disk (" + kept.message() + "); sending it now");
+    }
+    Status delivered = deliver(finished);
+    std::string summary = outcome.succeeded ? outcome.results.dump() : outcome.error;
+    if (!delivered) summary += " (not delivered: " + delivered.message() + ")";
+    progress_.trial_finished(trial_id, outcome.succeeded && delivered, summary);
+    if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
+    if (!outcome.succeeded && setup_.options.raise_on_failure) {
+      return fail_with(
+          kWorkerExitFailed,
+          "trial " + trial_id + " failed: " + outcome.error +
+              " (--raise_on_failure=True stops here; --raise_on_failure=False goes on)");
+    }
+  }
+}
+
+}  // namespace gridexp

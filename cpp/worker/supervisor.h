@@ -1,0 +1,89 @@
+// Supervisor: gridexp-worker's main loop. No Python runs here.
+//
+// Registers with the server, fetches scripts.zip/data.zip when asked, starts the executor
+// (docs/executor.md) and waits until experiment.py is imported and the dataset built — so a
+// broken experiment.py burns no trial — then claims trials one at a time: hands each to the
+// executor, keeps its lease alive (TrialHeartbeat), and delivers the outcome through the
+// Outbox (results and model kept on disk until the server acknowledges them). A dead executor
+// fails its trial with the cause and is replaced. SIGINT/SIGTERM release the running trial and
+// exit. run() returns the process exit status and prints the reason for a non-zero one last.
+// One Supervisor per process; run() is called once, from the main thread.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/file_system.h"
+#include "worker/executor_process.h"
+#include "worker/options.h"
+#include "worker/outbox.h"
+#include "worker/progress.h"
+#include "worker/server_connection.h"
+#include "worker/trial_heartbeat.h"
+
+namespace gridexp {
+
+inline constexpr char kWorkerVersion[] = "0.1.0";
+
+inline constexpr int kWorkerExitOk = 0;
+inline constexpr int kWorkerExitFailed =
+    1;  // a trial failed (--raise_on_failure), or a fatal error
+inline constexpr int kWorkerExitBadSetup = 2;  // bad flags, password, experiment.py
+inline constexpr int kWorkerExitInterrupted = 130;
+
+struct SupervisorSetup {
+  WorkerOptions options;
+  std::string password;
+  std::filesystem::path executor_path;
+};
+
+class Supervisor {
+ public:
+  Supervisor(SupervisorSetup setup, Progress& progress, const std::atomic<bool>& interrupted);
+  ~Supervisor();
+
+  int run();
+
+ private:
+  enum class TrialEnd { kDelivered, kFailedDelivered, kLeaseLost, kInterrupted };
+  struct Outcome;
+
+  int fail_with(int exit_status, const std::string& reason);
+  Result<nlohmann::json> call(const std::function<Result<nlohmann::json>()>& request);
+  Status prepare_workdir();
+  Status fetch_archives();
+  Status start_executor();
+  Status deliver(const FinishedTrial& finished);
+  Status deliver_outbox();
+  TrialEnd run_trial(const nlohmann::json& trial, const std::string& lease_token, Outcome* outcome);
+  int run_dry();
+  void on_executor_output(const std::string& line, bool is_stderr);
+  bool keep_waiting(std::chrono::milliseconds delay);
+
+  SupervisorSetup setup_;
+  std::string base_url_;
+  Progress& progress_;
+  const std::atomic<bool>& interrupted_;
+  FileSystem& fs_;
+  std::filesystem::path state_dir_;
+  std::filesystem::path model_dir_;
+  ServerConnection connection_;
+  RetryPolicy retry_;
+  Outbox outbox_;
+  std::unique_ptr<ExecutorProcess> executor_;
+  std::string worker_id_;
+  nlohmann::json config_;
+  std::chrono::milliseconds heartbeat_interval_{10'000};
+
+  // The trial whose output the executor is producing: its log and heartbeat.
+  std::mutex output_mutex_;
+  std::string output_trial_id_;
+  TrialHeartbeat* output_heartbeat_ = nullptr;
+};
+
+}  // namespace gridexp

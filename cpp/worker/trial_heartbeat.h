@@ -1,0 +1,60 @@
+// TrialHeartbeat: keeps one leased trial alive while the executor runs it.
+//
+// On its own thread and its own connection it sends a heartbeat every `heartbeat_interval`
+// (a third of the lease) and, about once a second, the metrics and log lines gathered since
+// the last send. A 409 from the server means the lease is gone (expired and re-granted, or the
+// trial cancelled): lease_lost() turns true and the supervisor stops the trial. A heartbeat
+// answer {"stop": true} turns stop_requested() true. Connection trouble is retried quietly:
+// the lease outlives short outages, and a server restart keeps it.
+// push_*() and the flags are safe from any thread; flush_and_stop() from the owner only.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "worker/server_connection.h"
+
+namespace gridexp {
+
+class TrialHeartbeat {
+ public:
+  TrialHeartbeat(const std::string& base_url, const std::string& password, std::string trial_id,
+                 std::string lease_token, std::chrono::milliseconds heartbeat_interval);
+  ~TrialHeartbeat();
+  TrialHeartbeat(const TrialHeartbeat&) = delete;
+  TrialHeartbeat& operator=(const TrialHeartbeat&) = delete;
+
+  void push_metrics(nlohmann::json point);
+  void push_log_line(const std::string& line);
+  bool lease_lost() const { return lease_lost_; }
+  bool stop_requested() const { return stop_requested_; }
+
+  // Stops the thread, then sends what is still buffered (once, no retries beyond a few).
+  void flush_and_stop();
+
+ private:
+  void run();
+  void send_buffered();
+
+  ServerConnection connection_;
+  std::string trial_id_;
+  std::string lease_token_;
+  std::chrono::milliseconds heartbeat_interval_;
+  std::atomic<bool> lease_lost_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::vector<nlohmann::json> metrics_;
+  std::string log_;
+  std::thread thread_;
+};
+
+}  // namespace gridexp

@@ -1,0 +1,353 @@
+"""gridexp-worker against a real gridexp-server: the whole system on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import PASSWORD, grid_config
+
+torch = pytest.importorskip("torch", reason="torch==2.13.0 is installed by scripts/setup.sh")
+
+# An experiment that records what it produced, so the test can compare with what the server
+# kept. Each trial takes `sleep` seconds (a hyperparameter) so tests can act mid-trial.
+EXPERIMENT = textwrap.dedent(
+    """\
+    import json, os, sys, time
+    import torch
+    import gridexp
+
+    def init_dataset(config):
+        with open("init_count.txt", "a") as f:
+            f.write("x")
+        return {"offset": len(config["hyperparameters"]["index"])}
+
+    def run_one(hyperparameters, dataset):
+        index = hyperparameters["index"]
+        trial = gridexp.trial()
+        print(f"running index {index} in trial {trial['id']}", flush=True)
+        for step in range(3):
+            gridexp.report(step=step, loss=1.0 / (step + 1))
+            time.sleep(hyperparameters.get("sleep", 0.0) / 3)
+        if index == hyperparameters.get("fail_at", -1):
+            raise ValueError(f"index {index} is cursed")
+        torch.manual_seed(index)
+        model = torch.nn.Linear(3, 2)
+        os.makedirs("produced", exist_ok=True)
+        torch.save(model.state_dict(), f"produced/{trial['id']}.pt")
+        results = {"index": index, "square": index * index + dataset["offset"],
+                   "ratio": index / 7, "nan": float("nan"), "tensor": torch.tensor([1.5, 2.5])}
+        with open(f"produced/{trial['id']}.json", "w") as f:
+            json.dump({"index": index, "square": index * index + dataset["offset"]}, f)
+        return results, model
+    """
+)
+
+
+def write_experiment(directory: Path, points: int, extra: str = "", name: str = "workers") -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(grid_config(name, points) + extra)
+    (directory / "experiment.py").write_text(EXPERIMENT)
+
+
+class Worker:
+    def __init__(self, server, workdir: Path, *args: str, password: str | None = PASSWORD):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        environment = dict(os.environ)
+        environment.pop("GRIDEXP_PASSWORD", None)
+        if password is not None:
+            environment["GRIDEXP_PASSWORD"] = password
+        self.log_path = workdir.parent / f"{workdir.name}.console"
+        self.log = open(self.log_path, "w")
+        binary = shutil.which("gridexp-worker")
+        assert binary, "gridexp-worker is not on PATH"
+        self.process = subprocess.Popen(
+            [binary, f"--address=127.0.0.1:{server.port}", f"--workdir={workdir}", *args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+        )
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self.log.close()
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def workers():
+    started: list[Worker] = []
+
+    def start(*args, **kwargs) -> Worker:
+        worker = Worker(*args, **kwargs)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def trials_of(server, name: str = "workers") -> list[dict]:
+    return server.get(f"/api/v1/experiments/{name}/trials").json()
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+def running_trial(server, name: str = "workers") -> dict | None:
+    return next((t for t in trials_of(server, name) if t["state"] == "running"), None)
+
+
+def test_two_workers_run_the_grid_exactly_once(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 12)
+    server = start_server(directory)
+    first = workers(server, tmp_path / "w1", "--download_scripts")
+    second = workers(server, tmp_path / "w2", "--download_scripts")
+    assert first.wait() == 0, first.output()
+    assert second.wait() == 0, second.output()
+    trials = trials_of(server)
+    assert [t["state"] for t in trials] == ["done"] * 12
+    assert all(t["attempts"] == 1 for t in trials)
+    for trial in trials:
+        produced = next(
+            w.workdir / "produced"
+            for w in (first, second)
+            if (w.workdir / "produced" / f"{trial['id']}.json").exists()
+        )
+        expected = json.loads((produced / f"{trial['id']}.json").read_text())
+        assert trial["results"]["index"] == expected["index"]
+        assert trial["results"]["square"] == expected["square"]
+        assert trial["results"]["nan"] == "NaN"
+        assert trial["results"]["tensor"] == [1.5, 2.5]
+        model = server.get(f"/api/v1/trials/{trial['id']}/model")
+        assert model.status_code == 200
+        loaded = torch.load(io.BytesIO(model.content), weights_only=True)
+        reference = torch.load(produced / f"{trial['id']}.pt", weights_only=True)
+        assert loaded.keys() == reference.keys()
+        assert all(torch.equal(loaded[k], reference[k]) for k in loaded)
+    # Both workers ran: the grid was shared, not hogged.
+    assert (first.workdir / "produced").exists() and (second.workdir / "produced").exists()
+    # init_dataset ran once per worker (consistent dataset).
+    assert (first.workdir / "init_count.txt").read_text() == "x"
+    # Metrics and logs reached the server.
+    metrics = server.get(f"/api/v1/trials/{trials[0]['id']}/metrics").json()
+    assert [p["step"] for p in metrics] == [0, 1, 2]
+    log = server.get(f"/api/v1/trials/{trials[0]['id']}/log")
+    assert "running index 0" in log.text
+    assert "no trial is left" in first.output()
+
+
+def test_the_seeds_exact_command_line_is_accepted(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 3)
+    server = start_server(directory)
+    worker = workers(
+        server,
+        tmp_path / "w",
+        "--save_models=False",
+        "--download_scripts",
+        "--download_data=False",
+        f"--server_password={PASSWORD}",
+        password=None,
+    )
+    assert worker.wait() == 0, worker.output()
+    assert "visible" in worker.output()
+    trials = trials_of(server)
+    assert [t["state"] for t in trials] == ["done"] * 3
+    assert all(t["model"] is None for t in trials)
+
+
+def test_run_one_raising_fails_the_trial_and_stops_the_worker(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 4, "  fail_at: 1\n")
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts")
+    assert worker.wait() == 1
+    last_line = worker.output().strip().splitlines()[-1]
+    assert "failed" in last_line and "cursed" in last_line
+    failed = [t for t in trials_of(server) if t["state"] == "failed"]
+    assert len(failed) == 1
+    assert failed[0]["error"] == "ValueError: index 1 is cursed"
+    assert "Traceback" in failed[0]["traceback"] and "run_one" in failed[0]["traceback"]
+
+    going_on = workers(server, tmp_path / "w2", "--download_scripts", "--raise_on_failure=False")
+    assert going_on.wait() == 0, going_on.output()
+    states = sorted(t["state"] for t in trials_of(server))
+    assert states == ["done", "done", "done", "failed"]
+
+
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        (
+            "def init_dataset(config):\n    return 1\n\ndef run_one(h, d)\n    pass\n",
+            "experiment.py:4",
+        ),
+        ("def init_dataset(config):\n    return 1\n", "run_one"),
+    ],
+)
+def test_a_broken_experiment_is_reported_and_burns_no_trial(
+    start_server, workers, tmp_path, source, expected
+):
+    directory = tmp_path / "server"
+    write_experiment(directory, 2)
+    (directory / "experiment.py").write_text(source)
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts")
+    assert worker.wait() == 2
+    last_line = worker.output().strip().splitlines()[-1]
+    assert expected in last_line
+    assert all(t["state"] == "pending" and t["attempts"] == 0 for t in trials_of(server))
+
+
+def test_results_that_are_not_json_fail_naming_the_key(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    directory.mkdir()
+    (directory / "config.yaml").write_text(grid_config("workers", 1))
+    (directory / "experiment.py").write_text(
+        "def init_dataset(config):\n    return None\n\n"
+        "def run_one(hyperparameters, dataset):\n"
+        "    return {'curve': [1, 2, {3}]}, None\n"
+    )
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts", "--raise_on_failure=False")
+    assert worker.wait() == 0, worker.output()
+    (trial,) = trials_of(server)
+    assert trial["state"] == "failed"
+    assert "['curve'][2]" in trial["error"] and "set" in trial["error"]
+
+
+def test_kill_9_of_a_worker_mid_trial_hands_the_trial_to_another(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 3, "  sleep: 3\n")
+    server = start_server(directory, "--lease-seconds", "3")
+    doomed = workers(server, tmp_path / "w1", "--download_scripts")
+    victim = wait_for(lambda: running_trial(server))
+    doomed.kill()  # SIGKILL to the supervisor (and its executor dies with it)
+    survivor = workers(server, tmp_path / "w2", "--download_scripts")
+    assert survivor.wait(timeout=180) == 0, survivor.output()
+    trials = {t["id"]: t for t in trials_of(server)}
+    assert all(t["state"] == "done" for t in trials.values())
+    assert trials[victim["id"]]["attempts"] == 2
+    assert trials[victim["id"]]["worker"] != victim["worker"]
+
+
+def test_kill_9_of_the_executor_fails_its_trial_and_the_worker_goes_on(
+    start_server, workers, tmp_path
+):
+    directory = tmp_path / "server"
+    write_experiment(directory, 3, "  sleep: 2\n")
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts", "--raise_on_failure=False")
+    victim = wait_for(lambda: running_trial(server))
+    children = subprocess.run(
+        ["pgrep", "-P", str(worker.process.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert children, worker.output()
+    os.kill(int(children[0]), signal.SIGKILL)
+    assert worker.wait() == 0, worker.output()
+    trials = {t["id"]: t for t in trials_of(server)}
+    assert trials[victim["id"]]["state"] == "failed"
+    assert "killed by signal 9" in trials[victim["id"]]["error"]
+    assert sorted(t["state"] for t in trials.values()) == ["done", "done", "failed"]
+
+
+def test_ctrl_c_releases_the_running_trial(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 2, "  sleep: 30\n")
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts")
+    victim = wait_for(lambda: running_trial(server))
+    started = time.monotonic()
+    os.kill(worker.process.pid, signal.SIGINT)
+    assert worker.wait(timeout=30) == 130
+    assert time.monotonic() - started < 10
+    trial = next(t for t in trials_of(server) if t["id"] == victim["id"])
+    assert trial["state"] == "pending" and trial["attempts"] == 0
+    assert "released" in worker.output().strip().splitlines()[-1]
+
+
+def test_server_restart_while_workers_run(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 8, "  sleep: 0.6\n")
+    server = start_server(directory)
+    port = server.port
+    worker = workers(server, tmp_path / "w", "--download_scripts")
+    wait_for(lambda: sum(t["state"] == "done" for t in trials_of(server)) >= 2)
+    server.kill()
+    time.sleep(1.5)
+    restarted = start_server(directory, "--port", str(port))
+    assert worker.wait(timeout=180) == 0, worker.output()
+    trials = trials_of(restarted)
+    assert [t["state"] for t in trials] == ["done"] * 8
+    assert "retrying" in worker.output()
+
+
+def test_an_archive_escaping_the_workdir_is_refused(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 1)
+    with zipfile.ZipFile(directory / "data.zip", "w") as archive:
+        archive.writestr("data/ok.txt", "fine")
+        archive.writestr("../escaped.txt", "evil")
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts")
+    assert worker.wait() != 0
+    last_line = worker.output().strip().splitlines()[-1]
+    assert "data.zip" in last_line and ".." in last_line
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not (tmp_path / "w" / "data" / "ok.txt").exists()
+    assert all(t["state"] == "pending" for t in trials_of(server))
+
+
+def test_dry_run_writes_nothing_to_the_server(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 2)
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts", "--dry_run")
+    assert worker.wait() == 0, worker.output()
+    assert all(t["state"] == "pending" and t["attempts"] == 0 for t in trials_of(server))
+    assert server.get("/api/v1/workers").json() == []
+    assert len(list((tmp_path / "w" / "produced").glob("*.json"))) == 2
+
+
+def test_wrong_password_is_a_clear_error(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 1)
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", password="nope")
+    assert worker.wait() == 2
+    assert "wrong password" in worker.output().strip().splitlines()[-1]
+    assert requests.get(f"{server.url}/healthz", timeout=5).ok
