@@ -351,3 +351,63 @@ def test_wrong_password_is_a_clear_error(start_server, workers, tmp_path):
     assert worker.wait() == 2
     assert "wrong password" in worker.output().strip().splitlines()[-1]
     assert requests.get(f"{server.url}/healthz", timeout=5).ok
+
+
+def test_the_sentiment_example_with_two_workers(start_server, workers, tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "sentiment"
+    directory = tmp_path / "sentiment"
+    directory.mkdir()
+    for name in ("config.yaml", "experiment.py"):
+        shutil.copy(example / name, directory / name)
+    server = start_server(directory)
+    pair = [
+        workers(server, tmp_path / f"w{n}", "--download_scripts", "--download_data=False")
+        for n in (1, 2)
+    ]
+    for worker in pair:
+        assert worker.wait(timeout=600) == 0, worker.output()
+    trials = trials_of(server, "sentiment_analysis1")
+    assert len(trials) == 8
+    assert all(t["state"] == "done" and t["attempts"] == 1 for t in trials)
+    assert len({t["worker"] for t in trials}) == 2
+    for trial in trials:
+        assert trial["results"]["epochs_run"] == 10
+        assert trial["results"]["val_accuracy"] > 0.6, trial
+        model = server.get(f"/api/v1/trials/{trial['id']}/model")
+        state_dict = torch.load(io.BytesIO(model.content), weights_only=True)
+        assert state_dict and all(isinstance(v, torch.Tensor) for v in state_dict.values())
+        assert (directory / "models" / f"{trial['id']}.pt").read_bytes() == model.content
+        assert len(server.get(f"/api/v1/trials/{trial['id']}/metrics").json()) == 10
+
+
+def test_max_trials_and_a_dataloader_with_worker_processes(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    directory.mkdir()
+    (directory / "config.yaml").write_text(grid_config("workers", 3))
+    (directory / "experiment.py").write_text(
+        textwrap.dedent(
+            """\
+            import sys
+            import torch
+            from torch.utils.data import DataLoader, TensorDataset
+
+            def init_dataset(config):
+                return TensorDataset(torch.arange(8.0))
+
+            def run_one(hyperparameters, dataset):
+                loader = DataLoader(dataset, batch_size=2, num_workers=2)
+                total = sum(float(batch[0].sum()) for batch in loader)
+                return {"total": total, "executable": sys.executable}, None
+            """
+        )
+    )
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts", "--max_trials=1")
+    assert worker.wait(timeout=180) == 0, worker.output()
+    done = [t for t in trials_of(server) if t["state"] == "done"]
+    assert len(done) == 1
+    assert done[0]["results"]["total"] == 28.0
+    executable = Path(done[0]["results"]["executable"])
+    worker_binary = Path(shutil.which("gridexp-worker")).absolute()
+    assert executable.name.startswith("python") and executable.parent == worker_binary.parent
+    assert "--max_trials" in worker.output()
