@@ -1,5 +1,7 @@
 #include "server/options.h"
 
+#include "common/command_line.h"
+
 #include <algorithm>
 #include <charconv>
 #include <functional>
@@ -49,9 +51,9 @@ const std::map<std::string, Setter>& valued_options() {
          o.config_path = v;
          return Status::ok();
        }},
-      {"lease-seconds", integer_setter("lease-seconds", &ServerOptions::lease_seconds, 2, 86400)},
-      {"max-attempts", integer_setter("max-attempts", &ServerOptions::max_attempts, 1, 1000)},
-      {"max-upload-mb", integer_setter("max-upload-mb", &ServerOptions::max_upload_mb, 1, 1 << 24)},
+      {"lease_seconds", integer_setter("lease-seconds", &ServerOptions::lease_seconds, 2, 86400)},
+      {"max_attempts", integer_setter("max-attempts", &ServerOptions::max_attempts, 1, 1000)},
+      {"max_upload_mb", integer_setter("max-upload-mb", &ServerOptions::max_upload_mb, 1, 1 << 24)},
       {"threads", integer_setter("threads", &ServerOptions::threads, 2, 4096)},
       {"password",
        [](ServerOptions& o, const std::string& v) {
@@ -59,7 +61,7 @@ const std::map<std::string, Setter>& valued_options() {
          o.password = v;
          return Status::ok();
        }},
-      {"password-file",
+      {"password_file",
        [](ServerOptions& o, const std::string& v) {
          o.password_file = v;
          return Status::ok();
@@ -79,52 +81,28 @@ const std::map<std::string, Setter>& valued_options() {
 }  // namespace
 
 Result<ServerOptions> parse_server_options(const std::vector<std::string>& arguments) {
+  Result<std::vector<CommandLineItem>> items = split_command_line(
+      arguments, [](const std::string& name) { return valued_options().count(name) > 0; });
+  if (!items) return items.status();
   ServerOptions options;
   bool have_directory = false;
-  for (std::size_t i = 0; i < arguments.size(); ++i) {
-    const std::string& argument = arguments[i];
-    if (argument.size() < 2 || argument.rfind("--", 0) != 0) {
-      if (argument.size() > 1 && argument[0] == '-') {
-        if (argument == "-h") {
-          options.show_help = true;
-          continue;
-        }
-        return Status::invalid_argument("unknown option " + argument + " (see --help)");
-      }
+  for (const CommandLineItem& item : *items) {
+    if (item.name.empty()) {
       if (have_directory) {
         return Status::invalid_argument("one experiment directory only, got '" +
-                                        options.experiment_dir.string() + "' and '" + argument +
+                                        options.experiment_dir.string() + "' and '" + *item.value +
                                         "'");
       }
-      options.experiment_dir = argument;
+      options.experiment_dir = *item.value;
       have_directory = true;
-      continue;
-    }
-    std::string name = argument.substr(2);
-    std::optional<std::string> inline_value;
-    if (std::size_t equals = name.find('='); equals != std::string::npos) {
-      inline_value = name.substr(equals + 1);
-      name.resize(equals);
-    }
-    std::replace(name.begin(), name.end(), '_', '-');
-    if (name == "help" || name == "version") {
-      if (inline_value) return Status::invalid_argument("--" + name + " takes no value");
-      (name == "help" ? options.show_help : options.show_version) = true;
-      continue;
-    }
-    auto setter = valued_options().find(name);
-    if (setter == valued_options().end()) {
-      return Status::invalid_argument("unknown option --" + name + " (see --help)");
-    }
-    std::string value;
-    if (inline_value) {
-      value = *inline_value;
-    } else if (i + 1 < arguments.size()) {
-      value = arguments[++i];
+    } else if (item.name == "help" || item.name == "version") {
+      if (item.value) return Status::invalid_argument(item.spelling + " takes no value");
+      (item.name == "help" ? options.show_help : options.show_version) = true;
+    } else if (auto setter = valued_options().find(item.name); setter != valued_options().end()) {
+      if (Status status = setter->second(options, *item.value); !status) return status;
     } else {
-      return Status::invalid_argument("--" + name + " needs a value");
+      return Status::invalid_argument("unknown option " + item.spelling + " (see --help)");
     }
-    if (Status status = setter->second(options, value); !status) return status;
   }
   if (options.password && options.password_file) {
     return Status::invalid_argument("give --password or --password-file, not both");

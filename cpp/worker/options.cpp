@@ -1,5 +1,7 @@
 #include "worker/options.h"
 
+#include "common/command_line.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -15,15 +17,15 @@ std::string lowercase(std::string text) {
   return text;
 }
 
-Result<bool> parse_bool(const std::string& name, const std::string& text) {
+Result<bool> parse_bool(const std::string& spelling, const std::string& text) {
   std::string value = lowercase(text);
   if (value == "true" || value == "1" || value == "yes") return true;
   if (value == "false" || value == "0" || value == "no") return false;
-  return Status::invalid_argument("--" + name + " is True or False, not '" + text + "'");
+  return Status::invalid_argument(spelling + " is True or False, not '" + text + "'");
 }
 
 const std::map<std::string, bool WorkerOptions::*>& boolean_flags() {
-  static const std::map<std::string, bool WorkerOptions::*> flags = {
+  static const std::map<std::string, bool WorkerOptions::*> flags{
       {"save_models", &WorkerOptions::save_models},
       {"download_scripts", &WorkerOptions::download_scripts},
       {"download_data", &WorkerOptions::download_data},
@@ -32,6 +34,18 @@ const std::map<std::string, bool WorkerOptions::*>& boolean_flags() {
       {"consistent_dataset", &WorkerOptions::consistent_dataset},
   };
   return flags;
+}
+
+using BooleanFlags = std::map<std::string, bool WorkerOptions::*>;
+
+// `--noflag` and `--no-flag` (normalized "noflag", "no_flag") name the flag they turn off.
+BooleanFlags::const_iterator negated_flag(const std::string& name) {
+  for (std::string prefix : {"no_", "no"}) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    auto flag = boolean_flags().find(name.substr(prefix.size()));
+    if (flag != boolean_flags().end()) return flag;
+  }
+  return boolean_flags().end();
 }
 
 using Setter = std::function<Status(WorkerOptions&, const std::string&)>;
@@ -85,63 +99,40 @@ const std::map<std::string, Setter>& valued_options() {
 
 }  // namespace
 
+// The original framework's name for the password flag, and ours.
+std::string canonical_name(const std::string& name) {
+  return name == "password" ? "server_password" : name;
+}
+
 Result<WorkerOptions> parse_worker_options(const std::vector<std::string>& arguments) {
+  Result<std::vector<CommandLineItem>> items = split_command_line(
+      arguments,
+      [](const std::string& name) { return valued_options().count(canonical_name(name)) > 0; });
+  if (!items) return items.status();
   WorkerOptions options;
-  for (std::size_t i = 0; i < arguments.size(); ++i) {
-    const std::string& argument = arguments[i];
-    if (argument == "-h") {
-      options.show_help = true;
-      continue;
+  for (const CommandLineItem& item : *items) {
+    std::string name = canonical_name(item.name);
+    if (name.empty()) {
+      return Status::invalid_argument("unexpected argument '" + item.spelling + "' (see --help)");
     }
-    if (argument.rfind("--", 0) != 0 || argument.size() == 2) {
-      return Status::invalid_argument("unexpected argument '" + argument + "' (see --help)");
-    }
-    std::string name = argument.substr(2);
-    std::optional<std::string> inline_value;
-    if (std::size_t equals = name.find('='); equals != std::string::npos) {
-      inline_value = name.substr(equals + 1);
-      name.resize(equals);
-    }
-    std::replace(name.begin(), name.end(), '-', '_');
     if (name == "help" || name == "version") {
       (name == "help" ? options.show_help : options.show_version) = true;
-      continue;
-    }
-    if (name == "password") name = "server_password";
-    if (auto flag = boolean_flags().find(name); flag != boolean_flags().end()) {
+    } else if (auto flag = boolean_flags().find(name); flag != boolean_flags().end()) {
       bool value = true;
-      if (inline_value) {
-        Result<bool> parsed = parse_bool(name, *inline_value);
+      if (item.value) {
+        Result<bool> parsed = parse_bool(item.spelling, *item.value);
         if (!parsed) return parsed.status();
         value = *parsed;
       }
       options.*(flag->second) = value;
-      continue;
-    }
-    for (const char* negation : {"no_", "no"}) {
-      std::string prefix = negation;
-      if (name.rfind(prefix, 0) != 0) continue;
-      auto flag = boolean_flags().find(name.substr(prefix.size()));
-      if (flag == boolean_flags().end()) continue;
-      if (inline_value) return Status::invalid_argument("--" + name + " takes no value");
-      options.*(flag->second) = false;
-      name.clear();
-      break;
-    }
-    if (name.empty()) continue;
-    auto setter = valued_options().find(name);
-    if (setter == valued_options().end()) {
-      return Status::invalid_argument("unknown option --" + name + " (see --help)");
-    }
-    std::string value;
-    if (inline_value) {
-      value = *inline_value;
-    } else if (i + 1 < arguments.size()) {
-      value = arguments[++i];
+    } else if (auto negated = negated_flag(name); negated != boolean_flags().end()) {
+      if (item.value) return Status::invalid_argument(item.spelling + " takes no value");
+      options.*(negated->second) = false;
+    } else if (auto setter = valued_options().find(name); setter != valued_options().end()) {
+      if (Status status = setter->second(options, *item.value); !status) return status;
     } else {
-      return Status::invalid_argument("--" + name + " needs a value");
+      return Status::invalid_argument("unknown option " + item.spelling + " (see --help)");
     }
-    if (Status status = setter->second(options, value); !status) return status;
   }
   if (options.show_help || options.show_version) return options;
   if (options.address.empty()) {
