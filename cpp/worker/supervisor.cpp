@@ -170,7 +170,7 @@ Status Supervisor::start_executor() {
   }
 }
 
-Status Supervisor::deliver(const FinishedTrial& original) {
+Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartbeat) {
   FinishedTrial finished = original;
   auto forget = [&] {
     outbox_.remove(finished.trial_id);
@@ -197,6 +197,8 @@ Status Supervisor::deliver(const FinishedTrial& original) {
       finished.traceback.clear();
     }
   }
+  // The last metrics and log lines go while the lease is still held.
+  if (heartbeat != nullptr) heartbeat->flush_and_stop();
   nlohmann::json body = {{"lease_token", finished.lease_token}};
   if (finished.succeeded) {
     body["results"] = finished.results;
@@ -219,24 +221,20 @@ Status Supervisor::deliver_outbox() {
   Result<std::vector<FinishedTrial>> kept = outbox_.pending();
   if (!kept) return kept.status();
   for (const FinishedTrial& finished : *kept) {
-    Status status = deliver(finished);
+    Status status = deliver(finished, nullptr);
     progress_.message("delivered the kept outcome of trial " + finished.trial_id +
                       (status ? "" : ": " + status.message()));
   }
   return Status::ok();
 }
 
-Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial,
-                                           const std::string& lease_token, Outcome* outcome) {
+Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHeartbeat* heartbeat,
+                                           Outcome* outcome) {
   std::string trial_id = trial["id"].get<std::string>();
-  std::optional<TrialHeartbeat> heartbeat;
-  if (!lease_token.empty()) {
-    heartbeat.emplace(base_url_, setup_.password, trial_id, lease_token, heartbeat_interval_);
-  }
   {
     std::lock_guard lock(output_mutex_);
     output_trial_id_ = trial_id;
-    output_heartbeat_ = heartbeat ? &*heartbeat : nullptr;
+    output_heartbeat_ = heartbeat;
   }
   progress_.trial_started(trial_id, trial.value("attempt", 1), trial["hyperparameters"]);
   Status sent = executor_->send({{"type", "run"}, {"trial", trial}});
@@ -300,7 +298,6 @@ Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial,
     output_trial_id_.clear();
     output_heartbeat_ = nullptr;
   }
-  if (heartbeat) heartbeat->flush_and_stop();
   if (end == TrialEnd::kInterrupted) return end;
   if (end == TrialEnd::kLeaseLost || (heartbeat && heartbeat->lease_lost())) {
     if (outcome->model_path) fs_.remove(*outcome->model_path);
@@ -339,7 +336,7 @@ int Supervisor::run_dry() {
                           {"experiment", experiment},
                           {"hyperparameters", trial["hyperparameters"]}};
     Outcome outcome;
-    if (run_trial(job, "", &outcome) == TrialEnd::kInterrupted) {
+    if (run_trial(job, nullptr, &outcome) == TrialEnd::kInterrupted) {
       return fail_with(kWorkerExitInterrupted, "interrupted");
     }
     ++ran;
@@ -431,9 +428,12 @@ int Supervisor::run() {
                           {"experiment", trial["experiment"]},
                           {"hyperparameters", trial["hyperparameters"]}};
     Outcome outcome;
-    TrialEnd end = run_trial(job, lease_token, &outcome);
+    TrialHeartbeat heartbeat(base_url_, setup_.password, trial_id, lease_token,
+                             heartbeat_interval_);
+    TrialEnd end = run_trial(job, &heartbeat, &outcome);
     ++trials_run;
     if (end == TrialEnd::kInterrupted) {
+      heartbeat.flush_and_stop();
       Result<nlohmann::json> released =
           connection_.post_json(trial_path(trial_id, "release"), {{"lease_token", lease_token}});
       return fail_with(kWorkerExitInterrupted,
@@ -442,13 +442,16 @@ int Supervisor::run() {
                                      : " not released (" + released.status().message() +
                                            "): it returns to pending when its lease expires"));
     }
-    if (end == TrialEnd::kLeaseLost) continue;
+    if (end == TrialEnd::kLeaseLost) {
+      heartbeat.flush_and_stop();
+      continue;
+    }
     FinishedTrial finished{trial_id,      lease_token,       outcome.succeeded, outcome.results,
                            outcome.error, outcome.traceback, outcome.model_path};
     if (Status kept = outbox_.put(finished); !kept) {
       progress_.message("cannot keep the outcome on disk (" + kept.message() + "); sending it now");
     }
-    Status delivered = deliver(finished);
+    Status delivered = deliver(finished, &heartbeat);
     std::string summary = outcome.succeeded ? outcome.results.dump() : outcome.error;
     if (!delivered) summary += " (not delivered: " + delivered.message() + ")";
     progress_.trial_finished(trial_id, outcome.succeeded && delivered, summary);

@@ -58,9 +58,13 @@ class Supervisor {
   Status prepare_workdir();
   Status fetch_archives();
   Status start_executor();
-  Status deliver(const FinishedTrial& finished);
+  // Uploads the model while `heartbeat` (if any) keeps the lease alive, then flushes and stops
+  // the heartbeat and completes or fails the trial.
+  Status deliver(const FinishedTrial& finished, TrialHeartbeat* heartbeat);
   Status deliver_outbox();
-  TrialEnd run_trial(const nlohmann::json& trial, const std::string& lease_token, Outcome* outcome);
+  // Runs one trial on the executor; `heartbeat` is null in a dry run. The heartbeat keeps
+  // running afterwards, for the delivery.
+  TrialEnd run_trial(const nlohmann::json& trial, TrialHeartbeat* heartbeat, Outcome* outcome);
   int run_dry();
   void on_executor_output(const std::string& line, bool is_stderr);
   bool keep_waiting(std::chrono::milliseconds delay);

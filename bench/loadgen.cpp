@@ -1,0 +1,209 @@
+// gridexp-loadgen: simulated workers for the coordinator benchmark (bench/, scenario 1).
+//
+// Each of --workers threads opens its own keep-alive connection, registers once, waits for
+// every other thread at a start line, then loops claim -> complete (with a small result)
+// until --seconds have passed or the grid has nothing pending. It prints one JSON object on
+// stdout: trials completed, wall seconds, latency percentiles per call, error counts and the
+// number of grid points that were completed more than once (which must be 0).
+//
+// Threads share nothing but the start line, an atomic stop flag and the per-thread result
+// slots, which the main thread reads after joining them.
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <latch>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 8030;
+  std::string password;
+  int workers = 1;
+  double seconds = 5.0;
+};
+
+struct WorkerResult {
+  std::vector<double> claim_ms;
+  std::vector<double> complete_ms;
+  std::vector<std::string> completed_ids;
+  long errors = 0;
+  std::string first_error;
+};
+
+void usage_and_exit() {
+  std::cerr << "usage: gridexp-loadgen --port N --password P [--host ADDR] [--workers N] "
+               "[--seconds S]\n";
+  std::exit(2);
+}
+
+Options parse_options(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i < argc; ++i) {
+    std::string name = argv[i];
+    if (i + 1 >= argc) usage_and_exit();
+    std::string value = argv[++i];
+    if (name == "--host") {
+      options.host = value;
+    } else if (name == "--port") {
+      options.port = std::stoi(value);
+    } else if (name == "--password") {
+      options.password = value;
+    } else if (name == "--workers") {
+      options.workers = std::stoi(value);
+    } else if (name == "--seconds") {
+      options.seconds = std::stod(value);
+    } else {
+      usage_and_exit();
+    }
+  }
+  if (options.password.empty() || options.workers < 1) usage_and_exit();
+  return options;
+}
+
+double milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+void note_error(WorkerResult& result, const std::string& what, const httplib::Result& answer) {
+  ++result.errors;
+  if (!result.first_error.empty()) return;
+  result.first_error = what + ": " +
+                       (answer ? std::to_string(answer->status) + " " + answer->body
+                               : httplib::to_string(answer.error()));
+}
+
+void run_worker(const Options& options, std::latch& start_line, std::atomic<bool>& stop,
+                Clock::time_point& deadline, WorkerResult& result) {
+  httplib::Client client(options.host, options.port);
+  client.set_keep_alive(true);
+  client.set_tcp_nodelay(true);
+  client.set_bearer_token_auth(options.password);
+  client.set_read_timeout(60, 0);
+  client.set_connection_timeout(10, 0);
+
+  std::string worker_id;
+  auto registered = client.Post("/api/v1/workers", R"({"host":"loadgen","version":"bench"})",
+                                "application/json");
+  if (registered && registered->status == 201) {
+    worker_id = nlohmann::json::parse(registered->body).at("worker_id").get<std::string>();
+  } else {
+    note_error(result, "register", registered);
+  }
+  start_line.arrive_and_wait();
+  if (worker_id.empty()) return;
+
+  const std::string claim_path = "/api/v1/workers/" + worker_id + "/claim";
+  result.claim_ms.reserve(1 << 16);
+  result.complete_ms.reserve(1 << 16);
+  while (!stop.load(std::memory_order_relaxed) && Clock::now() < deadline) {
+    auto started = Clock::now();
+    auto claimed = client.Post(claim_path, "{}", "application/json");
+    result.claim_ms.push_back(milliseconds_since(started));
+    if (!claimed || claimed->status != 200) {
+      note_error(result, "claim", claimed);
+      continue;
+    }
+    auto answer = nlohmann::json::parse(claimed->body);
+    const auto& trial = answer.at("trial");
+    if (trial.is_null()) {
+      if (answer.at("running").get<long>() == 0) stop = true;
+      continue;
+    }
+    const std::string trial_id = trial.at("id").get<std::string>();
+    nlohmann::json completion = {
+        {"lease_token", trial.at("lease_token")},
+        {"results", {{"accuracy", 0.5}, {"loss", 0.25}, {"epochs", 1}}}};
+    started = Clock::now();
+    auto completed = client.Post("/api/v1/trials/" + trial_id + "/complete", completion.dump(),
+                                 "application/json");
+    result.complete_ms.push_back(milliseconds_since(started));
+    if (completed && completed->status == 200) {
+      result.completed_ids.push_back(trial_id);
+    } else {
+      note_error(result, "complete", completed);
+    }
+  }
+}
+
+double percentile(std::vector<double>& values, double fraction) {
+  if (values.empty()) return 0.0;
+  auto index = static_cast<std::size_t>(fraction * static_cast<double>(values.size() - 1));
+  std::nth_element(values.begin(), values.begin() + static_cast<long>(index), values.end());
+  return values[index];
+}
+
+nlohmann::json latency_summary(std::vector<double> values) {
+  return {{"calls", values.size()},
+          {"p50_ms", percentile(values, 0.50)},
+          {"p99_ms", percentile(values, 0.99)},
+          {"max_ms", values.empty() ? 0.0 : *std::max_element(values.begin(), values.end())}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options options = parse_options(argc, argv);
+  std::vector<WorkerResult> results(static_cast<std::size_t>(options.workers));
+  std::atomic<bool> stop{false};
+  // Every thread registers and connects before the clock starts; the main thread sets the
+  // deadline between the start line and the threads' first claim.
+  std::latch start_line(options.workers + 1);
+  Clock::time_point deadline = Clock::time_point::max();
+  std::vector<std::thread> threads;
+  for (auto& result : results) {
+    threads.emplace_back(run_worker, std::cref(options), std::ref(start_line), std::ref(stop),
+                         std::ref(deadline), std::ref(result));
+  }
+  deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                std::chrono::duration<double>(options.seconds));
+  const auto started = Clock::now();
+  start_line.arrive_and_wait();
+  for (auto& thread : threads) thread.join();
+  const double wall_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+
+  std::vector<double> claim_ms, complete_ms, all_ms;
+  std::unordered_map<std::string, int> completions;
+  long errors = 0;
+  std::string first_error;
+  for (auto& result : results) {
+    claim_ms.insert(claim_ms.end(), result.claim_ms.begin(), result.claim_ms.end());
+    complete_ms.insert(complete_ms.end(), result.complete_ms.begin(), result.complete_ms.end());
+    for (const auto& id : result.completed_ids) ++completions[id];
+    errors += result.errors;
+    if (first_error.empty()) first_error = result.first_error;
+  }
+  all_ms = claim_ms;
+  all_ms.insert(all_ms.end(), complete_ms.begin(), complete_ms.end());
+  long trials = 0, duplicated = 0;
+  for (const auto& [id, count] : completions) {
+    trials += count;
+    if (count > 1) ++duplicated;
+  }
+  nlohmann::json report = {{"workers", options.workers},
+                           {"trials", trials},
+                           {"seconds", wall_seconds},
+                           {"trials_per_second", trials / wall_seconds},
+                           {"duplicated_points", duplicated},
+                           {"errors", errors},
+                           {"first_error", first_error},
+                           {"grid_exhausted", stop.load()},
+                           {"claim", latency_summary(claim_ms)},
+                           {"complete", latency_summary(complete_ms)},
+                           {"call", latency_summary(all_ms)}};
+  std::cout << report.dump() << std::endl;
+  return errors == 0 ? 0 : 1;
+}
