@@ -41,6 +41,8 @@ struct WorkerResult {
   std::vector<double> complete_ms;
   std::vector<std::string> completed_ids;
   long errors = 0;
+  long register_retries = 0;
+  long reconnects = 0;
   std::string first_error;
 };
 
@@ -86,8 +88,8 @@ void note_error(WorkerResult& result, const std::string& what, const httplib::Re
                                : httplib::to_string(answer.error()));
 }
 
-void run_worker(const Options& options, std::latch& start_line, std::atomic<bool>& stop,
-                Clock::time_point& deadline, WorkerResult& result) {
+void run_worker(const Options& options, std::latch& registered_line, std::latch& start_signal,
+                std::atomic<bool>& stop, const Clock::time_point& deadline, WorkerResult& result) {
   httplib::Client client(options.host, options.port);
   client.set_keep_alive(true);
   client.set_tcp_nodelay(true);
@@ -95,15 +97,23 @@ void run_worker(const Options& options, std::latch& start_line, std::atomic<bool
   client.set_read_timeout(60, 0);
   client.set_connection_timeout(10, 0);
 
+  // 256 simultaneous connects overflow the server's listen backlog (cpp-httplib's default
+  // of 5): a refused or reset first call is retried as a real worker would, and counted.
   std::string worker_id;
-  auto registered = client.Post("/api/v1/workers", R"({"host":"loadgen","version":"bench"})",
-                                "application/json");
-  if (registered && registered->status == 201) {
-    worker_id = nlohmann::json::parse(registered->body).at("worker_id").get<std::string>();
-  } else {
-    note_error(result, "register", registered);
+  for (int attempt = 0; attempt < 20 && worker_id.empty(); ++attempt) {
+    auto registered = client.Post("/api/v1/workers", R"({"host":"loadgen","version":"bench"})",
+                                  "application/json");
+    if (registered && registered->status == 201) {
+      worker_id = nlohmann::json::parse(registered->body).at("worker_id").get<std::string>();
+    } else if (attempt == 19) {
+      note_error(result, "register", registered);
+    } else {
+      ++result.register_retries;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+    }
   }
-  start_line.arrive_and_wait();
+  registered_line.count_down();
+  start_signal.wait();
   if (worker_id.empty()) return;
 
   const std::string claim_path = "/api/v1/workers/" + worker_id + "/claim";
@@ -112,6 +122,12 @@ void run_worker(const Options& options, std::latch& start_line, std::atomic<bool
   while (!stop.load(std::memory_order_relaxed) && Clock::now() < deadline) {
     auto started = Clock::now();
     auto claimed = client.Post(claim_path, "{}", "application/json");
+    for (int retry = 0; retry < 5 && !claimed && claimed.error() == httplib::Error::Read; ++retry) {
+      // The server closes a keep-alive connection idle for 2 s (threads that registered
+      // first wait that long at the start line): reconnect, as a worker would.
+      ++result.reconnects;
+      claimed = client.Post(claim_path, "{}", "application/json");
+    }
     result.claim_ms.push_back(milliseconds_since(started));
     if (!claimed || claimed->status != 200) {
       note_error(result, "claim", claimed);
@@ -124,9 +140,8 @@ void run_worker(const Options& options, std::latch& start_line, std::atomic<bool
       continue;
     }
     const std::string trial_id = trial.at("id").get<std::string>();
-    nlohmann::json completion = {
-        {"lease_token", trial.at("lease_token")},
-        {"results", {{"accuracy", 0.5}, {"loss", 0.25}, {"epochs", 1}}}};
+    nlohmann::json completion = {{"lease_token", trial.at("lease_token")},
+                                 {"results", {{"accuracy", 0.5}, {"loss", 0.25}, {"epochs", 1}}}};
     started = Clock::now();
     auto completed = client.Post("/api/v1/trials/" + trial_id + "/complete", completion.dump(),
                                  "application/json");
@@ -159,27 +174,33 @@ int main(int argc, char** argv) {
   const Options options = parse_options(argc, argv);
   std::vector<WorkerResult> results(static_cast<std::size_t>(options.workers));
   std::atomic<bool> stop{false};
-  // Every thread registers and connects before the clock starts; the main thread sets the
-  // deadline between the start line and the threads' first claim.
-  std::latch start_line(options.workers + 1);
-  Clock::time_point deadline = Clock::time_point::max();
+  // Every thread connects and registers before the clock starts: the main thread sets the
+  // deadline once all have passed the registered line, then lets them go (the latch orders
+  // the write of the deadline before the threads' reads).
+  std::latch registered_line(options.workers);
+  std::latch start_signal(1);
+  Clock::time_point deadline;
   std::vector<std::thread> threads;
   for (auto& result : results) {
-    threads.emplace_back(run_worker, std::cref(options), std::ref(start_line), std::ref(stop),
-                         std::ref(deadline), std::ref(result));
+    threads.emplace_back(run_worker, std::cref(options), std::ref(registered_line),
+                         std::ref(start_signal), std::ref(stop), std::cref(deadline),
+                         std::ref(result));
   }
+  registered_line.wait();
   deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                 std::chrono::duration<double>(options.seconds));
   const auto started = Clock::now();
-  start_line.arrive_and_wait();
+  start_signal.count_down();
   for (auto& thread : threads) thread.join();
   const double wall_seconds = std::chrono::duration<double>(Clock::now() - started).count();
 
   std::vector<double> claim_ms, complete_ms, all_ms;
   std::unordered_map<std::string, int> completions;
-  long errors = 0;
+  long errors = 0, register_retries = 0, reconnects = 0;
   std::string first_error;
   for (auto& result : results) {
+    register_retries += result.register_retries;
+    reconnects += result.reconnects;
     claim_ms.insert(claim_ms.end(), result.claim_ms.begin(), result.claim_ms.end());
     complete_ms.insert(complete_ms.end(), result.complete_ms.begin(), result.complete_ms.end());
     for (const auto& id : result.completed_ids) ++completions[id];
@@ -199,6 +220,8 @@ int main(int argc, char** argv) {
                            {"trials_per_second", trials / wall_seconds},
                            {"duplicated_points", duplicated},
                            {"errors", errors},
+                           {"register_retries", register_retries},
+                           {"reconnects", reconnects},
                            {"first_error", first_error},
                            {"grid_exhausted", stop.load()},
                            {"claim", latency_summary(claim_ms)},

@@ -31,13 +31,11 @@ endif()
 # The executor embeds CPython through pybind11. Prefer the interpreter of the active
 # environment (a venv's python), so the executor runs the user's code with its packages.
 find_package(Python 3.9 REQUIRED COMPONENTS Interpreter Development.Embed)
-find_package(pybind11 CONFIG QUIET)
-if(NOT pybind11_FOUND)
-  execute_process(COMMAND "${Python_EXECUTABLE}" -m pybind11 --cmakedir
-                  OUTPUT_VARIABLE GRIDEXP_PYBIND11_DIR OUTPUT_STRIP_TRAILING_WHITESPACE
-                  RESULT_VARIABLE GRIDEXP_PYBIND11_STATUS)
-  if(NOT GRIDEXP_PYBIND11_STATUS EQUAL 0)
-    message(FATAL_ERROR "pybind11 not found: pip install pybind11, or set pybind11_DIR")
-  endif()
-  find_package(pybind11 CONFIG REQUIRED PATHS "${GRIDEXP_PYBIND11_DIR}" NO_DEFAULT_PATH)
+# The pybind11 of that interpreter first (pip's, which the build requires), the system's after.
+execute_process(COMMAND "${Python_EXECUTABLE}" -m pybind11 --cmakedir
+                OUTPUT_VARIABLE GRIDEXP_PYBIND11_DIR OUTPUT_STRIP_TRAILING_WHITESPACE
+                ERROR_QUIET RESULT_VARIABLE GRIDEXP_PYBIND11_STATUS)
+if(GRIDEXP_PYBIND11_STATUS EQUAL 0 AND NOT pybind11_DIR)
+  set(pybind11_DIR "${GRIDEXP_PYBIND11_DIR}")
 endif()
+find_package(pybind11 2.11 CONFIG REQUIRED)

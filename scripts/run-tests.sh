@@ -24,3 +24,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 
 echo "== system tests (pytest, real gridexp-server on loopback)"
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests/python "$@"
+
+echo "== benchmark smoke check (python -m bench --quick: checks that every scenario runs, never a speed)"
+"$VENV/bin/python" -m pip --disable-pip-version-check -q install optuna
+PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m bench --quick

@@ -14,6 +14,8 @@ namespace {
 
 constexpr char kTrialId[] = "([0-9a-f]{16})";
 constexpr char kWorkerId[] = "([A-Za-z0-9_-]{1,64})";
+// JSON bodies and log chunks; model files have their own limit, --max-upload-mb.
+constexpr std::uint64_t kMaxRequestBodyBytes = 64ull << 20;
 
 std::string route(const std::string& prefix, const char* id, const std::string& suffix = "") {
   return prefix + id + suffix;
@@ -204,22 +206,30 @@ std::string trials_to_csv(const std::vector<TrialRecord>& trials) {
 namespace {
 
 void install_gate(httplib::Server& server, ServerContext& context) {
-  server.set_pre_routing_handler(
-      [&context](const httplib::Request& request, httplib::Response& response) {
-        if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        if (authorization_matches(request.get_header_value("Authorization"), context.password)) {
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        response.set_header("WWW-Authenticate", "Basic realm=\"gridexp\", charset=\"UTF-8\"");
+  server.set_pre_routing_handler([&context](const httplib::Request& request,
+                                            httplib::Response& response) {
+    if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    if (authorization_matches(request.get_header_value("Authorization"), context.password)) {
+      bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
+      if (!model_upload && content_length(request) > kMaxRequestBodyBytes) {
         response.set_header("Connection", "close");
-        send_error(response, 401,
-                   request.has_header("Authorization")
-                       ? "wrong password"
-                       : "this server needs its password: Authorization: Bearer <password>");
+        send_error(response, 413,
+                   "request bodies are limited to " + std::to_string(kMaxRequestBodyBytes >> 20) +
+                       " MiB (model uploads to --max-upload-mb)");
         return httplib::Server::HandlerResponse::Handled;
-      });
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    response.set_header("WWW-Authenticate", "Basic realm=\"gridexp\", charset=\"UTF-8\"");
+    response.set_header("Connection", "close");
+    send_error(response, 401,
+               request.has_header("Authorization")
+                   ? "wrong password"
+                   : "this server needs its password: Authorization: Bearer <password>");
+    return httplib::Server::HandlerResponse::Handled;
+  });
 
   server.set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request& request, httplib::Response& response) {
@@ -428,6 +438,11 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
     if (!outcome) return send_status_error(response, outcome.status());
     nlohmann::json trial = nullptr;
     if (const std::optional<Lease>& lease = outcome->lease) {
+      if (lease->attempt > 1) {
+        // An earlier attempt may have left its model: it must not pass for this one's.
+        std::lock_guard commit_lock(context.model_commit_mutex);
+        default_file_system().remove(context.model_files.path_for(lease->trial_id));
+      }
       trial = {{"id", lease->trial_id},
                {"experiment", lease->experiment},
                {"hyperparameters", lease->hyperparameters},
@@ -587,6 +602,7 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
       status = context.store.attach_model(
           trial_id, lease_token,
           {(*upload)->sha256(), static_cast<std::int64_t>((*upload)->size_bytes())});
+      if (!status) default_file_system().remove(context.model_files.path_for(trial_id));
     }
     if (!status) return send_lease_error(response, status);
     send_json(response, 200, {{"sha256", (*upload)->sha256()}, {"size", (*upload)->size_bytes()}});

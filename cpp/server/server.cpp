@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -83,6 +84,14 @@ class ShutdownSignals {
   std::thread waiter_;
 };
 
+// cpp-httplib listens with a backlog of 5 (a compile-time constant of the Debian library): a
+// fleet of workers connecting at once would see most connections dropped and retried by the
+// kernel after 1 s and 3 s. Listening again on the bound socket raises the backlog.
+class HttpServer final : public httplib::Server {
+ public:
+  void widen_listen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+};
+
 std::string listen_url(const std::string& host, int port) {
   std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   return "http://" + shown + ":" + std::to_string(port);
@@ -161,7 +170,7 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   context.max_upload_bytes = static_cast<std::uint64_t>(options.max_upload_mb) << 20;
   context.version = kServerVersion;
 
-  httplib::Server http;
+  HttpServer http;
   int threads = options.threads;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(context.max_upload_bytes);
@@ -181,6 +190,7 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
         << " (is another server using the port?)\n";
     return kExitFailure;
   }
+  http.widen_listen_backlog();
 
   ExperimentSummary counts;
   if (auto experiments = (*store)->list_experiments(); experiments) {

@@ -1,6 +1,7 @@
 #include "worker/executor_process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -14,13 +15,25 @@ namespace gridexp {
 namespace {
 
 constexpr int kChildCommandFd = 3;
+constexpr std::chrono::milliseconds kExitGrace{2000};
+constexpr std::chrono::milliseconds kDrainGrace{1000};
 constexpr int kChildEventFd = 4;
 
 // Reads `fd` to its end, calling `on_line` for each line (a last unterminated one included).
-void for_each_line(int fd, const std::function<void(std::string)>& on_line) {
+// Gives up once `give_up()` says so while no data arrives: a grandchild that inherited the
+// write end may keep the pipe open long after the executor is gone.
+void for_each_line(int fd, const std::function<void(std::string)>& on_line,
+                   const std::function<bool()>& give_up) {
   std::string pending;
   char buffer[8192];
   while (true) {
+    pollfd readable{fd, POLLIN, 0};
+    int ready = ::poll(&readable, 1, 100);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      if (give_up()) break;
+      continue;
+    }
     ssize_t count = ::read(fd, buffer, sizeof buffer);
     if (count < 0 && errno == EINTR) continue;
     if (count <= 0) break;
@@ -76,6 +89,8 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::spawn(const ExecutorLa
     int event_write = ::fcntl(event_pipe[1], F_DUPFD_CLOEXEC, 10);
     ::dup2(command_read, kChildCommandFd);
     ::dup2(event_write, kChildEventFd);
+    // Whatever else the supervisor inherited or opened stays out of the user's code.
+    ::close_range(kChildEventFd + 1, ~0U, 0);
     if (::chdir(workdir.c_str()) != 0) ::_exit(126);
     ::execv(executable.c_str(), argv.data());
     ::_exit(127);
@@ -100,37 +115,51 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::spawn(const ExecutorLa
 
 ExecutorProcess::~ExecutorProcess() {
   if (command_fd_ >= 0) ::close(command_fd_);
-  if (!reap(false)) {
-    ::kill(-pid_, SIGKILL);
-    ::kill(pid_, SIGKILL);
-    reap(true);
+  // End of commands asks the executor to exit on its own (running experiment.py's atexit
+  // handlers); it gets a moment before it is killed.
+  auto deadline = std::chrono::steady_clock::now() + kExitGrace;
+  while (!reap(false) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  // Grandchildren (e.g. DataLoader workers) may hold the pipes open: kill the whole group.
+  if (!reap(false)) kill_now();
+  // Grandchildren (e.g. DataLoader workers) may hold the pipes open: kill the whole group,
+  // and stop reading soon even if a process outside it still holds them.
   ::kill(-pid_, SIGKILL);
+  stop_reading_at_ = std::chrono::steady_clock::now() + kDrainGrace;
   if (event_reader_.joinable()) event_reader_.join();
   if (stdout_reader_.joinable()) stdout_reader_.join();
   if (stderr_reader_.joinable()) stderr_reader_.join();
 }
 
+bool ExecutorProcess::reading_should_stop() const {
+  return std::chrono::steady_clock::now() >= stop_reading_at_.load();
+}
+
 void ExecutorProcess::read_events(int fd) {
-  for_each_line(fd, [this](std::string line) {
-    nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
-    if (!event.is_object()) {
-      event = {{"type", "protocol_error"}, {"line", line}};
-    }
-    std::lock_guard lock(mutex_);
-    events_.push_back(std::move(event));
-    event_ready_.notify_all();
-  });
+  for_each_line(
+      fd,
+      [this](std::string line) {
+        nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
+        if (!event.is_object()) {
+          event = {{"type", "protocol_error"}, {"line", line}};
+        }
+        std::lock_guard lock(mutex_);
+        events_.push_back(std::move(event));
+        event_ready_.notify_all();
+      },
+      [this] { return reading_should_stop(); });
   std::lock_guard lock(mutex_);
   events_closed_ = true;
   event_ready_.notify_all();
 }
 
 void ExecutorProcess::read_output(int fd, bool is_stderr) {
-  for_each_line(fd, [this, is_stderr](std::string line) {
-    if (on_output_) on_output_(line, is_stderr);
-  });
+  for_each_line(
+      fd,
+      [this, is_stderr](std::string line) {
+        if (on_output_) on_output_(line, is_stderr);
+      },
+      [this] { return reading_should_stop(); });
 }
 
 Status ExecutorProcess::send(const nlohmann::json& message) {

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -63,6 +64,7 @@ class ExecutorProcess {
   void read_events(int fd);
   void read_output(int fd, bool is_stderr);
   bool reap(bool wait);
+  bool reading_should_stop() const;
 
   pid_t pid_ = -1;
   int command_fd_ = -1;
@@ -74,6 +76,9 @@ class ExecutorProcess {
   bool exited_ = false;
   int wait_status_ = 0;
   int exit_status_ = -1;
+  // Far in the future until the destructor has killed the child.
+  std::atomic<std::chrono::steady_clock::time_point> stop_reading_at_{
+      std::chrono::steady_clock::time_point::max()};
   std::thread event_reader_;
   std::thread stdout_reader_;
   std::thread stderr_reader_;

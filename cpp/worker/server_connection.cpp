@@ -58,6 +58,10 @@ ServerConnection::ServerConnection(const std::string& base_url, std::string pass
 
 ServerConnection::~ServerConnection() = default;
 
+void ServerConnection::set_read_timeout(std::chrono::seconds timeout) {
+  client_->set_read_timeout(static_cast<time_t>(timeout.count()));
+}
+
 Result<nlohmann::json> ServerConnection::get_json(const std::string& path) {
   return interpret(client_->Get(path.c_str()), "GET " + path);
 }

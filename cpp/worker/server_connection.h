@@ -50,6 +50,9 @@ class ServerConnection {
   Result<nlohmann::json> post_text(const std::string& path, const std::string& text,
                                    const std::vector<std::pair<std::string, std::string>>& headers);
 
+  // How long to wait for an answer (default 120 s, for large uploads and slow servers).
+  void set_read_timeout(std::chrono::seconds timeout);
+
   const std::string& base_url() const { return base_url_; }
 
  private:

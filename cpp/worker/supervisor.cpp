@@ -60,7 +60,9 @@ Supervisor::Supervisor(SupervisorSetup setup, Progress& progress,
   };
 }
 
-Supervisor::~Supervisor() = default;
+// The executor goes first: its reader threads call on_executor_output, which uses members
+// declared after it.
+Supervisor::~Supervisor() { executor_.reset(); }
 
 bool Supervisor::keep_waiting(std::chrono::milliseconds delay) {
   auto deadline = std::chrono::steady_clock::now() + delay;
@@ -231,21 +233,65 @@ Status Supervisor::deliver_outbox() {
 Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHeartbeat* heartbeat,
                                            Outcome* outcome) {
   std::string trial_id = trial["id"].get<std::string>();
+  if (Status sent = executor_->send({{"type", "run"}, {"trial", trial}}); !sent) {
+    // The trial never reached the executor: it is not the trial's fault.
+    progress_.message("the executor is gone (" + sent.message() + "); starting a new one");
+    executor_.reset();
+    return TrialEnd::kNotStarted;
+  }
   {
     std::lock_guard lock(output_mutex_);
     output_trial_id_ = trial_id;
     output_heartbeat_ = heartbeat;
   }
   progress_.trial_started(trial_id, trial.value("attempt", 1), trial["hyperparameters"]);
-  Status sent = executor_->send({{"type", "run"}, {"trial", trial}});
   bool stop_sent = false;
   auto stop_sent_at = std::chrono::steady_clock::now();
+  std::string fatal_reason;
   TrialEnd end = TrialEnd::kDelivered;
   while (true) {
+    // Events first: a result that has arrived is delivered, even when interrupted.
+    std::optional<nlohmann::json> event =
+        executor_->next_event(interrupted_ ? std::chrono::milliseconds(0) : kEventPoll);
+    if (event) {
+      std::string type = string_or(*event, "type", "");
+      if (type == "metrics") {
+        nlohmann::json point = {{"step", (*event)["step"]},
+                                {"time_ms", (*event)["time_ms"]},
+                                {"values", (*event)["values"]}};
+        if (heartbeat) heartbeat->push_metrics(point);
+        progress_.metrics((*event)["values"], (*event)["step"]);
+      } else if ((type == "result" || type == "failed") &&
+                 string_or(*event, "trial_id", "") == trial_id) {
+        outcome->succeeded = type == "result";
+        if (outcome->succeeded) {
+          outcome->results = (*event)["results"];
+          if ((*event)["model_path"].is_string()) {
+            outcome->model_path = (*event)["model_path"].get<std::string>();
+          }
+        } else {
+          outcome->error = string_or(*event, "error", "run_one failed");
+          outcome->traceback = string_or(*event, "traceback", "");
+        }
+        break;
+      } else if (type == "fatal") {
+        fatal_reason = string_or(*event, "error", "");
+      } else if (type == "protocol_error") {
+        progress_.message("unexpected line from the executor: " + string_or(*event, "line", ""));
+      }
+      continue;
+    }
     if (interrupted_) {
       executor_->interrupt_then_kill(kInterruptGrace);
       executor_.reset();
       end = TrialEnd::kInterrupted;
+      break;
+    }
+    if (executor_->has_exited()) {
+      outcome->succeeded = false;
+      outcome->error = "the executor running experiment.py " + executor_->exit_description();
+      if (!fatal_reason.empty()) outcome->error += ": " + fatal_reason;
+      executor_.reset();
       break;
     }
     bool lease_lost = heartbeat && heartbeat->lease_lost();
@@ -259,38 +305,6 @@ Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHea
       executor_.reset();
       end = TrialEnd::kLeaseLost;
       break;
-    }
-    std::optional<nlohmann::json> event = executor_->next_event(kEventPoll);
-    if (!event) {
-      if (!executor_->has_exited()) continue;
-      outcome->succeeded = false;
-      outcome->error = "the executor running experiment.py " + executor_->exit_description();
-      if (!sent) outcome->error += " (" + sent.message() + ")";
-      executor_.reset();
-      break;
-    }
-    std::string type = string_or(*event, "type", "");
-    if (type == "metrics") {
-      nlohmann::json point = {{"step", (*event)["step"]},
-                              {"time_ms", (*event)["time_ms"]},
-                              {"values", (*event)["values"]}};
-      if (heartbeat) heartbeat->push_metrics(point);
-      progress_.metrics((*event)["values"], (*event)["step"]);
-    } else if ((type == "result" || type == "failed") &&
-               string_or(*event, "trial_id", "") == trial_id) {
-      outcome->succeeded = type == "result";
-      if (outcome->succeeded) {
-        outcome->results = (*event)["results"];
-        if ((*event)["model_path"].is_string()) {
-          outcome->model_path = (*event)["model_path"].get<std::string>();
-        }
-      } else {
-        outcome->error = string_or(*event, "error", "run_one failed");
-        outcome->traceback = string_or(*event, "traceback", "");
-      }
-      break;
-    } else if (type == "protocol_error") {
-      progress_.message("unexpected line from the executor: " + string_or(*event, "line", ""));
     }
   }
   {
@@ -336,9 +350,15 @@ int Supervisor::run_dry() {
                           {"experiment", experiment},
                           {"hyperparameters", trial["hyperparameters"]}};
     Outcome outcome;
-    if (run_trial(job, nullptr, &outcome) == TrialEnd::kInterrupted) {
-      return fail_with(kWorkerExitInterrupted, "interrupted");
+    TrialEnd end = run_trial(job, nullptr, &outcome);
+    if (end == TrialEnd::kNotStarted) {
+      if (Status status = start_executor(); !status)
+        return fail_with(kWorkerExitFailed, status.message());
+      end = run_trial(job, nullptr, &outcome);
     }
+    if (end == TrialEnd::kInterrupted) return fail_with(kWorkerExitInterrupted, "interrupted");
+    if (end == TrialEnd::kNotStarted)
+      return fail_with(kWorkerExitFailed, "the executor keeps dying");
     ++ran;
     progress_.trial_finished(job["id"], outcome.succeeded,
                              outcome.succeeded ? outcome.results.dump() : outcome.error);
@@ -388,6 +408,11 @@ int Supervisor::run() {
       progress_.message("ran " + std::to_string(trials_run) + " trials (--max_trials); stopping");
       return kWorkerExitOk;
     }
+    if (executor_ && executor_->has_exited()) {
+      progress_.message("the idle executor " + executor_->exit_description() +
+                        "; starting a new one");
+      executor_.reset();
+    }
     if (!executor_) {
       if (Status status = start_executor(); !status) {
         return fail_with(interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup,
@@ -432,6 +457,15 @@ int Supervisor::run() {
                              heartbeat_interval_);
     TrialEnd end = run_trial(job, &heartbeat, &outcome);
     ++trials_run;
+    if (end == TrialEnd::kNotStarted) {
+      heartbeat.flush_and_stop();
+      call([&] {
+        return connection_.post_json(trial_path(trial_id, "release"),
+                                     {{"lease_token", lease_token}});
+      });
+      --trials_run;
+      continue;
+    }
     if (end == TrialEnd::kInterrupted) {
       heartbeat.flush_and_stop();
       Result<nlohmann::json> released =
@@ -455,6 +489,7 @@ int Supervisor::run() {
     std::string summary = outcome.succeeded ? outcome.results.dump() : outcome.error;
     if (!delivered) summary += " (not delivered: " + delivered.message() + ")";
     progress_.trial_finished(trial_id, outcome.succeeded && delivered, summary);
+    if (!delivered) deliver_outbox();  // e.g. after the server came back
     if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
     if (!outcome.succeeded && setup_.options.raise_on_failure) {
       return fail_with(

@@ -50,7 +50,7 @@ class Supervisor {
   int run();
 
  private:
-  enum class TrialEnd { kDelivered, kFailedDelivered, kLeaseLost, kInterrupted };
+  enum class TrialEnd { kDelivered, kFailedDelivered, kLeaseLost, kInterrupted, kNotStarted };
   struct Outcome;
 
   int fail_with(int exit_status, const std::string& reason);

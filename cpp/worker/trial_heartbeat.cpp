@@ -15,7 +15,12 @@ TrialHeartbeat::TrialHeartbeat(const std::string& base_url, const std::string& p
       trial_id_(std::move(trial_id)),
       lease_token_(std::move(lease_token)),
       heartbeat_interval_(heartbeat_interval),
-      thread_([this] { run(); }) {}
+      thread_([this] { run(); }) {
+  // A slow answer must not hold the next heartbeat back past the lease.
+  connection_.set_read_timeout(
+      std::max(std::chrono::seconds(2),
+               std::chrono::duration_cast<std::chrono::seconds>(heartbeat_interval_)));
+}
 
 TrialHeartbeat::~TrialHeartbeat() {
   {
@@ -74,7 +79,6 @@ void TrialHeartbeat::run() {
     wake_.wait_for(lock, kFlushInterval, [this] { return stopping_; });
     if (stopping_) break;
     lock.unlock();
-    send_buffered();
     if (std::chrono::steady_clock::now() >= next_heartbeat) {
       Result<nlohmann::json> reply = connection_.post_json(
           "/api/v1/trials/" + trial_id_ + "/heartbeat", {{"lease_token", lease_token_}});
@@ -87,6 +91,7 @@ void TrialHeartbeat::run() {
       }
       // kUnavailable: try again at the next tick, well inside the lease.
     }
+    send_buffered();
     lock.lock();
   }
 }

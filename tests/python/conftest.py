@@ -52,6 +52,7 @@ def server_binary() -> str:
     if explicit:
         return explicit
     found = shutil.which("gridexp-server")
+    found = os.path.abspath(found) if found else None
     if found is None:
         pytest.fail("gridexp-server is not on PATH: run scripts/run-tests.sh (it installs it)")
     return found

@@ -43,6 +43,7 @@ def executor_binary() -> str:
     if explicit:
         return os.path.abspath(explicit)  # the executor runs in another directory
     found = shutil.which("gridexp-executor")
+    found = os.path.abspath(found) if found else None
     if found is None:
         pytest.fail(
             "gridexp-executor is not on PATH: run scripts/run-tests.sh (it installs it), "

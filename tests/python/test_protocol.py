@@ -23,6 +23,10 @@ def upload_model(server, lease, data: bytes, sha: str | None = None, **headers):
     )
 
 
+def experiment_dir_of(server):
+    return server.directory
+
+
 def test_register_hands_out_the_config(server):
     response = server.post("/api/v1/workers", {"host": "h", "pid": 12, "devices": ["cuda:0"]})
     assert response.status_code == 201
@@ -118,6 +122,9 @@ def test_an_expired_lease_is_fenced_and_the_trial_completed_once(start_server, t
     server = start_server(directory, "--lease-seconds", "2")
     slow, fast = register(server, "slow"), register(server, "fast")
     first = claim(server, slow)["trial"]
+    assert upload_model(server, first, b"model of the first attempt").status_code == 200
+    model_file = experiment_dir_of(server) / "models" / f"{first['id']}.pt"
+    assert model_file.exists()
     deadline = time.monotonic() + 30
     second = None
     while second is None and time.monotonic() < deadline:
@@ -125,6 +132,9 @@ def test_an_expired_lease_is_fenced_and_the_trial_completed_once(start_server, t
         second = claim(server, fast)["trial"]
     assert second is not None and second["id"] == first["id"]
     assert second["attempt"] == 2 and second["lease_token"] != first["lease_token"]
+    # The first attempt's model must not pass for the second's.
+    assert not model_file.exists()
+    assert server.get(f"/api/v1/trials/{first['id']}/model").status_code == 404
     late = server.post(
         f"/api/v1/trials/{first['id']}/complete",
         {"lease_token": first["lease_token"], "results": {"who": "slow"}},
@@ -254,3 +264,23 @@ def test_claims_report_progress_and_config_is_readable(server):
     config = server.get("/api/v1/config").json()
     assert config["experiment_name"] == "sentiment_analysis1"
     assert config["config"]["dataset"] == "imdb.pt"
+
+
+def test_oversized_json_bodies_are_refused_before_they_are_read(server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(
+            (
+                "POST /api/v1/workers HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {server.password}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
+            ).encode()
+        )
+        answer = b""
+        while chunk := connection.recv(4096):  # the server closes after refusing
+            answer += chunk
+        answer = answer.decode()
+    assert answer.startswith("HTTP/1.1 413")
+    assert "64 MiB" in answer
+    assert server.get("/api/v1/workers").json() == []

@@ -1,0 +1,1 @@
+"""gridexp benchmarks: ``python -m bench`` (see docs/performance.md)."""

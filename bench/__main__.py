@@ -1,0 +1,609 @@
+"""Run gridexp's benchmarks: ``python -m bench [--quick] [--only NAME]`` from the repo root.
+
+Scenarios (docs/performance.md has the targets and the latest figures):
+
+- ``coordinator``: the C++ load generator (bench/loadgen.cpp) against a real gridexp-server.
+- ``optuna``: Optuna + SQLite + GridSampler beside gridexp over the same grid.
+- ``end_to_end``: real gridexp-worker processes with a no-op ``run_one``.
+- ``model_transfer``: upload and download of a large model file against a plain file copy.
+- ``big_grids``: server start time and peak RSS with very large grids.
+
+Every figure is repeated (``--reps``, at least 5) and reported as min/median/max; the JSON
+lands in bench/results/<timestamp>.json. ``--quick`` runs everything tiny and once and
+asserts only that it works, never a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+BUILD_DIR = REPO / "build" / "bench"
+LOADGEN = BUILD_DIR / "bench" / "gridexp-loadgen"
+RESULTS_DIR = REPO / "bench" / "results"
+PASSWORD = "bench-password"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MIB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers: statistics, processes, experiment directories
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """min/median/max of repeated measurements (the shape of every figure in the JSON)."""
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A memory figure (VmHWM, VmRSS) of a process in KiB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def write_experiment(directory: Path, axes: dict[str, int], name: str = "bench") -> int:
+    """config.yaml with one integer axis per key, and a no-op experiment.py; returns points."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"experiment_name: {name}", "hyperparameters:"]
+    points = 1
+    for key, size in axes.items():
+        lines.append(f"  {key}: [{', '.join(str(i) for i in range(size))}]")
+        points *= size
+    (directory / "config.yaml").write_text("\n".join(lines) + "\n")
+    (directory / "experiment.py").write_text(
+        "def init_dataset(config):\n    return None\n\n\n"
+        "def run_one(hyperparameters, dataset):\n    return {'accuracy': 0.5}, None\n"
+    )
+    return points
+
+
+class Server:
+    """A gridexp-server on a free loopback port, stopped (SIGTERM, then SIGKILL) on exit."""
+
+    def __init__(self, directory: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, GRIDEXP_PASSWORD=PASSWORD)
+        self.log = open(directory / "server.log", "wb")
+        command = [str(VENV_BIN / "gridexp-server"), str(directory), "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), *extra]
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
+        self.pid = self.process.pid
+
+    def wait_healthy(self, timeout: float = 120.0) -> float:
+        """Seconds from the start of the process until GET /healthz answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gridexp-server exited with {self.process.returncode}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return time.perf_counter() - self.started
+            time.sleep(0.01)
+        raise RuntimeError("gridexp-server did not answer /healthz in time")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@contextlib.contextmanager
+def running_server(directory: Path, *extra: str) -> Iterator[Server]:
+    server = Server(directory, *extra)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
+def api(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
+    answer = session.request(method, url, timeout=600, **kwargs)
+    if answer.status_code >= 300:
+        raise RuntimeError(f"{method} {url}: {answer.status_code} {answer.text[:200]}")
+    return answer.json()
+
+
+def auth_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {PASSWORD}"
+    return session
+
+
+def ensure_loadgen() -> None:
+    """Builds bench/loadgen.cpp into build/bench with cmake when it is missing."""
+    if LOADGEN.exists():
+        return
+    print(f"building {LOADGEN.relative_to(REPO)} ...", flush=True)
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(REPO),
+            "-B",
+            str(BUILD_DIR),
+            "-DGRIDEXP_BUILD_BENCH=ON",
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            "-Wno-dev",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    jobs = str(os.cpu_count() or 2)
+    subprocess.run(
+        ["cmake", "--build", str(BUILD_DIR), "--target", "gridexp-loadgen", "-j", jobs],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def run_loadgen(server: Server, workers: int, seconds: float) -> dict[str, Any]:
+    command = [str(LOADGEN), "--port", str(server.port), "--password", PASSWORD]
+    command += ["--workers", str(workers), "--seconds", str(seconds)]
+    finished = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=seconds + 120
+    )
+    if not finished.stdout.strip():
+        raise RuntimeError(f"gridexp-loadgen failed: {finished.stderr}")
+    report = json.loads(finished.stdout)
+    if report["errors"]:
+        print(f"  note: {report['errors']} failed calls ({report['first_error']})", flush=True)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 1: coordinator throughput
+
+
+def coordinator(work: Path, quick: bool, reps: int) -> dict[str, Any]:
+    seconds = 0.5 if quick else 2.0
+    results: dict[str, Any] = {}
+    for workers in (1, 16, 256):
+        directory = work / f"coordinator-{workers}"
+        points = write_experiment(
+            directory, {"a": 100, "b": 100} if quick else {"a": 400, "b": 500}
+        )
+        # The HTTP thread pool holds one thread per keep-alive connection; 256 connections
+        # need more than the default 64 threads.
+        extra = ["--threads", "300"] if workers > 64 else []
+        runs: list[dict[str, Any]] = []
+        with running_server(directory, *extra) as server:
+            for _ in range(reps):
+                cpu_before = cpu_seconds(server.pid)
+                report = run_loadgen(server, workers, seconds)
+                report["server_cpu_ms_per_trial"] = (
+                    1000 * (cpu_seconds(server.pid) - cpu_before) / max(report["trials"], 1)
+                )
+                report["server_peak_rss_mb"] = status_kib(server.pid, "VmHWM") / 1024
+                runs.append(report)
+        assert all(run["trials"] > 0 for run in runs), "the load generator completed no trial"
+        assert not any(run["errors"] for run in runs), runs[0]["first_error"]
+        assert all(run["duplicated_points"] == 0 for run in runs), "a grid point ran twice"
+        results[f"N={workers}"] = {
+            "grid_points": points,
+            "server_threads": 300 if extra else 64,
+            "trials_per_second": summary([r["trials_per_second"] for r in runs]),
+            "call_p50_ms": summary([r["call"]["p50_ms"] for r in runs]),
+            "call_p99_ms": summary([r["call"]["p99_ms"] for r in runs]),
+            "server_cpu_ms_per_trial": summary([r["server_cpu_ms_per_trial"] for r in runs]),
+            "server_peak_rss_mb": summary([r["server_peak_rss_mb"] for r in runs]),
+            "failed_calls": sum(r["errors"] for r in runs),
+            "duplicated_points": sum(r["duplicated_points"] for r in runs),
+        }
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 2: Optuna side by side
+
+OPTUNA_AXES = {"a": 4, "b": 6, "c": 10}  # 240 points, the grid of docs PRIOR_ART's measurements
+
+
+def optuna_worker(storage_url: str, study_name: str, stop_at: float) -> None:
+    """One Optuna process (forked): trials with a constant objective until stop_at."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    search_space = {key: list(range(size)) for key, size in OPTUNA_AXES.items()}
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage_url,
+        sampler=optuna.samplers.GridSampler(search_space),
+    )
+
+    def objective(trial: Any) -> float:
+        for key, size in OPTUNA_AXES.items():
+            trial.suggest_int(key, 0, size - 1)
+        return 0.5
+
+    # GridSampler stops the study itself once every grid point has run.
+    study.optimize(objective, timeout=max(stop_at - time.time(), 0.0))
+
+
+def optuna_run(work: Path, processes: int, seconds: float) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    database = work / f"optuna-{processes}-{time.monotonic_ns()}.db"
+    storage_url = f"sqlite:///{database}"
+    optuna.create_study(study_name="bench", storage=storage_url)
+    started = time.time()
+    stop_at = started + seconds
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                optuna_worker(storage_url, "bench", stop_at)
+            except BaseException:  # noqa: BLE001 (a forked child must never return into the harness)
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    wall = time.time() - started
+    study = optuna.load_study(study_name="bench", storage=storage_url)
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    seen: dict[tuple, int] = {}
+    for trial in done:
+        key = tuple(sorted(trial.params.items()))
+        seen[key] = seen.get(key, 0) + 1
+    return {
+        "trials": len(done),
+        "seconds": wall,
+        "trials_per_second": len(done) / wall,
+        "duplicated_points": sum(1 for count in seen.values() if count > 1),
+    }
+
+
+def optuna_side_by_side(work: Path, quick: bool, reps: int) -> dict[str, Any]:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        return {"skipped": "optuna is not installed (pip install optuna)"}
+    seconds = 2.0 if quick else 8.0
+    results: dict[str, Any] = {}
+    for processes in (1, 16):
+        optuna_runs = [optuna_run(work, processes, seconds) for _ in range(reps)]
+        gridexp_runs = []
+        for rep in range(reps):
+            directory = work / f"side-by-side-{processes}-{rep}"
+            write_experiment(directory, OPTUNA_AXES)
+            with running_server(directory) as server:
+                gridexp_runs.append(run_loadgen(server, processes, 60))
+        assert all(run["trials"] > 0 for run in optuna_runs), "Optuna completed no trial"
+        assert all(run["trials"] > 0 for run in gridexp_runs), "gridexp completed no trial"
+        assert all(run["duplicated_points"] == 0 for run in gridexp_runs), (
+            "gridexp ran a point twice"
+        )
+        optuna_rate = statistics.median(r["trials_per_second"] for r in optuna_runs)
+        gridexp_rate = statistics.median(r["trials_per_second"] for r in gridexp_runs)
+        results[f"N={processes}"] = {
+            "grid_points": 240,
+            "optuna_time_box_seconds": seconds,
+            "optuna_trials": summary([r["trials"] for r in optuna_runs]),
+            "optuna_trials_per_second": summary([r["trials_per_second"] for r in optuna_runs]),
+            "optuna_duplicated_points": summary([r["duplicated_points"] for r in optuna_runs]),
+            "gridexp_trials_per_second": summary([r["trials_per_second"] for r in gridexp_runs]),
+            "gridexp_duplicated_points": summary([r["duplicated_points"] for r in gridexp_runs]),
+            "ratio_gridexp_over_optuna": gridexp_rate / optuna_rate,
+        }
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 3: end to end with real workers
+
+
+def end_to_end(work: Path, quick: bool, reps: int) -> dict[str, Any]:
+    axes = {"a": 10, "b": 20} if quick else {"a": 40, "b": 50}
+    results: dict[str, Any] = {}
+    for workers in (1, 2):
+        overheads = []
+        for rep in range(reps):
+            directory = work / f"end-to-end-{workers}-{rep}"
+            points = write_experiment(directory, axes)
+            with running_server(directory) as server:
+                env = dict(os.environ, GRIDEXP_PASSWORD=PASSWORD)
+                command = [
+                    str(VENV_BIN / "gridexp-worker"),
+                    f"--address=127.0.0.1:{server.port}",
+                    f"--workdir={directory}",
+                    "--save_models=False",
+                    "--download_data=False",
+                    "--poll_seconds=0.2",
+                ]
+                started = time.perf_counter()
+                processes = [
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=open(directory / f"worker-{i}.log", "wb"),
+                    )
+                    for i in range(workers)
+                ]
+                codes = [process.wait(timeout=600) for process in processes]
+                wall = time.perf_counter() - started
+            assert codes == [0] * workers, f"gridexp-worker exited with {codes}"
+            overheads.append(1000 * wall / points)
+        results[f"workers={workers}"] = {
+            "grid_points": points,
+            "overhead_ms_per_trial": summary(overheads),
+        }
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 4: model transfer
+
+
+def make_file(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    chunk = 8 * MIB
+    with open(path, "wb") as out:
+        written = 0
+        while written < size:
+            block = os.urandom(min(chunk, size - written))
+            digest.update(block)
+            out.write(block)
+            written += len(block)
+    return digest.hexdigest()
+
+
+def drop_file_cache(path: Path) -> None:
+    """Flush a file and drop it from the page cache, so every read comes from the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
+    size = 16 * MIB if quick else 1024 * MIB
+    directory = work / "model-transfer"
+    write_experiment(directory, {"a": reps + 1})
+    source = work / "model.bin"
+    sha256 = make_file(source, size)
+    copy_rates, upload_rates, download_rates, rss_growth = [], [], [], []
+    with running_server(directory) as server:
+        session = auth_session()
+        worker = api(session, "POST", f"{server.url}/api/v1/workers", json={"host": "bench"})
+        rss_before = status_kib(server.pid, "VmHWM")
+        for rep in range(reps):
+            copy = work / f"copy-{rep}.bin"
+            started = time.perf_counter()
+            shutil.copyfile(source, copy)
+            with open(copy, "rb+") as handle:
+                os.fsync(handle.fileno())
+            copy_rates.append(size / MIB / (time.perf_counter() - started))
+            copy.unlink()
+
+            claimed = api(
+                session, "POST", f"{server.url}/api/v1/workers/{worker['worker_id']}/claim"
+            )
+            trial = claimed["trial"]
+            headers = {"X-Gridexp-Lease-Token": trial["lease_token"], "X-Gridexp-Sha256": sha256}
+            url = f"{server.url}/api/v1/trials/{trial['id']}/model"
+            started = time.perf_counter()
+            with open(source, "rb") as body:
+                answer = api(session, "PUT", url, data=body, headers=headers)
+            upload_rates.append(size / MIB / (time.perf_counter() - started))
+            assert answer["size"] == size and answer["sha256"] == sha256, answer
+
+            digest = hashlib.sha256()
+            received = 0
+            started = time.perf_counter()
+            with session.get(url, stream=True, timeout=600) as response:
+                response.raise_for_status()
+                for block in response.iter_content(chunk_size=MIB):
+                    digest.update(block)
+                    received += len(block)
+            download_rates.append(size / MIB / (time.perf_counter() - started))
+            assert received == size and digest.hexdigest() == sha256, "download differs"
+            api(
+                session,
+                "POST",
+                f"{server.url}/api/v1/trials/{trial['id']}/complete",
+                json={"lease_token": trial["lease_token"], "results": {}},
+            )
+            rss_growth.append((status_kib(server.pid, "VmHWM") - rss_before) / 1024)
+    copy_median = statistics.median(copy_rates)
+    return {
+        "file_mib": size // MIB,
+        "copy_mb_per_s": summary(copy_rates),
+        "upload_mb_per_s": summary(upload_rates),
+        "download_mb_per_s": summary(download_rates),
+        "upload_share_of_copy": statistics.median(upload_rates) / copy_median,
+        "download_share_of_copy": statistics.median(download_rates) / copy_median,
+        "server_peak_rss_growth_mb": summary(rss_growth),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario 5: big grids
+
+
+def big_grids(work: Path, quick: bool, reps: int) -> dict[str, Any]:
+    sizes = {10_000: {"a": 100, "b": 100}} if quick else {}
+    if not quick:
+        sizes = {100_000: {"a": 100, "b": 100, "c": 10}, 1_000_000: {"a": 100, "b": 100, "c": 100}}
+    results: dict[str, Any] = {}
+    for points, axes in sizes.items():
+        first_starts, restarts, peaks = [], [], []
+        for rep in range(reps):
+            directory = work / f"big-grid-{points}-{rep}"
+            write_experiment(directory, axes)
+            for starts in (first_starts, restarts):
+                server = Server(directory)
+                try:
+                    starts.append(server.wait_healthy(timeout=300))
+                    peaks.append(status_kib(server.pid, "VmHWM") / 1024)
+                finally:
+                    server.stop()
+            shutil.rmtree(directory)
+        results[f"points={points}"] = {
+            "first_start_seconds": summary(first_starts),
+            "restart_seconds": summary(restarts),
+            "server_peak_rss_mb": summary(peaks),
+        }
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+
+SCENARIOS: dict[str, Callable[[Path, bool, int], dict[str, Any]]] = {
+    "coordinator": coordinator,
+    "optuna": optuna_side_by_side,
+    "end_to_end": end_to_end,
+    "model_transfer": model_transfer,
+    "big_grids": big_grids,
+}
+
+
+def machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "cpp"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "cpu": model,
+        "nproc": int(nproc),
+        "memory_gib": round(memory_kib / MIB, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": commit,
+        "cpp_tree_modified": bool(dirty),
+    }
+
+
+def figure(value: Any) -> str:
+    if isinstance(value, dict) and "median" in value:
+        return f"{value['median']:.4g} [{value['min']:.4g}..{value['max']:.4g}]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print("\nscenario        case              figure                          median [min..max]")
+    for scenario, cases in results.items():
+        if "skipped" in cases or "error" in cases:
+            print(f"{scenario:<15} {cases}")
+            continue
+        flat = cases if not all(isinstance(v, dict) for v in cases.values()) else None
+        groups = {"": flat} if flat is not None else cases
+        for case, figures in groups.items():
+            for name, value in figures.items():
+                print(f"{scenario:<15} {case:<17} {name:<31} {figure(value)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny, once: a smoke check")
+    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="scenario")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per figure (>= 5)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    options = parser.parse_args()
+    reps = 1 if options.quick else max(options.reps, 5)
+    ensure_loadgen()
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    work = Path(tempfile.mkdtemp(prefix="gridexp-bench-"))
+    try:
+        for name in options.only or SCENARIOS:
+            print(f"== {name}", flush=True)
+            scenario_started = time.perf_counter()
+            (work / name).mkdir()
+            results[name] = SCENARIOS[name](work / name, options.quick, reps)
+            print(f"   {time.perf_counter() - scenario_started:.1f} s", flush=True)
+    finally:
+        if not options.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "mode": "quick" if options.quick else "full",
+        "repetitions": reps,
+        "seconds": time.perf_counter() - started,
+        "machine": machine(),
+        "results": results,
+    }
+    print_table(results)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    output = (
+        RESULTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if options.quick else ''}.json"
+    )
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{report['seconds']:.0f} s; results in {output.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
