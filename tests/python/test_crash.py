@@ -28,11 +28,21 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(start_server, tmp_path):
                 return session.request(
                     method, f"http://127.0.0.1:{port}{path}", json=body, timeout=10
                 )
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                # Refused while the server is down, or an answer cut short by the kill.
                 time.sleep(0.05)
         raise AssertionError("server did not come back")
 
+    errors: list[str] = []
+
     def client(number: int) -> None:
+        try:
+            run_client(number)
+        except (AssertionError, requests.RequestException, ValueError) as error:
+            with lock:
+                errors.append(f"client {number}: {error!r}")
+
+    def run_client(number: int) -> None:
         session = server.session()
         worker = call(session, "POST", "/api/v1/workers", {"host": f"c{number}"}).json()[
             "worker_id"
@@ -76,6 +86,7 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(start_server, tmp_path):
         thread.join(timeout=180)
     stop.set()
 
+    assert errors == []
     trials = restarted.get("/api/v1/experiments/crash/trials").json()
     states = {t["id"]: t for t in trials}
     assert len(trials) == 300
