@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/file_system.h"
 #include "common/sha256.h"
@@ -41,8 +42,12 @@ class ModelUpload {
   std::uint64_t size_bytes() const { return size_bytes_; }
 
  private:
+  static constexpr std::size_t kWriteBatchBytes = 1 << 20;
+  Status flush_pending();
+
   FileSystem& fs_;
   std::unique_ptr<WritableFile> file_;
+  std::vector<char> pending_;  // received, hashed, not yet written; under kWriteBatchBytes
   std::filesystem::path temporary_path_;
   std::filesystem::path final_path_;
   std::uint64_t max_bytes_;

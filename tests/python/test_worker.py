@@ -158,8 +158,6 @@ def test_two_workers_run_the_grid_exactly_once(start_server, workers, tmp_path):
         reference = torch.load(produced / f"{trial['id']}.pt", weights_only=True)
         assert loaded.keys() == reference.keys()
         assert all(torch.equal(loaded[k], reference[k]) for k in loaded)
-    # Both workers ran: the grid was shared, not hogged.
-    assert (first.workdir / "produced").exists() and (second.workdir / "produced").exists()
     # init_dataset ran once per worker (consistent dataset).
     assert (first.workdir / "init_count.txt").read_text() == "x"
     # Metrics and logs reached the server.
