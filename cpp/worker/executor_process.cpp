@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +23,11 @@ constexpr int kChildEventFd = 4;
 // Reads `fd` to its end, calling `on_line` for each line (a last unterminated one included).
 // Gives up once `give_up()` says so while no data arrives: a grandchild that inherited the
 // write end may keep the pipe open long after the executor is gone.
+// `busy` is true from the moment data is readable until its lines were handed out, so that
+// ExecutorProcess::drain_output can tell "nothing left to read" from "being read".
 void for_each_line(int fd, const std::function<void(std::string)>& on_line,
-                   const std::function<bool()>& give_up) {
+                   const std::function<bool()>& give_up, std::atomic<bool>& busy,
+                   std::atomic<bool>& finished) {
   std::string pending;
   char buffer[8192];
   while (true) {
@@ -34,8 +38,12 @@ void for_each_line(int fd, const std::function<void(std::string)>& on_line,
       if (give_up()) break;
       continue;
     }
+    busy = true;
     ssize_t count = ::read(fd, buffer, sizeof buffer);
-    if (count < 0 && errno == EINTR) continue;
+    if (count < 0 && errno == EINTR) {
+      busy = false;
+      continue;
+    }
     if (count <= 0) break;
     pending.append(buffer, static_cast<std::size_t>(count));
     std::size_t start = 0;
@@ -43,8 +51,11 @@ void for_each_line(int fd, const std::function<void(std::string)>& on_line,
       on_line(pending.substr(start, end - start));
     }
     pending.erase(0, start);
+    busy = false;
   }
   if (!pending.empty()) on_line(pending);
+  finished = true;
+  busy = false;
   ::close(fd);
 }
 
@@ -104,6 +115,8 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::spawn(const ExecutorLa
   process->pid_ = pid;
   process->command_fd_ = command_pipe[1];
   process->on_output_ = launch.on_output;
+  process->stdout_stream_.fd = out_pipe[0];
+  process->stderr_stream_.fd = err_pipe[0];
   process->event_reader_ =
       std::thread([p = process.get(), fd = event_pipe[0]] { p->read_events(fd); });
   process->stdout_reader_ =
@@ -147,19 +160,33 @@ void ExecutorProcess::read_events(int fd) {
         events_.push_back(std::move(event));
         event_ready_.notify_all();
       },
-      [this] { return reading_should_stop(); });
+      [this] { return reading_should_stop(); }, events_stream_.busy, events_stream_.finished);
   std::lock_guard lock(mutex_);
   events_closed_ = true;
   event_ready_.notify_all();
 }
 
 void ExecutorProcess::read_output(int fd, bool is_stderr) {
+  Stream& stream = is_stderr ? stderr_stream_ : stdout_stream_;
   for_each_line(
       fd,
       [this, is_stderr](std::string line) {
         if (on_output_) on_output_(line, is_stderr);
       },
-      [this] { return reading_should_stop(); });
+      [this] { return reading_should_stop(); }, stream.busy, stream.finished);
+}
+
+void ExecutorProcess::drain_output(std::chrono::milliseconds max_wait) {
+  auto deadline = std::chrono::steady_clock::now() + max_wait;
+  auto drained = [](const Stream& stream) {
+    if (stream.finished) return true;
+    int unread = 0;
+    return !stream.busy && ::ioctl(stream.fd, FIONREAD, &unread) == 0 && unread == 0;
+  };
+  while (!(drained(stdout_stream_) && drained(stderr_stream_)) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 Status ExecutorProcess::send(const nlohmann::json& message) {

@@ -54,6 +54,11 @@ class ExecutorProcess {
   std::string exit_description() const;
   int exit_status() const { return exit_status_; }
 
+  // Waits (at most `max_wait`) until what the child printed so far has reached the output
+  // callback: stdout and the event pipe are separate, so a result can overtake the last lines
+  // printed before it.
+  void drain_output(std::chrono::milliseconds max_wait);
+
   // Asks the child to stop (SIGINT, as Ctrl-C would), waits up to `grace`, then SIGKILLs it.
   void interrupt_then_kill(std::chrono::milliseconds grace);
   void kill_now();
@@ -66,7 +71,16 @@ class ExecutorProcess {
   bool reap(bool wait);
   bool reading_should_stop() const;
 
+  struct Stream {
+    int fd = -1;
+    std::atomic<bool> busy{false};
+    std::atomic<bool> finished{false};
+  };
+
   pid_t pid_ = -1;
+  Stream stdout_stream_;
+  Stream stderr_stream_;
+  Stream events_stream_;
   int command_fd_ = -1;
   std::function<void(const std::string&, bool)> on_output_;
   std::mutex mutex_;

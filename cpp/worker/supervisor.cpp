@@ -22,6 +22,7 @@ namespace {
 constexpr std::chrono::milliseconds kEventPoll{100};
 constexpr std::chrono::milliseconds kInterruptGrace{3000};
 constexpr std::chrono::seconds kStopGrace{30};
+constexpr std::chrono::milliseconds kOutputDrain{500};
 
 std::string host_name() {
   char name[256] = {};
@@ -307,6 +308,8 @@ Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHea
       break;
     }
   }
+  // Lines printed just before the result still belong to this trial's log.
+  if (executor_) executor_->drain_output(kOutputDrain);
   {
     std::lock_guard lock(output_mutex_);
     output_trial_id_.clear();
