@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 
 namespace gridexp {
 namespace {
@@ -111,6 +112,18 @@ std::string generate_password() {
     }
   }
   return password;
+}
+
+Result<std::string> read_password_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return Status::invalid_argument("cannot read password file " + path.string());
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+    line.pop_back();
+  }
+  if (line.empty()) return Status::invalid_argument("password file " + path.string() + " is empty");
+  return line;
 }
 
 }  // namespace gridexp

@@ -5,9 +5,12 @@
 // the guess, so the password cannot be learned by timing. Stateless and thread-safe.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "common/status.h"
 
 namespace gridexp {
 
@@ -25,5 +28,9 @@ bool authorization_matches(std::string_view header_value, std::string_view passw
 std::string generate_password();
 
 std::optional<std::string> base64_decode(std::string_view text);
+
+// The password kept in a file: its first line without trailing blanks. An unreadable file or
+// an empty first line is an error naming the file.
+Result<std::string> read_password_file(const std::filesystem::path& path);
 
 }  // namespace gridexp

@@ -1,5 +1,7 @@
 #include "common/sha256.h"
 
+#include "common/random.h"
+
 #include <openssl/evp.h>
 
 #include <array>
@@ -27,14 +29,7 @@ std::string Sha256::finish_hex() {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
   EVP_DigestFinal_ex(state_->context, digest.data(), &length);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kDigits[digest[i] >> 4]);
-    hex.push_back(kDigits[digest[i] & 0xf]);
-  }
-  return hex;
+  return to_hex(digest.data(), length);
 }
 
 std::string sha256_hex(std::string_view data) {

@@ -1,25 +1,8 @@
 #include "server/password.h"
 
-#include <fstream>
-
 #include "common/auth.h"
 
 namespace gridexp {
-namespace {
-
-Result<std::string> read_first_line(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return Status::invalid_argument("cannot read password file " + path.string());
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
-    line.pop_back();
-  }
-  if (line.empty()) return Status::invalid_argument("password file " + path.string() + " is empty");
-  return line;
-}
-
-}  // namespace
 
 Result<PasswordChoice> choose_password(const ServerOptions& options,
                                        const std::optional<std::string>& environment_value,
@@ -28,7 +11,7 @@ Result<PasswordChoice> choose_password(const ServerOptions& options,
     return PasswordChoice{*options.password, "--password", false, true};
   }
   if (options.password_file) {
-    Result<std::string> password = read_first_line(*options.password_file);
+    Result<std::string> password = read_password_file(*options.password_file);
     if (!password) return password.status();
     return PasswordChoice{*password, "--password-file " + options.password_file->string(), false,
                           false};
@@ -39,7 +22,7 @@ Result<PasswordChoice> choose_password(const ServerOptions& options,
   std::filesystem::path kept = state_dir / "password";
   std::error_code error;
   if (std::filesystem::exists(kept, error)) {
-    Result<std::string> password = read_first_line(kept);
+    Result<std::string> password = read_password_file(kept);
     if (!password) return password.status();
     return PasswordChoice{*password, "kept in " + kept.string(), true, false};
   }

@@ -4,10 +4,10 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
+#include "common/auth.h"
 #include "worker/options.h"
 #include "worker/progress.h"
 #include "worker/supervisor.h"
@@ -28,16 +28,7 @@ gridexp::Result<std::string> choose_password(const gridexp::WorkerOptions& optio
         "GRIDEXP_PASSWORD or --password_file");
     return *options.password;
   }
-  if (options.password_file) {
-    std::ifstream in(*options.password_file);
-    std::string line;
-    if (!in || !std::getline(in, line)) {
-      return gridexp::Status::invalid_argument("cannot read the password file " +
-                                               options.password_file->string());
-    }
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    return line;
-  }
+  if (options.password_file) return gridexp::read_password_file(*options.password_file);
   if (const char* from_environment = std::getenv("GRIDEXP_PASSWORD");
       from_environment != nullptr && *from_environment != '\0') {
     return std::string(from_environment);
