@@ -234,16 +234,23 @@ Status Supervisor::deliver_outbox() {
 Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHeartbeat* heartbeat,
                                            Outcome* outcome) {
   std::string trial_id = trial["id"].get<std::string>();
-  if (Status sent = executor_->send({{"type", "run"}, {"trial", trial}}); !sent) {
-    // The trial never reached the executor: it is not the trial's fault.
-    progress_.message("the executor is gone (" + sent.message() + "); starting a new one");
-    executor_.reset();
-    return TrialEnd::kNotStarted;
-  }
+  auto stop_routing_output = [this] {
+    std::lock_guard lock(output_mutex_);
+    output_trial_id_.clear();
+    output_heartbeat_ = nullptr;
+  };
   {
+    // Before the run command: the trial's first printed line may arrive before send() returns.
     std::lock_guard lock(output_mutex_);
     output_trial_id_ = trial_id;
     output_heartbeat_ = heartbeat;
+  }
+  if (Status sent = executor_->send({{"type", "run"}, {"trial", trial}}); !sent) {
+    // The trial never reached the executor: it is not the trial's fault.
+    stop_routing_output();
+    progress_.message("the executor is gone (" + sent.message() + "); starting a new one");
+    executor_.reset();
+    return TrialEnd::kNotStarted;
   }
   progress_.trial_started(trial_id, trial.value("attempt", 1), trial["hyperparameters"]);
   bool stop_sent = false;
@@ -310,11 +317,7 @@ Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHea
   }
   // Lines printed just before the result still belong to this trial's log.
   if (executor_) executor_->drain_output(kOutputDrain);
-  {
-    std::lock_guard lock(output_mutex_);
-    output_trial_id_.clear();
-    output_heartbeat_ = nullptr;
-  }
+  stop_routing_output();
   if (end == TrialEnd::kInterrupted) return end;
   if (end == TrialEnd::kLeaseLost || (heartbeat && heartbeat->lease_lost())) {
     if (outcome->model_path) fs_.remove(*outcome->model_path);

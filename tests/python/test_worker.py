@@ -160,11 +160,12 @@ def test_two_workers_run_the_grid_exactly_once(start_server, workers, tmp_path):
         assert all(torch.equal(loaded[k], reference[k]) for k in loaded)
     # init_dataset ran once per worker (consistent dataset).
     assert (first.workdir / "init_count.txt").read_text() == "x"
-    # Metrics and logs reached the server.
-    metrics = server.get(f"/api/v1/trials/{trials[0]['id']}/metrics").json()
-    assert [p["step"] for p in metrics] == [0, 1, 2]
-    log = server.get(f"/api/v1/trials/{trials[0]['id']}/log")
-    assert "running index 0" in log.text
+    # Metrics and logs reached the server, the line printed first thing in run_one included.
+    for trial in trials:
+        metrics = server.get(f"/api/v1/trials/{trial['id']}/metrics").json()
+        assert [p["step"] for p in metrics] == [0, 1, 2]
+        log = server.get(f"/api/v1/trials/{trial['id']}/log")
+        assert f"running index {trial['results']['index']} " in log.text, trial["id"]
     assert "no trial is left" in first.output()
 
 
