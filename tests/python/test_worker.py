@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PASSWORD, grid_config
+from conftest import PASSWORD, grid_config, trials_of, wait_for
 
 torch = pytest.importorskip("torch", reason="torch==2.13.0 is installed by scripts/setup.sh")
 
@@ -58,72 +58,6 @@ def write_experiment(directory: Path, points: int, extra: str = "", name: str = 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.yaml").write_text(grid_config(name, points) + extra)
     (directory / "experiment.py").write_text(EXPERIMENT)
-
-
-class Worker:
-    def __init__(self, server, workdir: Path, *args: str, password: str | None = PASSWORD):
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir = workdir
-        environment = dict(os.environ)
-        environment.pop("GRIDEXP_PASSWORD", None)
-        if password is not None:
-            environment["GRIDEXP_PASSWORD"] = password
-        self.log_path = workdir.parent / f"{workdir.name}.console"
-        self.log = open(self.log_path, "w")
-        binary = shutil.which("gridexp-worker")
-        assert binary, "gridexp-worker is not on PATH"
-        self.process = subprocess.Popen(
-            [binary, f"--address=127.0.0.1:{server.port}", f"--workdir={workdir}", *args],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=True,
-        )
-
-    def wait(self, timeout: float = 120) -> int:
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self.log.close()
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return self.log_path.read_text()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.log.close()
-
-
-@pytest.fixture
-def workers():
-    started: list[Worker] = []
-
-    def start(*args, **kwargs) -> Worker:
-        worker = Worker(*args, **kwargs)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.kill()
-
-
-def trials_of(server, name: str = "workers") -> list[dict]:
-    return server.get(f"/api/v1/experiments/{name}/trials").json()
-
-
-def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
 
 
 def running_trial(server, name: str = "workers") -> dict | None:
