@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${GRIDEXP_VENV:-$ROOT/.venv}"
-"$ROOT/scripts/setup.sh"
+"$ROOT/scripts/setup.sh" --tests
 cd "$ROOT"
 
 echo "== format and lint"

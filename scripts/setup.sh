@@ -11,6 +11,11 @@ VENV="${GRIDEXP_VENV:-$ROOT/.venv}"
 DEBIAN_PACKAGES=(g++ cmake ninja-build pkg-config clang-format
   libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev libzip-dev libsqlite3-dev
   libgtest-dev libssl-dev)
+# `setup.sh --tests` also brings what only the test suite needs: headless Chromium for the
+# dashboard's browser tests (driven by Playwright with executable_path=/usr/bin/chromium).
+WITH_TESTS=0
+[ "${1:-}" = "--tests" ] && WITH_TESTS=1
+[ "$WITH_TESTS" -eq 1 ] && DEBIAN_PACKAGES+=(chromium)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
@@ -33,7 +38,11 @@ fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # torch is pinned: an unpinned install would pull a multi-gigabyte CUDA build.
 "$VENV/bin/python" -c 'import torch' 2>/dev/null || "${PIP[@]}" install torch==2.13.0
-"${PIP[@]}" install "scikit-build-core>=0.10" "pybind11>=2.11" "pytest>=7" "requests>=2.28" ruff numpy
+"${PIP[@]}" install "scikit-build-core>=0.10" "pybind11>=2.11" "plotly>=5"
+if [ "$WITH_TESTS" -eq 1 ]; then
+  "${PIP[@]}" install "pytest>=7" "requests>=2.28" ruff numpy "pandas>=1.5" "playwright>=1.40" \
+    "prometheus-client>=0.17"
+fi
 echo "setup: building and installing gridexp"
 "${PIP[@]}" install --no-build-isolation "$ROOT"
 echo "setup: ready ($("$VENV/bin/gridexp-server" --version))"
