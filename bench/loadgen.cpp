@@ -6,6 +6,14 @@
 // stdout: trials completed, wall seconds, latency percentiles per call, error counts and the
 // number of grid points that were completed more than once (which must be 0).
 //
+// Closed loop (the default): each thread sends its next claim as soon as its last completion
+// is answered, so the offered load is whatever the server sustains. Open loop (--rate R): the
+// threads together start R claim -> complete cycles per second, evenly spaced (thread i of N
+// starts cycles at t0 + (k * N + i) / R). A claim's latency is measured from the time it was
+// scheduled, not from when it could be sent, so a server that falls behind shows its queueing
+// delay instead of hiding it (no coordinated omission); its completion is sent on the claim's
+// answer and timed from then.
+//
 // Threads share nothing but the start line, an atomic stop flag and the per-thread result
 // slots, which the main thread reads after joining them.
 
@@ -34,21 +42,24 @@ struct Options {
   std::string password;
   int workers = 1;
   double seconds = 5.0;
+  double rate = 0.0;  // cycles per second, all threads together; 0 for a closed loop
 };
 
 struct WorkerResult {
   std::vector<double> claim_ms;
   std::vector<double> complete_ms;
+  std::vector<double> cycle_ms;  // claim sent (or scheduled) -> completion answered
   std::vector<std::string> completed_ids;
   long errors = 0;
   long register_retries = 0;
   long reconnects = 0;
+  long late_starts = 0;  // open loop: cycles sent more than 1 ms after their scheduled time
   std::string first_error;
 };
 
 void usage_and_exit() {
   std::cerr << "usage: gridexp-loadgen --port N --password P [--host ADDR] [--workers N] "
-               "[--seconds S]\n";
+               "[--seconds S] [--rate CYCLES_PER_S]\n";
   std::exit(2);
 }
 
@@ -68,11 +79,13 @@ Options parse_options(int argc, char** argv) {
       options.workers = std::stoi(value);
     } else if (name == "--seconds") {
       options.seconds = std::stod(value);
+    } else if (name == "--rate") {
+      options.rate = std::stod(value);
     } else {
       usage_and_exit();
     }
   }
-  if (options.password.empty() || options.workers < 1) usage_and_exit();
+  if (options.password.empty() || options.workers < 1 || options.rate < 0) usage_and_exit();
   return options;
 }
 
@@ -88,8 +101,18 @@ void note_error(WorkerResult& result, const std::string& what, const httplib::Re
                                : httplib::to_string(answer.error()));
 }
 
-void run_worker(const Options& options, std::latch& registered_line, std::latch& start_signal,
-                std::atomic<bool>& stop, const Clock::time_point& deadline, WorkerResult& result) {
+// Open loop: when thread `index` starts its cycle number `cycle`.
+Clock::time_point scheduled_start(const Options& options, int index, long cycle,
+                                  Clock::time_point started) {
+  double seconds = (static_cast<double>(cycle) * options.workers + index) / options.rate;
+  return started +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+void run_worker(const Options& options, int index, std::latch& registered_line,
+                std::latch& start_signal, std::atomic<bool>& stop,
+                const Clock::time_point& started_at, const Clock::time_point& deadline,
+                WorkerResult& result) {
   httplib::Client client(options.host, options.port);
   client.set_keep_alive(true);
   client.set_tcp_nodelay(true);
@@ -119,8 +142,22 @@ void run_worker(const Options& options, std::latch& registered_line, std::latch&
   const std::string claim_path = "/api/v1/workers/" + worker_id + "/claim";
   result.claim_ms.reserve(1 << 16);
   result.complete_ms.reserve(1 << 16);
-  while (!stop.load(std::memory_order_relaxed) && Clock::now() < deadline) {
+  result.cycle_ms.reserve(1 << 16);
+  const bool open_loop = options.rate > 0;
+  for (long cycle = 0; !stop.load(std::memory_order_relaxed); ++cycle) {
     auto started = Clock::now();
+    if (open_loop) {
+      const auto scheduled = scheduled_start(options, index, cycle, started_at);
+      if (scheduled >= deadline) break;
+      if (scheduled > started) {
+        std::this_thread::sleep_until(scheduled);
+      } else if (started - scheduled > std::chrono::milliseconds(1)) {
+        ++result.late_starts;
+      }
+      started = scheduled;
+    } else if (started >= deadline) {
+      break;
+    }
     auto claimed = client.Post(claim_path, "{}", "application/json");
     for (int retry = 0; retry < 5 && !claimed && claimed.error() == httplib::Error::Read; ++retry) {
       // The server closes a keep-alive connection idle for 2 s (threads that registered
@@ -140,12 +177,14 @@ void run_worker(const Options& options, std::latch& registered_line, std::latch&
       continue;
     }
     const std::string trial_id = trial.at("id").get<std::string>();
+    const auto cycle_started = started;
     nlohmann::json completion = {{"lease_token", trial.at("lease_token")},
                                  {"results", {{"accuracy", 0.5}, {"loss", 0.25}, {"epochs", 1}}}};
     started = Clock::now();
     auto completed = client.Post("/api/v1/trials/" + trial_id + "/complete", completion.dump(),
                                  "application/json");
     result.complete_ms.push_back(milliseconds_since(started));
+    result.cycle_ms.push_back(milliseconds_since(cycle_started));
     if (completed && completed->status == 200) {
       result.completed_ids.push_back(trial_id);
     } else {
@@ -179,30 +218,32 @@ int main(int argc, char** argv) {
   // the write of the deadline before the threads' reads).
   std::latch registered_line(options.workers);
   std::latch start_signal(1);
-  Clock::time_point deadline;
+  Clock::time_point started, deadline;
   std::vector<std::thread> threads;
-  for (auto& result : results) {
-    threads.emplace_back(run_worker, std::cref(options), std::ref(registered_line),
-                         std::ref(start_signal), std::ref(stop), std::cref(deadline),
-                         std::ref(result));
+  for (int index = 0; index < options.workers; ++index) {
+    threads.emplace_back(run_worker, std::cref(options), index, std::ref(registered_line),
+                         std::ref(start_signal), std::ref(stop), std::cref(started),
+                         std::cref(deadline), std::ref(results[static_cast<std::size_t>(index)]));
   }
   registered_line.wait();
-  deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(options.seconds));
-  const auto started = Clock::now();
+  started = Clock::now();
+  deadline = started + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(options.seconds));
   start_signal.count_down();
   for (auto& thread : threads) thread.join();
   const double wall_seconds = std::chrono::duration<double>(Clock::now() - started).count();
 
-  std::vector<double> claim_ms, complete_ms, all_ms;
+  std::vector<double> claim_ms, complete_ms, cycle_ms, all_ms;
   std::unordered_map<std::string, int> completions;
-  long errors = 0, register_retries = 0, reconnects = 0;
+  long errors = 0, register_retries = 0, reconnects = 0, late_starts = 0;
   std::string first_error;
   for (auto& result : results) {
     register_retries += result.register_retries;
     reconnects += result.reconnects;
+    late_starts += result.late_starts;
     claim_ms.insert(claim_ms.end(), result.claim_ms.begin(), result.claim_ms.end());
     complete_ms.insert(complete_ms.end(), result.complete_ms.begin(), result.complete_ms.end());
+    cycle_ms.insert(cycle_ms.end(), result.cycle_ms.begin(), result.cycle_ms.end());
     for (const auto& id : result.completed_ids) ++completions[id];
     errors += result.errors;
     if (first_error.empty()) first_error = result.first_error;
@@ -215,6 +256,8 @@ int main(int argc, char** argv) {
     if (count > 1) ++duplicated;
   }
   nlohmann::json report = {{"workers", options.workers},
+                           {"offered_cycles_per_second", options.rate},
+                           {"late_starts", late_starts},
                            {"trials", trials},
                            {"seconds", wall_seconds},
                            {"trials_per_second", trials / wall_seconds},
@@ -226,7 +269,8 @@ int main(int argc, char** argv) {
                            {"grid_exhausted", stop.load()},
                            {"claim", latency_summary(claim_ms)},
                            {"complete", latency_summary(complete_ms)},
-                           {"call", latency_summary(all_ms)}};
+                           {"call", latency_summary(all_ms)},
+                           {"cycle", latency_summary(cycle_ms)}};
   std::cout << report.dump() << std::endl;
   return errors == 0 ? 0 : 1;
 }
