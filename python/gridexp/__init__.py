@@ -25,7 +25,9 @@ try:  # built into gridexp-executor; absent anywhere else
 except ImportError:
     _executor = None
 
-__all__ = ["__version__", "report", "should_stop", "trial"]
+from gridexp.client import Client, ClientError
+
+__all__ = ["Client", "ClientError", "__version__", "report", "should_stop", "trial"]
 
 
 def report(step: int | None = None, **metrics: Any) -> None:
