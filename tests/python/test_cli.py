@@ -1,0 +1,294 @@
+"""The `gridexp` command, run as a subprocess against a real gridexp-server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD, claim, register
+from test_client import EXPERIMENT, client_of, free_port, run_trial
+
+
+def gridexp(
+    server, *arguments: str, password: str | None = PASSWORD, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("GRIDEXP_")
+    }
+    if server is not None:
+        environment["GRIDEXP_ADDRESS"] = f"127.0.0.1:{server.port}"
+    if password is not None:
+        environment["GRIDEXP_PASSWORD"] = password
+    # The source tree's package, whether or not this checkout was installed.
+    source = str(Path(__file__).resolve().parents[2] / "python")
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [source, *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "gridexp.cli", *arguments],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def table(output: str) -> list[list[str]]:
+    """The rows of a printed table up to its first blank line, cells split on whitespace."""
+    rows = []
+    for line in output.splitlines():
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+@pytest.fixture
+def scored(server) -> dict[str, float]:
+    """Three done trials with a score (0.5, 0.9, 0.7 in grid order) and one failed."""
+    worker = register(server)
+    scores = {}
+    for score in (0.5, 0.9, 0.7):
+        trial_id = run_trial(server, worker, {"score": score, "val": {"loss": 1 - score}})
+        scores[trial_id] = score
+    run_trial(server, worker, fail="ValueError: cursed")
+    return scores
+
+
+# Help and usage.
+
+
+def test_help_lists_the_commands():
+    result = gridexp(None, "--help")
+    assert result.returncode == 0
+    for command in ("status", "results", "retry", "cancel", "workers", "--password-file"):
+        assert command in result.stdout
+    result = gridexp(None, "results", "--help")
+    assert result.returncode == 0 and "--sort METRIC" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        [],
+        ["bogus"],
+        ["results", "--limit", "0"],
+        ["results", "--min", "--max"],
+        ["retry", EXPERIMENT, "--id", "0123456789abcdef"],
+        ["--address", "ftp://host", "status"],
+        ["status", "--password", "hunter2"],
+    ],
+)
+def test_usage_errors_exit_2(arguments):
+    result = gridexp(None, *arguments)
+    assert result.returncode == 2, result
+    assert result.stdout == "" and "usage: gridexp" in result.stderr
+
+
+# Errors.
+
+
+def test_a_wrong_password_and_a_server_that_is_down_exit_1(server):
+    result = gridexp(server, "status", password="not-it")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("gridexp: ") and "password" in result.stderr
+    address = f"127.0.0.1:{free_port()}"
+    result = gridexp(None, "--address", address, "status")
+    assert result.returncode == 1
+    assert result.stderr == f"gridexp: the server at http://{address} is not reachable " + (
+        "(connection refused)\n"
+    )
+
+
+def test_no_password_says_where_to_put_it(server, tmp_path):
+    result = gridexp(server, "status", password=None, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "GRIDEXP_PASSWORD" in result.stderr and "--password-file" in result.stderr
+
+
+def test_password_file_and_options_after_the_command(server, tmp_path):
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    result = gridexp(
+        None,
+        "status",
+        "--address",
+        f"http://127.0.0.1:{server.port}",
+        "--password-file",
+        str(password_file),
+        password=None,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert EXPERIMENT in result.stdout
+
+
+def test_an_unknown_experiment_exits_1(server):
+    result = gridexp(server, "results", "nope")
+    assert result.returncode == 1
+    assert result.stderr == "gridexp: no experiment named 'nope'\n"
+
+
+# gridexp status and gridexp workers.
+
+
+def test_status_shows_counts_progress_and_workers(server, scored):
+    result = gridexp(server, "status")
+    assert result.returncode == 0, result.stderr
+    header, row = table(result.stdout)
+    assert header == [
+        "experiment",
+        "active",
+        "done/total",
+        "running",
+        "pending",
+        "failed",
+        "cancelled",
+        "progress",
+        "eta",
+        "workers",
+    ]
+    values = dict(zip(header, row))
+    assert values["experiment"] == EXPERIMENT and values["active"] == "yes"
+    assert values["done/total"] == "3/8" and values["pending"] == "4"
+    assert values["failed"] == "1" and values["cancelled"] == "0"
+    assert values["progress"] == "50%"
+
+
+def test_status_shows_the_eta_and_workers_online(server, scored):
+    values = dict(zip(*table(gridexp(server, "status").stdout)))
+    assert values["workers"] == "1"
+    assert values["eta"].endswith("s")  # a few milliseconds per trial so far
+
+
+def test_workers_lists_every_registered_worker(server):
+    assert gridexp(server, "workers").stdout == "no worker registered yet\n"
+    worker = register(server, host="box-7")
+    trial = claim(server, worker)["trial"]
+    result = gridexp(server, "workers")
+    assert result.returncode == 0, result.stderr
+    rows = table(result.stdout)
+    assert rows[0][:3] == ["worker", "host", "pid"]
+    assert rows[1][:2] == [worker, "box-7"] and trial["id"] in rows[1]
+    assert result.stdout.rstrip().endswith("1 of 1 worker online")
+
+
+# gridexp results.
+
+
+def test_results_table_in_grid_order(server, scored):
+    result = gridexp(server, "results")
+    assert result.returncode == 0, result.stderr
+    rows = table(result.stdout)
+    # Only the hyperparameters that vary; every scalar result, flattened.
+    assert rows[0] == [
+        "trial",
+        "state",
+        "batch_size",
+        "fc_sizes",
+        "learning_rate",
+        "score",
+        "val.loss",
+        "duration",
+    ]
+    assert [row[0] for row in rows[1:4]] == list(scored)
+    assert rows[1][1:6] == ["done", "128", "[2048]", "0.03", "0.5000"]
+    assert rows[4][1] == "failed" and rows[4][5] == "-"
+    assert len(rows) == 9
+    assert "best trial" not in result.stdout
+
+
+def test_results_sorted_best_first_with_the_best_trial(server, scored):
+    best = max(scored, key=scored.get)
+    result = gridexp(server, "results", EXPERIMENT, "--sort", "score")
+    assert result.returncode == 0, result.stderr
+    rows = table(result.stdout)
+    assert [row[0] for row in rows[1:4]] == sorted(scored, key=scored.get, reverse=True)
+    assert rows[0][5] == "score"
+    assert f"best trial by score (max): {best}  score=0.9000" in result.stdout
+
+    result = gridexp(server, "results", "--sort", "val.loss", "--min", "--limit", "2")
+    rows = table(result.stdout)
+    assert [row[0] for row in rows[1:]] == [best, sorted(scored, key=scored.get)[1]]
+    assert rows[0][5] == "val.loss"
+    assert f"best trial by val.loss (min): {best}" in result.stdout
+
+    result = gridexp(server, "results", "--sort", "score", "--min")
+    assert table(result.stdout)[1][0] == min(scored, key=scored.get)
+
+
+def test_results_sorted_by_a_metric_nobody_reported(server, scored):
+    result = gridexp(server, "results", "--sort", "acuracy")
+    assert result.returncode == 1
+    assert "gridexp: no trial reported acuracy" in result.stderr
+
+
+def test_results_before_any_trial_finished(server):
+    result = gridexp(server, "results", "--sort", "score")
+    assert result.returncode == 0, result.stderr
+    assert "no trial reported score yet" in result.stdout
+
+
+def test_results_csv_is_the_servers(server, scored):
+    result = gridexp(server, "results", "--csv")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == client_of(server).trials_csv()
+
+
+def test_results_csv_sorted_and_limited(server, scored):
+    result = gridexp(server, "results", "--csv", "--sort", "score", "--limit", "2")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    ranked = sorted(scored, key=scored.get, reverse=True)
+    assert [row["id"] for row in rows] == ranked[:2]
+    assert [float(row["score"]) for row in rows] == [0.9, 0.7]
+    result = gridexp(server, "results", "--csv", "--sort", "score", "--min")
+    rows = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    assert [row["id"] for row in rows[:3]] == ranked[::-1] and len(rows) == 8
+
+
+# gridexp retry and gridexp cancel.
+
+
+def test_cancel_and_retry_one_trial(server):
+    trial_id = client_of(server).trials()[0]["id"]
+    result = gridexp(server, "cancel", "--id", trial_id)
+    assert (result.returncode, result.stdout) == (0, f"cancelled {trial_id}\n"), result.stderr
+    result = gridexp(server, "cancel", "--id", trial_id)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"gridexp: trial {trial_id}: ")
+    result = gridexp(server, "retry", "--id", trial_id)
+    assert (result.returncode, result.stdout) == (0, f"retried {trial_id}\n"), result.stderr
+    assert client_of(server).trial(trial_id)["state"] == "pending"
+
+
+def test_cancel_and_retry_every_trial(server, scored):
+    worker = register(server)
+    running = claim(server, worker)["trial"]["id"]
+    client = client_of(server)
+    result = gridexp(server, "cancel")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"cancelled 4 trials of {EXPERIMENT}:"
+    cancelled = {line.strip() for line in lines[1:]}
+    assert running in cancelled and len(cancelled) == 4
+    assert client.trial(running)["stop_requested"] is True
+
+    result = gridexp(server, "retry", EXPERIMENT)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # The running trial stays running until its worker stops it; the failed one comes back.
+    assert lines[0] == f"retried 4 trials of {EXPERIMENT}:"
+    states = {t["id"]: t["state"] for t in client.trials()}
+    assert sorted(states.values()).count("pending") == 4
+    assert [states[i] for i in scored] == ["done"] * 3
+    result = gridexp(server, "retry")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"no failed or cancelled trial in {EXPERIMENT}: nothing to retry\n"
