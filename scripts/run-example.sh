@@ -10,7 +10,13 @@ EXAMPLE="$ROOT/examples/sentiment"
 PORT="${PORT:-8030}"
 "$ROOT/scripts/setup.sh"
 
-export GRIDEXP_PASSWORD="${GRIDEXP_PASSWORD:-$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))')}"
+password_note="the password is in \$GRIDEXP_PASSWORD"
+if [ -z "${GRIDEXP_PASSWORD:-}" ]; then
+  GRIDEXP_PASSWORD="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))')"
+  # Generated for this run only, and the server listens on loopback only: safe to show.
+  password_note="$password_note, generated for this run: $GRIDEXP_PASSWORD"
+fi
+export GRIDEXP_PASSWORD
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/gridexp-example.XXXXXX")"
 server_pid=""
 cleanup() {
@@ -27,6 +33,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+echo "run-example: watch the grid on the dashboard at http://127.0.0.1:$PORT/ ($password_note)"
 echo "run-example: starting two workers (their output is prefixed with the trial id)"
 worker_pids=()
 for n in 1 2; do
@@ -38,6 +45,5 @@ status=0
 for pid in "${worker_pids[@]}"; do wait "$pid" || status=$?; done
 
 echo
-"$VENV/bin/python" "$ROOT/scripts/show-results.py" "http://127.0.0.1:$PORT" sentiment_analysis1 \
-  val_accuracy max
+"$VENV/bin/gridexp" --address "127.0.0.1:$PORT" results sentiment_analysis1 --sort val_accuracy
 exit "$status"
