@@ -115,8 +115,7 @@ class Client:
     def trials_csv(self, name: str | None = None) -> str:
         """The trials of experiment `name` (default: the active one) as the server's CSV."""
         path = f"/api/v1/experiments/{self._experiment_path(name)}/trials.csv"
-        with self._open("GET", path) as response:
-            return response.read().decode("utf-8")
+        return self._request("GET", path).decode("utf-8")
 
     def trial(self, trial_id: str) -> dict[str, Any]:
         """One trial: state, hyperparameters, results, attempts, error, model digest, ..."""
@@ -132,8 +131,8 @@ class Client:
 
     def log(self, trial_id: str) -> str:
         """The trial's console output (every attempt's, in order)."""
-        with self._open("GET", f"/api/v1/trials/{_quote(trial_id)}/log") as response:
-            return response.read().decode("utf-8", errors="replace")
+        log = self._request("GET", f"/api/v1/trials/{_quote(trial_id)}/log")
+        return log.decode("utf-8", errors="replace")
 
     def workers(self) -> list[dict[str, Any]]:
         """Every worker that registered, with ``online`` and its current trial."""
@@ -233,10 +232,22 @@ class Client:
         return self._request_json("GET", path)
 
     def _request_json(self, method: str, path: str, body: Any = None) -> Any:
+        answer = self._request(method, path, body)
+        try:
+            return json.loads(answer)
+        except ValueError:
+            raise ClientError(f"the server sent no JSON for {method} {path}") from None
+
+    def _request(self, method: str, path: str, body: Any = None) -> bytes:
+        """The whole body of the answer to one request."""
         with self._open(method, path, body) as response:
-            return json.load(response)
+            try:
+                return response.read()
+            except (OSError, http.client.HTTPException) as error:
+                raise self._unreachable(error) from None
 
     def _open(self, method: str, path: str, body: Any = None):
+        """The response to one request, to be read and closed; ClientError unless 2xx."""
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self._password}")
@@ -246,7 +257,7 @@ class Client:
             return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as error:
             raise self._http_error(error) from None
-        except (urllib.error.URLError, OSError) as error:
+        except (OSError, http.client.HTTPException) as error:  # URLError is an OSError
             raise self._unreachable(error) from None
 
     def _http_error(self, error: urllib.error.HTTPError) -> ClientError:
@@ -259,7 +270,7 @@ class Client:
             )
         return ClientError(message or f"HTTP {error.code} {error.reason}", error.code, detail)
 
-    def _unreachable(self, error: OSError) -> ClientError:
+    def _unreachable(self, error: Exception) -> ClientError:
         reason = getattr(error, "reason", error)
         if isinstance(reason, ConnectionRefusedError):
             why = "connection refused"
