@@ -61,12 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
     try:
-        client = Client(arguments.address, password_file=arguments.password_file)
-        return arguments.command(client, arguments)
-    except _UsageError as error:
-        parser.error(str(error))
-    except ValueError as error:  # the address
-        parser.error(str(error))
+        return _run(parser, arguments)
     except (ClientError, _CommandError) as error:
         print(f"gridexp: {error}", file=sys.stderr)
         return 1
@@ -75,6 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+
+
+def _run(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
+    try:
+        client = Client(arguments.address, password_file=arguments.password_file)
+    except ValueError as error:  # a malformed --address
+        parser.error(str(error))
+    try:
+        return arguments.command(client, arguments)
+    except _UsageError as error:
+        parser.error(str(error))
 
 
 def _connection_options(defaults: bool) -> argparse.ArgumentParser:
@@ -296,7 +302,7 @@ def _print_best(
     if not scored:
         if any(trial["state"] == "done" for trial in trials):
             known = ", ".join(_union_of_keys(results)) or "none"
-            print(f"gridexp: no trial reported {metric} (its results: {known})", file=sys.stderr)
+            print(f"gridexp: no trial reported {metric} (results: {known})", file=sys.stderr)
             return 1
         print(f"\nno trial reported {metric} yet")
         return 0
