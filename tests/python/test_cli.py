@@ -7,10 +7,11 @@ import io
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, claim, register
+from conftest import PASSWORD, claim, grid_config, register
 from test_client import EXPERIMENT, client_of, free_port, run_trial
 
 
@@ -292,3 +293,58 @@ def test_cancel_and_retry_every_trial(server, scored):
     result = gridexp(server, "retry")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"no failed or cancelled trial in {EXPERIMENT}: nothing to retry\n"
+
+
+# The whole system: real workers, then the command and the client on what they produced.
+
+REAL_EXPERIMENT = textwrap.dedent(
+    """\
+    import torch
+
+    def init_dataset(config):
+        return None
+
+    def run_one(hyperparameters, dataset):
+        index = hyperparameters["index"]
+        if index == 2:
+            raise ValueError("index 2 is cursed")
+        torch.manual_seed(index)
+        return {"score": index / 10, "val": {"loss": 1 - index / 10}}, torch.nn.Linear(2, 2)
+    """
+)
+
+
+def test_results_of_real_workers(start_server, workers, tmp_path):
+    torch = pytest.importorskip("torch", reason="torch is installed by scripts/setup.sh")
+    pytest.importorskip("pandas")
+    directory = tmp_path / "server"
+    directory.mkdir()
+    (directory / "config.yaml").write_text(grid_config("real", 4))
+    (directory / "experiment.py").write_text(REAL_EXPERIMENT)
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts", "--raise_on_failure=False")
+    assert worker.wait() == 0, worker.output()
+
+    result = gridexp(server, "results", "--sort", "score")
+    assert result.returncode == 0, result.stderr
+    rows = table(result.stdout)
+    assert rows[0] == ["trial", "state", "index", "score", "val.loss", "duration"]
+    assert [(row[1], row[2], row[3]) for row in rows[1:]] == [
+        ("done", "3", "0.3000"),
+        ("done", "1", "0.1000"),
+        ("done", "0", "0.0000"),
+        ("failed", "2", "-"),
+    ]
+    best = rows[1][0]
+    assert f"best trial by score (max): {best}  score=0.3000" in result.stdout
+    assert f"model: http://127.0.0.1:{server.port}/api/v1/trials/{best}/model" in result.stdout
+
+    client = client_of(server)
+    frame = client.dataframe("real")
+    assert list(frame.state) == ["done", "done", "failed", "done"]
+    assert (frame.duration_seconds.dropna() > 0).all() and len(frame.duration_seconds.dropna()) == 4
+    path = client.download_model(best, tmp_path)
+    weights = torch.load(path, weights_only=True)
+    torch.manual_seed(3)
+    assert torch.equal(weights["weight"], torch.nn.Linear(2, 2).state_dict()["weight"])
+    assert "cursed" in client.trial(frame.id[2])["error"]
