@@ -1120,7 +1120,7 @@
       const bestColor = cssVariable("--best-edge") || "#d9a400";
       const doneColor = cssVariable("--state-done") || "#1e7a46";
       traces.push({
-        type: pairs.length > 2000 ? "scattergl" : "scatter",
+        type: "scatter",
         mode: "markers",
         x: xs,
         y: pairs.map((pair) => pair[1]),
