@@ -37,7 +37,9 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+# Where gridexp-server and gridexp-worker come from; --bin-dir points elsewhere (e.g. a build
+# of another commit, for before/after figures).
+BIN_DIR = Path(sys.executable).parent
 BUILD_DIR = REPO / "build" / "bench"
 LOADGEN = BUILD_DIR / "bench" / "gridexp-loadgen"
 RESULTS_DIR = REPO / "bench" / "results"
@@ -104,7 +106,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, GRIDEXP_PASSWORD=PASSWORD)
         self.log = open(directory / "server.log", "wb")
-        command = [str(VENV_BIN / "gridexp-server"), str(directory), "--host", "127.0.0.1"]
+        command = [str(BIN_DIR / "gridexp-server"), str(directory), "--host", "127.0.0.1"]
         command += ["--port", str(self.port), *extra]
         self.started = time.perf_counter()
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log)
@@ -366,7 +368,7 @@ def end_to_end(work: Path, quick: bool, reps: int) -> dict[str, Any]:
             with running_server(directory) as server:
                 env = dict(os.environ, GRIDEXP_PASSWORD=PASSWORD)
                 command = [
-                    str(VENV_BIN / "gridexp-worker"),
+                    str(BIN_DIR / "gridexp-worker"),
                     f"--address=127.0.0.1:{server.port}",
                     f"--workdir={directory}",
                     "--save_models=False",
@@ -398,6 +400,14 @@ def end_to_end(work: Path, quick: bool, reps: int) -> dict[str, Any]:
 # Scenario 4: model transfer
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(8 * MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def make_file(path: Path, size: int) -> str:
     digest = hashlib.sha256()
     chunk = 8 * MIB
@@ -412,7 +422,7 @@ def make_file(path: Path, size: int) -> str:
 
 
 def drop_file_cache(path: Path) -> None:
-    """Flush a file and drop it from the page cache, so every read comes from the disk."""
+    """Flush a file and drop it from the page cache, so the next read comes from the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -421,7 +431,37 @@ def drop_file_cache(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def timed_transfer(inputs: list[Path], transfer: Callable[[], None]) -> float:
+    """Seconds `transfer` takes, started with no dirty pages anywhere and `inputs` not cached.
+
+    Every transfer here reads a file that is not in the page cache and ends with its output
+    fsynced, so copy, upload and download do the same disk work and differ only in what
+    gridexp adds (HTTP, SHA-256, the rename).
+    """
+    os.sync()
+    for path in inputs:
+        drop_file_cache(path)
+    started = time.perf_counter()
+    transfer()
+    return time.perf_counter() - started
+
+
+def curl(*arguments: str, output: Path = Path("/dev/null")) -> None:
+    command = ["curl", "--silent", "--show-error", "--fail", "--output", str(output)]
+    subprocess.run([*command, "-H", f"Authorization: Bearer {PASSWORD}", *arguments], check=True)
+
+
 def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
+    if shutil.which("curl") is None:
+        return {"skipped": "curl is not installed (the transfer client)"}
     size = 16 * MIB if quick else 1024 * MIB
     directory = work / "model-transfer"
     write_experiment(directory, {"a": reps + 1})
@@ -434,35 +474,43 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
         rss_before = status_kib(server.pid, "VmHWM")
         for rep in range(reps):
             copy = work / f"copy-{rep}.bin"
-            started = time.perf_counter()
-            shutil.copyfile(source, copy)
-            with open(copy, "rb+") as handle:
-                os.fsync(handle.fileno())
-            copy_rates.append(size / MIB / (time.perf_counter() - started))
+
+            def copy_file(copy: Path = copy) -> None:
+                shutil.copyfile(source, copy)
+                fsync_file(copy)
+
+            copy_rates.append(size / MIB / timed_transfer([source], copy_file))
             copy.unlink()
 
             claimed = api(
                 session, "POST", f"{server.url}/api/v1/workers/{worker['worker_id']}/claim"
             )
             trial = claimed["trial"]
-            headers = {"X-Gridexp-Lease-Token": trial["lease_token"], "X-Gridexp-Sha256": sha256}
             url = f"{server.url}/api/v1/trials/{trial['id']}/model"
-            started = time.perf_counter()
-            with open(source, "rb") as body:
-                answer = api(session, "PUT", url, data=body, headers=headers)
-            upload_rates.append(size / MIB / (time.perf_counter() - started))
-            assert answer["size"] == size and answer["sha256"] == sha256, answer
+            lease = f"X-Gridexp-Lease-Token: {trial['lease_token']}"
+            upload = functools.partial(
+                curl,
+                "--upload-file",
+                str(source),
+                "-H",
+                lease,
+                "-H",
+                f"X-Gridexp-Sha256: {sha256}",
+                url,
+            )
+            upload_rates.append(size / MIB / timed_transfer([source], upload))
+            model = directory / "models" / f"{trial['id']}.pt"
+            assert model.stat().st_size == size, "the upload did not arrive whole"
 
-            digest = hashlib.sha256()
-            received = 0
-            started = time.perf_counter()
-            with session.get(url, stream=True, timeout=600) as response:
-                response.raise_for_status()
-                for block in response.iter_content(chunk_size=MIB):
-                    digest.update(block)
-                    received += len(block)
-            download_rates.append(size / MIB / (time.perf_counter() - started))
-            assert received == size and digest.hexdigest() == sha256, "download differs"
+            downloaded = work / f"download-{rep}.bin"
+
+            def download(downloaded: Path = downloaded, url: str = url) -> None:
+                curl(url, output=downloaded)
+                fsync_file(downloaded)
+
+            download_rates.append(size / MIB / timed_transfer([model], download))
+            assert file_sha256(downloaded) == sha256, "the download differs"
+            downloaded.unlink()
             api(
                 session,
                 "POST",
@@ -473,6 +521,7 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
     copy_median = statistics.median(copy_rates)
     return {
         "file_mib": size // MIB,
+        "client": "curl",
         "copy_mb_per_s": summary(copy_rates),
         "upload_mb_per_s": summary(upload_rates),
         "download_mb_per_s": summary(download_rates),
@@ -553,6 +602,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "commit": commit,
         "cpp_tree_modified": bool(dirty),
+        "bin_dir": str(BIN_DIR),
     }
 
 
@@ -580,6 +630,7 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    global BIN_DIR  # noqa: PLW0603 (one setting for every scenario, fixed before any runs)
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny, once: a smoke check")
     parser.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="scenario")
@@ -591,7 +642,14 @@ def main() -> int:
         metavar="PYTHON",
         help="interpreter whose Optuna scenario 2 runs (repeatable; default: this one)",
     )
+    parser.add_argument(
+        "--bin-dir",
+        type=Path,
+        default=BIN_DIR,
+        help="where the gridexp-server and gridexp-worker to measure are (default: the venv's bin)",
+    )
     options = parser.parse_args()
+    BIN_DIR = options.bin_dir.resolve()
     scenarios = dict(SCENARIOS)
     scenarios["optuna"] = functools.partial(
         optuna_side_by_side, optuna_pythons=options.optuna_python or [sys.executable]
