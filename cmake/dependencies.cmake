@@ -3,6 +3,12 @@ find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(SQLite3 REQUIRED)
+# CMake 4 renamed FindSQLite3's target to SQLite3::SQLite3 and deprecated the old name.
+if(TARGET SQLite3::SQLite3)
+  set(GRIDEXP_SQLITE_TARGET SQLite3::SQLite3)
+else()
+  set(GRIDEXP_SQLITE_TARGET SQLite::SQLite3)
+endif()
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(yaml-cpp REQUIRED)
 # libzip's CMake package on Debian names tools from another package; pkg-config is reliable.

@@ -66,6 +66,11 @@ const std::map<std::string, Setter>& valued_options() {
          o.password_file = v;
          return Status::ok();
        }},
+      {"plotly_js",
+       [](ServerOptions& o, const std::string& v) {
+         o.plotly_js = v;
+         return Status::ok();
+       }},
       {"sync",
        [](ServerOptions& o, const std::string& v) {
          if (v != "normal" && v != "full") {
@@ -130,6 +135,8 @@ options:
   --max-attempts N     leases that may expire before a trial is failed (default 3)
   --max-upload-mb N    largest accepted model upload or request body (default 16384)
   --threads N          HTTP worker threads (default 64)
+  --plotly-js FILE     the plotly.min.js the dashboard serves (default: the one the
+                       `plotly` Python package installed beside gridexp ships)
   --sync normal|full   SQLite durability: normal survives a crash of the server,
                        full also a power loss, at one fsync per change (default normal)
   --version, --help

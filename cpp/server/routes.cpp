@@ -1,12 +1,15 @@
 #include "server/routes.h"
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "common/auth.h"
+#include "server/dashboard_files.h"
 #include "server/http_util.h"
 
 namespace gridexp {
@@ -16,6 +19,8 @@ constexpr char kTrialId[] = "([0-9a-f]{16})";
 constexpr char kWorkerId[] = "([A-Za-z0-9_-]{1,64})";
 // JSON bodies and log chunks; model files have their own limit, --max-upload-mb.
 constexpr std::uint64_t kMaxRequestBodyBytes = 64ull << 20;
+// The login is the one body read before the password is known.
+constexpr std::uint64_t kMaxLoginBodyBytes = 4096;
 
 std::string route(const std::string& prefix, const char* id, const std::string& suffix = "") {
   return prefix + id + suffix;
@@ -138,7 +143,21 @@ nlohmann::json trial_to_json(const TrialRecord& trial) {
   };
 }
 
-nlohmann::json experiment_to_json(const ExperimentSummary& experiment) {
+std::optional<double> estimate_seconds_left(const ExperimentSummary& experiment, TimeMs now_ms) {
+  if (experiment.pending == 0 && experiment.running == 0) return 0.0;
+  if (!experiment.mean_done_ms) return std::nullopt;
+  double mean_ms = *experiment.mean_done_ms;
+  double left_ms = static_cast<double>(experiment.pending) * mean_ms;
+  for (TimeMs started_ms : experiment.running_started_ms) {
+    left_ms += std::max(0.0, mean_ms - static_cast<double>(now_ms - started_ms));
+  }
+  double parallel = static_cast<double>(std::max<std::int64_t>(1, experiment.running));
+  return left_ms / parallel / 1000.0;
+}
+
+nlohmann::json experiment_to_json(const ExperimentSummary& experiment, TimeMs now_ms) {
+  std::optional<double> mean_seconds;
+  if (experiment.mean_done_ms) mean_seconds = *experiment.mean_done_ms / 1000.0;
   return {{"name", experiment.name},
           {"active", experiment.active},
           {"total", experiment.total()},
@@ -146,7 +165,39 @@ nlohmann::json experiment_to_json(const ExperimentSummary& experiment) {
            {{"pending", experiment.pending},
             {"running", experiment.running},
             {"done", experiment.done},
-            {"failed", experiment.failed}}}};
+            {"failed", experiment.failed},
+            {"cancelled", experiment.cancelled}}},
+          {"mean_duration_seconds", optional_value(mean_seconds)},
+          {"eta_seconds", optional_value(estimate_seconds_left(experiment, now_ms))}};
+}
+
+nlohmann::json worker_to_json(const WorkerRecord& worker, TimeMs now_ms, TimeMs online_window) {
+  return {{"id", worker.id},
+          {"host", worker.info.host},
+          {"pid", worker.info.pid},
+          {"devices", worker.info.devices},
+          {"version", worker.info.version},
+          {"first_seen", iso8601_utc(worker.first_seen_ms)},
+          {"last_seen", iso8601_utc(worker.last_seen_ms)},
+          {"current_trial", optional_value(worker.current_trial)},
+          {"trials_done", worker.trials_done},
+          {"trials_failed", worker.trials_failed},
+          {"online", now_ms - worker.last_seen_ms <= online_window}};
+}
+
+TimeMs online_window_ms(const ServerContext& context) {
+  return std::max<TimeMs>(15'000, static_cast<TimeMs>(context.lease_seconds) * 1000);
+}
+
+Result<std::int64_t> count_workers_online(ServerContext& context) {
+  Result<std::vector<WorkerRecord>> workers = context.store.list_workers();
+  if (!workers) return workers.status();
+  TimeMs now = context.clock.now_ms();
+  std::int64_t online = 0;
+  for (const WorkerRecord& worker : *workers) {
+    online += now - worker.last_seen_ms <= online_window_ms(context) ? 1 : 0;
+  }
+  return online;
 }
 
 std::string trials_to_csv(const std::vector<TrialRecord>& trials) {
@@ -205,30 +256,81 @@ std::string trials_to_csv(const std::vector<TrialRecord>& trials) {
 
 namespace {
 
+// When this thread began answering its current request (0: no request).
+thread_local std::chrono::steady_clock::time_point request_started{};
+
+bool changes_state(const std::string& method) { return method != "GET" && method != "HEAD"; }
+
+void answer_unauthenticated(const httplib::Request& request, httplib::Response& response) {
+  response.set_header("Connection", "close");
+  // A browser opening the dashboard gets the login form, not a Basic prompt; the form holds
+  // nothing of the experiment.
+  bool page = request.method == "GET" && (request.path == "/" || request.path == "/index.html");
+  std::optional<std::string_view> login = find_dashboard_file("login.html");
+  if (page && login && request.get_header_value("Accept").find("text/html") != std::string::npos) {
+    response.status = 401;
+    response.set_header("Cache-Control", "no-store");
+    response.set_content(std::string(*login), "text/html; charset=utf-8");
+    return;
+  }
+  response.set_header("WWW-Authenticate", "Basic realm=\"gridexp\", charset=\"UTF-8\"");
+  send_error(response, 401,
+             request.has_header("Authorization")
+                 ? "wrong password"
+                 : "this server needs its password: Authorization: Bearer <password>");
+}
+
 void install_gate(httplib::Server& server, ServerContext& context) {
-  server.set_pre_routing_handler([&context](const httplib::Request& request,
-                                            httplib::Response& response) {
-    if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    if (authorization_matches(request.get_header_value("Authorization"), context.password)) {
-      bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
-      if (!model_upload && content_length(request) > kMaxRequestBodyBytes) {
-        response.set_header("Connection", "close");
-        send_error(response, 413,
-                   "request bodies are limited to " + std::to_string(kMaxRequestBodyBytes >> 20) +
-                       " MiB (model uploads to --max-upload-mb)");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    response.set_header("WWW-Authenticate", "Basic realm=\"gridexp\", charset=\"UTF-8\"");
-    response.set_header("Connection", "close");
-    send_error(response, 401,
-               request.has_header("Authorization")
-                   ? "wrong password"
-                   : "this server needs its password: Authorization: Bearer <password>");
-    return httplib::Server::HandlerResponse::Handled;
+  server.set_pre_routing_handler(
+      [&context](const httplib::Request& request, httplib::Response& response) {
+        request_started = std::chrono::steady_clock::now();
+        bool login = request.path == "/api/v1/session" && request.method == "POST";
+        if ((request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) ||
+            login) {
+          if (login && content_length(request) > kMaxLoginBodyBytes) {
+            response.set_header("Connection", "close");
+            send_error(response, 413, "a login body is a small JSON object");
+            return httplib::Server::HandlerResponse::Handled;
+          }
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        bool by_header =
+            authorization_matches(request.get_header_value("Authorization"), context.password);
+        bool by_session = !by_header && context.sessions.is_valid(session_cookie(request));
+        if (!by_header && !by_session) {
+          answer_unauthenticated(request, response);
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        if (by_session && changes_state(request.method) &&
+            request.get_header_value("X-Gridexp-Request") != "1") {
+          response.set_header("Connection", "close");
+          send_error(response, 403,
+                     "a change made with a session cookie needs the header X-Gridexp-Request: 1");
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
+        if (!model_upload && content_length(request) > kMaxRequestBodyBytes) {
+          response.set_header("Connection", "close");
+          send_error(response, 413,
+                     "request bodies are limited to " + std::to_string(kMaxRequestBodyBytes >> 20) +
+                         " MiB (model uploads to --max-upload-mb)");
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+      });
+
+  // Before the answer is written: a client that sees its change acknowledged and polls at
+  // once already gets a new ETag.
+  server.set_post_routing_handler(
+      [&context](const httplib::Request& request, httplib::Response& response) {
+        if (changes_state(request.method) && response.status < 400) ++context.state_version;
+      });
+
+  server.set_logger([&context](const httplib::Request& request, const httplib::Response&) {
+    if (request_started == std::chrono::steady_clock::time_point{}) return;
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - request_started;
+    request_started = {};
+    context.metrics.observe_request(request.method, route_label(request.path), took.count());
   });
 
   server.set_error_handler(httplib::Server::HandlerWithResponse(
@@ -279,9 +381,13 @@ void install_read_api(httplib::Server& server, ServerContext& context) {
       "/api/v1/experiments", [&context](const httplib::Request&, httplib::Response& response) {
         Result<std::vector<ExperimentSummary>> experiments = context.store.list_experiments();
         if (!experiments) return send_status_error(response, experiments.status());
+        Result<std::int64_t> online = count_workers_online(context);
+        if (!online) return send_status_error(response, online.status());
+        TimeMs now = context.clock.now_ms();
         nlohmann::json body = nlohmann::json::array();
         for (const ExperimentSummary& experiment : *experiments) {
-          body.push_back(experiment_to_json(experiment));
+          body.push_back(experiment_to_json(experiment, now));
+          body.back()["workers_online"] = *online;
         }
         send_json(response, 200, body);
       });
@@ -300,7 +406,17 @@ void install_read_api(httplib::Server& server, ServerContext& context) {
   };
 
   server.Get(R"(/api/v1/experiments/(.+)/trials)",
-             [with_trials](const httplib::Request& request, httplib::Response& response) {
+             [with_trials, &context](const httplib::Request& request, httplib::Response& response) {
+               // Read before the trials: a change while they are read gives a newer ETag
+               // next time, never an old ETag for newer trials.
+               std::string etag = "\"" + context.state_epoch + "-" +
+                                  std::to_string(context.state_version.load()) + "\"";
+               response.set_header("ETag", etag);
+               response.set_header("Cache-Control", "no-cache");
+               if (request.get_header_value("If-None-Match") == etag) {
+                 response.status = 304;
+                 return;
+               }
                with_trials(request, response, [&](const std::vector<TrialRecord>& trials) {
                  nlohmann::json body = nlohmann::json::array();
                  for (const TrialRecord& trial : trials) body.push_back(trial_to_json(trial));
@@ -378,17 +494,9 @@ void install_read_api(httplib::Server& server, ServerContext& context) {
     Result<std::vector<WorkerRecord>> workers = context.store.list_workers();
     if (!workers) return send_status_error(response, workers.status());
     nlohmann::json body = nlohmann::json::array();
+    TimeMs now = context.clock.now_ms();
     for (const WorkerRecord& worker : *workers) {
-      body.push_back({{"id", worker.id},
-                      {"host", worker.info.host},
-                      {"pid", worker.info.pid},
-                      {"devices", worker.info.devices},
-                      {"version", worker.info.version},
-                      {"first_seen", iso8601_utc(worker.first_seen_ms)},
-                      {"last_seen", iso8601_utc(worker.last_seen_ms)},
-                      {"current_trial", optional_value(worker.current_trial)},
-                      {"trials_done", worker.trials_done},
-                      {"trials_failed", worker.trials_failed}});
+      body.push_back(worker_to_json(worker, now, online_window_ms(context)));
     }
     send_json(response, 200, body);
   });
@@ -431,33 +539,35 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                            {"server_version", context.version}});
               });
 
-  server.Post(route("/api/v1/workers/", kWorkerId, "/claim"), [&context](
-                                                                  const httplib::Request& request,
-                                                                  httplib::Response& response) {
-    Result<ClaimOutcome> outcome = context.store.claim_next_trial(request.matches[1]);
-    if (!outcome) return send_status_error(response, outcome.status());
-    nlohmann::json trial = nullptr;
-    if (const std::optional<Lease>& lease = outcome->lease) {
-      if (lease->attempt > 1) {
-        // An earlier attempt may have left its model: it must not pass for this one's.
-        std::lock_guard commit_lock(context.model_commit_mutex);
-        default_file_system().remove(context.model_files.path_for(lease->trial_id));
-      }
-      trial = {{"id", lease->trial_id},
-               {"experiment", lease->experiment},
-               {"hyperparameters", lease->hyperparameters},
-               {"attempt", lease->attempt},
-               {"lease_token", lease->lease_token},
-               {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)}};
-    }
-    send_json(response, 200,
-              {{"trial", trial},
-               {"pending", outcome->pending},
-               {"running", outcome->running},
-               {"done", outcome->done},
-               {"failed", outcome->failed},
-               {"total", outcome->pending + outcome->running + outcome->done + outcome->failed}});
-  });
+  server.Post(route("/api/v1/workers/", kWorkerId, "/claim"),
+              [&context](const httplib::Request& request, httplib::Response& response) {
+                Result<ClaimOutcome> outcome = context.store.claim_next_trial(request.matches[1]);
+                if (!outcome) return send_status_error(response, outcome.status());
+                nlohmann::json trial = nullptr;
+                if (outcome->lease) ++context.metrics.claims;
+                if (const std::optional<Lease>& lease = outcome->lease) {
+                  if (lease->attempt > 1) {
+                    // An earlier attempt may have left its model: it must not pass for this one's.
+                    std::lock_guard commit_lock(context.model_commit_mutex);
+                    default_file_system().remove(context.model_files.path_for(lease->trial_id));
+                  }
+                  trial = {{"id", lease->trial_id},
+                           {"experiment", lease->experiment},
+                           {"hyperparameters", lease->hyperparameters},
+                           {"attempt", lease->attempt},
+                           {"lease_token", lease->lease_token},
+                           {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)}};
+                }
+                send_json(response, 200,
+                          {{"trial", trial},
+                           {"pending", outcome->pending},
+                           {"running", outcome->running},
+                           {"done", outcome->done},
+                           {"failed", outcome->failed},
+                           {"cancelled", outcome->cancelled},
+                           {"total", outcome->pending + outcome->running + outcome->done +
+                                         outcome->failed + outcome->cancelled}});
+              });
 
   server.Post(route("/api/v1/trials/", kTrialId, "/heartbeat"),
               [&context](const httplib::Request& request, httplib::Response& response) {
@@ -514,6 +624,7 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                 Status status =
                     context.store.complete(request.matches[1], lease_token, body["results"]);
                 if (!status) return send_lease_error(response, status);
+                ++context.metrics.completions;
                 send_ok(response);
               });
 
@@ -527,6 +638,7 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                 Status status = context.store.fail(request.matches[1], lease_token, *error,
                                                    optional_string_field(body, "traceback"));
                 if (!status) return send_lease_error(response, status);
+                ++context.metrics.failures;
                 send_ok(response);
               });
 
@@ -605,6 +717,7 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
       if (!status) default_file_system().remove(context.model_files.path_for(trial_id));
     }
     if (!status) return send_lease_error(response, status);
+    context.metrics.model_bytes_uploaded += (*upload)->size_bytes();
     send_json(response, 200, {{"sha256", (*upload)->sha256()}, {"size", (*upload)->size_bytes()}});
   });
 }
@@ -615,6 +728,8 @@ void install_routes(httplib::Server& server, ServerContext& context) {
   install_gate(server, context);
   install_read_api(server, context);
   install_worker_protocol(server, context);
+  install_action_routes(server, context);
+  install_dashboard_routes(server, context);
 }
 
 }  // namespace gridexp

@@ -1,13 +1,19 @@
-// Routes: the HTTP API — the authentication gate, the read API (docs/api.md) and the worker
-// protocol (docs/protocol.md) — mapped onto the Store, ModelFiles and ExperimentFiles.
+// Routes: the HTTP API — the authentication gate, the read API (docs/api.md), the worker
+// protocol (docs/protocol.md), the user's actions, /metrics and the dashboard — mapped onto
+// the Store, ModelFiles and ExperimentFiles.
 //
-// Every route except GET /healthz requires the password; the gate runs before any body is
-// read. Handlers run concurrently on httplib's thread pool; everything they share is either
-// thread-safe (Store, ExperimentFiles, ModelFiles) or immutable after start-up.
+// Every route except GET /healthz and POST /api/v1/session (the login) requires the
+// password, as an Authorization header or a dashboard session cookie; the gate runs before
+// any body is read. Handlers run concurrently on httplib's thread pool; everything they share
+// is either thread-safe (Store, ExperimentFiles, ModelFiles, Sessions, ServerMetrics, atomics)
+// or immutable after start-up.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <httplib.h>
@@ -16,6 +22,8 @@
 #include "common/clock.h"
 #include "server/experiment_files.h"
 #include "server/model_files.h"
+#include "server/server_metrics.h"
+#include "server/sessions.h"
 #include "server/store.h"
 #include "server/trial_logs.h"
 
@@ -28,7 +36,11 @@ struct ServerContext {
         experiment_files(files_in),
         model_files(models_in),
         trial_logs(logs_in),
-        clock(clock_in) {}
+        clock(clock_in),
+        sessions(clock_in, kSessionLifetimeMs),
+        state_epoch(std::to_string(clock_in.now_ms())) {}
+
+  static constexpr TimeMs kSessionLifetimeMs = 7LL * 24 * 3600 * 1000;
 
   Store& store;
   ExperimentFiles& experiment_files;
@@ -43,13 +55,36 @@ struct ServerContext {
   std::string version;
   // Serializes "lease still held? then rename the model into place and record it".
   std::mutex model_commit_mutex;
+  Sessions sessions;
+  ServerMetrics metrics;
+  std::optional<std::filesystem::path> plotly_js;  // absent: the dashboard has no plots
+  // Bumped by every change of state (a successful POST/PUT/DELETE, a lease requeued): with
+  // state_epoch (the start time) it is the ETag of the trials list.
+  std::atomic<std::uint64_t> state_version{0};
+  const std::string state_epoch;
 };
 
 void install_routes(httplib::Server& server, ServerContext& context);
+// Parts of install_routes, each in its own file.
+void install_action_routes(httplib::Server& server, ServerContext& context);
+void install_dashboard_routes(httplib::Server& server, ServerContext& context);
+
+// Workers seen within this long count as online.
+TimeMs online_window_ms(const ServerContext& context);
+Result<std::int64_t> count_workers_online(ServerContext& context);
+
+// The dashboard session token a request's Cookie header carries, or "".
+std::string session_cookie(const httplib::Request& request);
 
 // JSON shapes of the read API, shared with tests.
 nlohmann::json trial_to_json(const TrialRecord& trial);
-nlohmann::json experiment_to_json(const ExperimentSummary& experiment);
+// `now_ms` dates the estimate of the time to completion.
+nlohmann::json experiment_to_json(const ExperimentSummary& experiment, TimeMs now_ms);
+// Seconds until no trial is pending or running: what is left of the work (pending trials at
+// the mean duration of done ones, running ones at what is left of it) over the trials
+// running now (at least one). Empty before any trial is done; 0 once nothing is left.
+std::optional<double> estimate_seconds_left(const ExperimentSummary& experiment, TimeMs now_ms);
+nlohmann::json worker_to_json(const WorkerRecord& worker, TimeMs now_ms, TimeMs online_window_ms);
 std::string trials_to_csv(const std::vector<TrialRecord>& trials);
 
 }  // namespace gridexp

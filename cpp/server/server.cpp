@@ -18,6 +18,7 @@
 #include "server/grid.h"
 #include "server/model_files.h"
 #include "server/password.h"
+#include "server/plotly_js.h"
 #include "server/routes.h"
 #include "server/sqlite_store.h"
 
@@ -169,6 +170,10 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   context.lease_seconds = options.lease_seconds;
   context.max_upload_bytes = static_cast<std::uint64_t>(options.max_upload_mb) << 20;
   context.version = kServerVersion;
+  const char* environment_plotly = std::getenv("GRIDEXP_PLOTLY_JS");
+  std::optional<std::filesystem::path> explicit_plotly = options.plotly_js;
+  if (!explicit_plotly && environment_plotly) explicit_plotly = environment_plotly;
+  context.plotly_js = find_plotly_js(running_program_dir(), explicit_plotly);
 
   HttpServer http;
   int threads = options.threads;
@@ -198,6 +203,11 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
       if (experiment.name == config->experiment_name) counts = experiment;
     }
   }
+  if (!context.plotly_js) {
+    err << "gridexp-server: warning: plotly.min.js not found"
+        << (explicit_plotly ? " at " + explicit_plotly->string() : std::string())
+        << "; the dashboard shows no plots (pip install plotly, or --plotly-js FILE)\n";
+  }
   if (password->warn_visible) {
     err << "gridexp-server: warning: a password given with --password is visible to every "
            "user in `ps`; prefer --password-file or GRIDEXP_PASSWORD\n";
@@ -206,17 +216,24 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
       << "  experiment: " << config->experiment_name << " (" << config_path.string() << ", "
       << grid.size() << " grid points)\n"
       << "  trials:     " << counts.pending << " pending, " << counts.running << " running, "
-      << counts.done << " done, " << counts.failed << " failed\n"
+      << counts.done << " done, " << counts.failed << " failed, " << counts.cancelled
+      << " cancelled\n"
       << "  state:      " << (state_dir / "state.db").string() << "\n"
       << "  password:   " << password->origin;
   if (password->print_it) out << ": " << password->password;
   out << "\n"
       << "  listening on " << listen_url(options.host, port) << "\n"
+      << "  dashboard:  "
+      << listen_url(options.host == "0.0.0.0" ? "127.0.0.1" : options.host, port)
+      << "/ (log in with the password)\n"
       << "  workers:    gridexp-worker --address=<this host>:" << port
       << " --password-file=<file holding the password>\n"
       << std::flush;
 
-  PeriodicTask requeue(std::chrono::seconds(1), [&] { (*store)->requeue_expired(); });
+  PeriodicTask requeue(std::chrono::seconds(1), [&] {
+    Result<std::int64_t> moved = (*store)->requeue_expired();
+    if (moved && *moved > 0) ++context.state_version;
+  });
   std::atomic<bool> listen_returned{false};
   signals.on_signal([&](int signal_number) {
     out << "gridexp-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")

@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <iterator>
@@ -134,6 +135,77 @@ CREATE TABLE metrics (
   values_json TEXT NOT NULL
 );
 CREATE INDEX metrics_by_trial ON metrics (trial_id);
+)sql",
+    // Version 2: the cancelled state (a CHECK changes only by rebuilding the table, which
+    // needs foreign_keys off: configure_connection migrates before turning them on), and
+    // each experiment's sum of done trials' durations, for the time-to-completion estimate.
+    R"sql(
+CREATE TABLE trials_v2 (
+  id TEXT PRIMARY KEY,
+  experiment TEXT NOT NULL REFERENCES experiments (name),
+  grid_index INTEGER NOT NULL,
+  in_config INTEGER NOT NULL CHECK (in_config = 0 OR in_config = 1),
+  state TEXT NOT NULL
+    CHECK (state = 'pending' OR state = 'running' OR state = 'done' OR state = 'failed'
+      OR state = 'cancelled'),
+  hyperparameters TEXT NOT NULL,
+  results TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_token TEXT,
+  lease_expires_ms INTEGER,
+  worker_id TEXT REFERENCES workers (id),
+  started_ms INTEGER,
+  finished_ms INTEGER,
+  error TEXT,
+  traceback TEXT,
+  model_sha256 TEXT,
+  model_size INTEGER,
+  stop_requested INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO trials_v2 SELECT id, experiment, grid_index, in_config, state, hyperparameters,
+  results, attempts, lease_token, lease_expires_ms, worker_id, started_ms, finished_ms, error,
+  traceback, model_sha256, model_size, stop_requested FROM trials;
+DROP TABLE trials;
+ALTER TABLE trials_v2 RENAME TO trials;
+CREATE INDEX trials_claimable ON trials (grid_index) WHERE in_config = 1 AND state = 'pending';
+CREATE INDEX trials_leased ON trials (lease_expires_ms) WHERE state = 'running';
+CREATE INDEX trials_by_experiment ON trials (experiment);
+CREATE TRIGGER trials_counted_on_update AFTER UPDATE OF in_config, state ON trials
+WHEN old.in_config IS NOT new.in_config OR old.state IS NOT new.state
+BEGIN
+  UPDATE trial_counts SET count = count - 1
+  WHERE experiment = old.experiment AND in_config = old.in_config AND state = old.state;
+  INSERT INTO trial_counts (experiment, in_config, state, count)
+  VALUES (new.experiment, new.in_config, new.state, 1)
+  ON CONFLICT DO UPDATE SET count = count + 1;
+END;
+
+CREATE TABLE trial_attempts_v2 (
+  id INTEGER PRIMARY KEY,
+  trial_id TEXT NOT NULL REFERENCES trials (id),
+  attempt INTEGER NOT NULL,
+  worker_id TEXT NOT NULL REFERENCES workers (id),
+  lease_token TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  ended_ms INTEGER,
+  outcome TEXT NOT NULL CHECK (outcome = 'running' OR outcome = 'done' OR outcome = 'failed'
+    OR outcome = 'released' OR outcome = 'expired' OR outcome = 'cancelled'),
+  error TEXT
+);
+INSERT INTO trial_attempts_v2 SELECT id, trial_id, attempt, worker_id, lease_token, started_ms,
+  ended_ms, outcome, error FROM trial_attempts;
+DROP TABLE trial_attempts;
+ALTER TABLE trial_attempts_v2 RENAME TO trial_attempts;
+CREATE INDEX trial_attempts_by_trial ON trial_attempts (trial_id);
+
+ALTER TABLE experiments ADD COLUMN done_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE experiments ADD COLUMN done_ms_total INTEGER NOT NULL DEFAULT 0;
+UPDATE experiments SET
+  done_count = (SELECT count(*) FROM trials t WHERE t.experiment = experiments.name
+    AND t.state = 'done' AND t.started_ms IS NOT NULL AND t.finished_ms IS NOT NULL),
+  done_ms_total = (SELECT coalesce(sum(t.finished_ms - t.started_ms), 0) FROM trials t
+    WHERE t.experiment = experiments.name AND t.state = 'done' AND t.started_ms IS NOT NULL
+    AND t.finished_ms IS NOT NULL);
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
@@ -275,8 +347,8 @@ Status configure_connection(sqlite3* db, const SqliteOptions& sqlite_options) {
   }
   Status status = execute_script(
       db, std::string("PRAGMA synchronous = ") +
-              (sqlite_options.synchronous_full ? "FULL" : "NORMAL") +
-              "; PRAGMA foreign_keys = ON; PRAGMA cache_size = -" + std::to_string(kCacheSizeKib) +
+              (sqlite_options.synchronous_full ? "FULL" : "NORMAL") + "; PRAGMA cache_size = -" +
+              std::to_string(kCacheSizeKib) +
               "; PRAGMA journal_size_limit = " + std::to_string(kJournalSizeLimitBytes) + ";");
   if (!status) return status;
 
@@ -289,7 +361,10 @@ Status configure_connection(sqlite3* db, const SqliteOptions& sqlite_options) {
                             " is newer than this gridexp understands (" +
                             std::to_string(kSchemaVersion) + ")");
   }
-  for (; version < kSchemaVersion; ++version) {
+  int target = sqlite_options.migrate_up_to_version > 0
+                   ? std::min(sqlite_options.migrate_up_to_version, kSchemaVersion)
+                   : kSchemaVersion;
+  for (; version < target; ++version) {
     std::string script = std::string("BEGIN IMMEDIATE;") + kMigrations[version] +
                          "PRAGMA user_version = " + std::to_string(version + 1) + "; COMMIT;";
     if (status = execute_script(db, script); !status) {
@@ -298,7 +373,8 @@ Status configure_connection(sqlite3* db, const SqliteOptions& sqlite_options) {
                               std::to_string(version + 1) + ": " + status.message());
     }
   }
-  return Status::ok();
+  // After the migrations: rebuilding a referenced table needs foreign keys off.
+  return execute_script(db, "PRAGMA foreign_keys = ON;");
 }
 
 // Where a trial's lease stands for a caller that presented a valid token.
@@ -390,6 +466,7 @@ struct SqliteStore::Impl {
     std::string prefix = "trial " + trial_id + ": ";
     if (state == "done") return Status::conflict(prefix + "trial is already done");
     if (state == "failed") return Status::conflict(prefix + "trial has already failed");
+    if (state == "cancelled") return Status::conflict(prefix + "trial was cancelled");
     Statement past =
         statement("SELECT outcome FROM trial_attempts WHERE trial_id = ?1 AND lease_token = ?2");
     past.bind(1, trial_id).bind(2, lease_token);
@@ -436,18 +513,68 @@ struct SqliteStore::Impl {
         .execute();
   }
 
+  // Ends a running trial whose cancel was requested: cancelled, lease dropped, any results
+  // and model the worker sent kept.
+  Status end_cancelled(const std::string& trial_id, const std::string& reason, TimeMs now) {
+    return statement(
+               "UPDATE trials SET state = 'cancelled', error = ?2, finished_ms = ?3, "
+               "lease_token = NULL, lease_expires_ms = NULL WHERE id = ?1")
+        .bind(1, trial_id)
+        .bind(2, reason)
+        .bind(3, now)
+        .execute();
+  }
+
+  // The trials of `selection` in grid order, with their state and stop flag.
+  struct Selected {
+    std::string id;
+    std::string state;
+    bool stop_requested;
+    bool in_config;
+  };
+  Result<std::vector<Selected>> select_trials(const TrialSelection& selection) {
+    std::vector<Selected> selected;
+    auto collect = [&](Statement& query) -> Status {
+      for (;;) {
+        Result<bool> row = query.next_row();
+        if (!row) return row.status();
+        if (!*row) return Status::ok();
+        selected.push_back(
+            {query.text(0), query.text(1), query.integer(2) != 0, query.integer(3) != 0});
+      }
+    };
+    if (!selection.ids) {
+      Statement query = statement(
+          "SELECT id, state, stop_requested, in_config FROM trials "
+          "WHERE experiment = ?1 AND in_config = 1 ORDER BY grid_index, id");
+      query.bind(1, selection.experiment);
+      if (Status status = collect(query); !status) return status;
+      return selected;
+    }
+    for (const std::string& id : *selection.ids) {
+      Statement query = statement(
+          "SELECT id, state, stop_requested, in_config FROM trials "
+          "WHERE id = ?1 AND experiment = ?2");
+      query.bind(1, id).bind(2, selection.experiment);
+      if (Status status = collect(query); !status) return status;
+    }
+    return selected;
+  }
+
   Result<std::int64_t> requeue_expired(TimeMs now) {
     struct Expired {
       std::string trial_id;
       std::int64_t attempts;
       std::string worker_id;
       std::string host;
+      bool stop_requested;
     };
     // Collected first: the updates below change the index this query walks.
     std::vector<Expired> expired;
     {
       Statement query = statement(
-          "SELECT t.id, t.attempts, t.worker_id, coalesce(w.host, '?') FROM trials t "
+          "SELECT t.id, t.attempts, t.worker_id, coalesce(w.host, '?'), t.stop_requested "
+          "FROM trials t "
           "LEFT JOIN workers w ON w.id = t.worker_id "
           "WHERE t.state = 'running' AND t.lease_expires_ms <= ?1");
       query.bind(1, now);
@@ -455,12 +582,18 @@ struct SqliteStore::Impl {
         Result<bool> row = query.next_row();
         if (!row) return row.status();
         if (!*row) break;
-        expired.push_back({query.text(0), query.integer(1), query.text(2), query.text(3)});
+        expired.push_back(
+            {query.text(0), query.integer(1), query.text(2), query.text(3), query.integer(4) != 0});
       }
     }
     for (const Expired& trial : expired) {
       Status moved;
-      if (trial.attempts >= options.max_attempts) {
+      std::string_view outcome = "expired";
+      if (trial.stop_requested) {
+        outcome = "cancelled";
+        moved = end_cancelled(trial.trial_id, "cancelled by the user (the worker's lease ran out)",
+                              now);
+      } else if (trial.attempts >= options.max_attempts) {
         std::string error =
             "lease expired " + std::to_string(trial.attempts) + " times (last worker " +
             trial.worker_id + " on " + trial.host +
@@ -480,7 +613,7 @@ struct SqliteStore::Impl {
                     .execute();
       }
       if (!moved) return moved;
-      if (Status ended = end_attempt(trial.trial_id, "expired", std::nullopt, now); !ended) {
+      if (Status ended = end_attempt(trial.trial_id, outcome, std::nullopt, now); !ended) {
         return ended;
       }
       Status freed =
@@ -801,8 +934,8 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id)
                               "UPDATE trials SET state = 'running', attempts = ?2, "
                               "lease_token = ?3, lease_expires_ms = ?4, worker_id = ?5, "
                               "started_ms = ?6, finished_ms = NULL, error = NULL, "
-                              "traceback = NULL, model_sha256 = NULL, model_size = NULL "
-                              "WHERE id = ?1")
+                              "traceback = NULL, model_sha256 = NULL, model_size = NULL, "
+                              "stop_requested = 0 WHERE id = ?1")
                           .bind(1, lease.trial_id)
                           .bind(2, lease.attempt)
                           .bind(3, lease.lease_token)
@@ -842,6 +975,7 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id)
       if (state == TrialState::kRunning) outcome.running += count;
       if (state == TrialState::kDone) outcome.done += count;
       if (state == TrialState::kFailed) outcome.failed += count;
+      if (state == TrialState::kCancelled) outcome.cancelled += count;
     }
   });
 }
@@ -925,6 +1059,22 @@ Status SqliteStore::complete(const std::string& trial_id, const std::string& lea
                         .bind(3, now)
                         .execute();
     if (!status) return status;
+    if (held->stop_requested) {
+      // Cancelled while it ran: its results stay (they may be partial), the trial is cancelled.
+      status = impl.end_cancelled(trial_id, "cancelled by the user", now);
+      if (!status) return status;
+      status = impl.end_attempt(trial_id, "cancelled", std::nullopt, now);
+      if (!status) return status;
+      return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/0);
+    }
+    status = impl.statement(
+                     "UPDATE experiments SET done_count = done_count + 1, "
+                     "done_ms_total = done_ms_total + ?2 - (SELECT started_ms FROM trials "
+                     "WHERE id = ?1) WHERE name = (SELECT experiment FROM trials WHERE id = ?1)")
+                 .bind(1, trial_id)
+                 .bind(2, now)
+                 .execute();
+    if (!status) return status;
     status = impl.end_attempt(trial_id, "done", std::nullopt, now);
     if (!status) return status;
     return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/1, /*failed=*/0);
@@ -947,6 +1097,14 @@ Status SqliteStore::fail(const std::string& trial_id, const std::string& lease_t
                         .bind(4, now)
                         .execute();
     if (!status) return status;
+    if (held->stop_requested) {
+      status = impl.end_cancelled(trial_id, "cancelled by the user; the trial ended with: " + error,
+                                  now);
+      if (!status) return status;
+      status = impl.end_attempt(trial_id, "cancelled", error, now);
+      if (!status) return status;
+      return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/0);
+    }
     status = impl.end_attempt(trial_id, "failed", error, now);
     if (!status) return status;
     return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/1);
@@ -958,6 +1116,13 @@ Status SqliteStore::release(const std::string& trial_id, const std::string& leas
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
     Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
     if (!held) return held.status();
+    if (held->stop_requested) {
+      Status status = impl.end_cancelled(trial_id, "cancelled by the user", now);
+      if (!status) return status;
+      status = impl.end_attempt(trial_id, "cancelled", std::nullopt, now);
+      if (!status) return status;
+      return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/0);
+    }
     Status status = impl.statement(
                             "UPDATE trials SET state = 'pending', attempts = attempts - 1, "
                             "lease_token = NULL, lease_expires_ms = NULL, worker_id = NULL, "
@@ -982,19 +1147,24 @@ Result<std::vector<ExperimentSummary>> SqliteStore::list_experiments() {
   return impl.transact(
       TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<ExperimentSummary>> {
         Statement query = impl.statement(
-            "SELECT e.name, e.active, c.in_config, c.state, c.count FROM experiments e "
+            "SELECT e.name, e.active, c.in_config, c.state, c.count, e.done_ms_total, "
+            "e.done_count FROM experiments e "
             "LEFT JOIN trial_counts c ON c.experiment = e.name "
             "ORDER BY e.first_synced_ms, e.name");
         std::vector<ExperimentSummary> experiments;
         for (;;) {
           Result<bool> row = query.next_row();
           if (!row) return row.status();
-          if (!*row) return experiments;
+          if (!*row) break;
           std::string name = query.text(0);
           if (experiments.empty() || experiments.back().name != name) {
             experiments.push_back(ExperimentSummary{});
             experiments.back().name = std::move(name);
             experiments.back().active = query.integer(1) != 0;
+            if (query.integer(6) > 0) {
+              experiments.back().mean_done_ms =
+                  static_cast<double>(query.integer(5)) / static_cast<double>(query.integer(6));
+            }
           }
           ExperimentSummary& summary = experiments.back();
           if (query.is_null(3) || (summary.active && query.integer(2) == 0)) continue;
@@ -1014,6 +1184,23 @@ Result<std::vector<ExperimentSummary>> SqliteStore::list_experiments() {
             case TrialState::kFailed:
               summary.failed += count;
               break;
+            case TrialState::kCancelled:
+              summary.cancelled += count;
+              break;
+          }
+        }
+        // Running trials are few (one per worker): the partial index lists them cheaply.
+        Statement running = impl.statement(
+            "SELECT experiment, in_config, started_ms FROM trials "
+            "WHERE state = 'running' AND started_ms IS NOT NULL");
+        for (;;) {
+          Result<bool> row = running.next_row();
+          if (!row) return row.status();
+          if (!*row) return experiments;
+          for (ExperimentSummary& summary : experiments) {
+            if (summary.name == running.text(0) && (!summary.active || running.integer(1) == 1)) {
+              summary.running_started_ms.push_back(running.integer(2));
+            }
           }
         }
       });
@@ -1080,6 +1267,85 @@ Result<std::vector<MetricPoint>> SqliteStore::list_metrics(const std::string& tr
           MetricPoint{query.optional_integer(0), query.integer(1), std::move(values).value()});
     }
   });
+}
+
+Result<std::vector<AttemptRecord>> SqliteStore::list_attempts(const std::string& trial_id) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<AttemptRecord>> {
+    {
+      Statement known = impl.statement("SELECT 1 FROM trials WHERE id = ?1");
+      Result<bool> found = known.bind(1, trial_id).next_row();
+      if (!found) return found.status();
+      if (!*found) return Status::not_found("no trial " + trial_id);
+    }
+    Statement query = impl.statement(
+        "SELECT attempt, worker_id, started_ms, ended_ms, outcome, error FROM trial_attempts "
+        "WHERE trial_id = ?1 ORDER BY id");
+    query.bind(1, trial_id);
+    std::vector<AttemptRecord> attempts;
+    for (;;) {
+      Result<bool> row = query.next_row();
+      if (!row) return row.status();
+      if (!*row) return attempts;
+      attempts.push_back(AttemptRecord{static_cast<int>(query.integer(0)), query.text(1),
+                                       query.integer(2), query.optional_integer(3), query.text(4),
+                                       query.optional_text(5)});
+    }
+  });
+}
+
+Result<std::vector<std::string>> SqliteStore::retry_trials(const TrialSelection& selection) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs) -> Result<std::vector<std::string>> {
+    Result<std::vector<Impl::Selected>> selected = impl.select_trials(selection);
+    if (!selected) return selected.status();
+    std::vector<std::string> changed;
+    for (const Impl::Selected& trial : *selected) {
+      // A point no longer in the config would never be handed out again.
+      if ((trial.state != "failed" && trial.state != "cancelled") || !trial.in_config) continue;
+      Status status = impl.statement(
+                              "UPDATE trials SET state = 'pending', attempts = 0, results = NULL, "
+                              "worker_id = NULL, started_ms = NULL, finished_ms = NULL, "
+                              "error = NULL, traceback = NULL, model_sha256 = NULL, "
+                              "model_size = NULL, stop_requested = 0 WHERE id = ?1")
+                          .bind(1, trial.id)
+                          .execute();
+      if (!status) return status;
+      changed.push_back(trial.id);
+    }
+    return changed;
+  });
+}
+
+Result<std::vector<std::string>> SqliteStore::cancel_trials(const TrialSelection& selection) {
+  Impl& impl = *impl_;
+  return impl.transact(
+      TransactionKind::kWrite, [&](TimeMs now) -> Result<std::vector<std::string>> {
+        Result<std::vector<Impl::Selected>> selected = impl.select_trials(selection);
+        if (!selected) return selected.status();
+        std::vector<std::string> changed;
+        for (const Impl::Selected& trial : *selected) {
+          Status status;
+          if (trial.state == "pending") {
+            status =
+                impl.statement(
+                        "UPDATE trials SET state = 'cancelled', error = 'cancelled by the user', "
+                        "finished_ms = ?2 WHERE id = ?1")
+                    .bind(1, trial.id)
+                    .bind(2, now)
+                    .execute();
+          } else if (trial.state == "running" && !trial.stop_requested) {
+            status = impl.statement("UPDATE trials SET stop_requested = 1 WHERE id = ?1")
+                         .bind(1, trial.id)
+                         .execute();
+          } else {
+            continue;
+          }
+          if (!status) return status;
+          changed.push_back(trial.id);
+        }
+        return changed;
+      });
 }
 
 }  // namespace gridexp

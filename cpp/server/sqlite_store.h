@@ -18,6 +18,8 @@ namespace gridexp {
 
 struct SqliteOptions {
   bool synchronous_full = false;
+  // Migrate the schema only this far (0: to the newest); tests use it to build old databases.
+  int migrate_up_to_version = 0;
 };
 
 class SqliteStore final : public Store {
@@ -49,6 +51,9 @@ class SqliteStore final : public Store {
   Result<std::vector<TrialRecord>> list_trials(const std::string& experiment) override;
   Result<TrialRecord> get_trial(const std::string& trial_id) override;
   Result<std::vector<MetricPoint>> list_metrics(const std::string& trial_id) override;
+  Result<std::vector<AttemptRecord>> list_attempts(const std::string& trial_id) override;
+  Result<std::vector<std::string>> retry_trials(const TrialSelection& selection) override;
+  Result<std::vector<std::string>> cancel_trials(const TrialSelection& selection) override;
 
  private:
   SqliteStore(sqlite3* db, const Clock& clock, StoreOptions options);

@@ -12,6 +12,8 @@ const char* to_string(TrialState state) {
       return "done";
     case TrialState::kFailed:
       return "failed";
+    case TrialState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -21,6 +23,7 @@ std::optional<TrialState> trial_state_from_string(std::string_view text) {
   if (text == "running") return TrialState::kRunning;
   if (text == "done") return TrialState::kDone;
   if (text == "failed") return TrialState::kFailed;
+  if (text == "cancelled") return TrialState::kCancelled;
   return std::nullopt;
 }
 

@@ -1,14 +1,17 @@
 // Store: the durable state of the grid — trials, their leases and results, and workers.
 //
-// A trial moves pending -> running -> done | failed. A claim leases one pending trial of the
-// active experiment to one worker with a fresh random lease token and an expiry; every later
+// A trial moves pending -> running -> done | failed, or to cancelled by a user's cancel; a
+// user's retry takes a failed or cancelled trial back to pending. A claim leases one pending trial
+// of the active experiment to one worker with a fresh random lease token and an expiry; every later
 // call for that trial (heartbeat, metrics, model, complete, fail, release) must present the
 // token and is refused with Code::kConflict once the lease is gone. A running trial whose lease
 // expires goes back to pending (or, after max_attempts claims, to failed with the reason), so
 // every grid point completes exactly once.
 //
 // `attempts` counts claims; a release (the worker was interrupted) gives the claim back
-// without counting it.
+// without counting it. Cancelling a running trial sets its stop_requested flag (heartbeats
+// answer it); whatever then ends the lease — complete, fail, release or expiry — ends the
+// trial cancelled.
 //
 // Implementations are safe to call from any number of threads at once; every method is
 // atomic, and an OK return means the change is durable.
@@ -27,7 +30,7 @@
 
 namespace gridexp {
 
-enum class TrialState { kPending, kRunning, kDone, kFailed };
+enum class TrialState { kPending, kRunning, kDone, kFailed, kCancelled };
 
 const char* to_string(TrialState state);
 std::optional<TrialState> trial_state_from_string(std::string_view text);
@@ -70,6 +73,7 @@ struct ClaimOutcome {
   std::int64_t running = 0;    // in the active experiment's config
   std::int64_t done = 0;
   std::int64_t failed = 0;
+  std::int64_t cancelled = 0;
 };
 
 struct HeartbeatReply {
@@ -112,8 +116,29 @@ struct TrialRecord {
 struct ExperimentSummary {
   std::string name;
   bool active = false;  // the experiment of the current config
-  std::int64_t pending = 0, running = 0, done = 0, failed = 0;
-  std::int64_t total() const { return pending + running + done + failed; }
+  std::int64_t pending = 0, running = 0, done = 0, failed = 0, cancelled = 0;
+  std::int64_t total() const { return pending + running + done + failed + cancelled; }
+  // Mean wall time of its trials that completed (claim to completion); empty before the first.
+  std::optional<double> mean_done_ms;
+  // When each of its trials running now was claimed (counted like the states above).
+  std::vector<TimeMs> running_started_ms;
+};
+
+// One claim of a trial, for its attempt history.
+struct AttemptRecord {
+  int attempt = 0;
+  std::string worker_id;
+  TimeMs started_ms = 0;
+  std::optional<TimeMs> ended_ms;
+  std::string outcome;  // running, done, failed, released, expired or cancelled
+  std::optional<std::string> error;
+};
+
+// Which trials a user's retry or cancel applies to: the given ids of `experiment` (ids of
+// other experiments are skipped), or, without ids, all of its trials in config.
+struct TrialSelection {
+  std::string experiment;
+  std::optional<std::vector<std::string>> ids;
 };
 
 class Store {
@@ -153,6 +178,14 @@ class Store {
   virtual Result<std::vector<TrialRecord>> list_trials(const std::string& experiment) = 0;
   virtual Result<TrialRecord> get_trial(const std::string& trial_id) = 0;
   virtual Result<std::vector<MetricPoint>> list_metrics(const std::string& trial_id) = 0;
+  virtual Result<std::vector<AttemptRecord>> list_attempts(const std::string& trial_id) = 0;
+
+  // A user's actions. Retry: failed or cancelled -> pending, attempts reset, error, results
+  // and model cleared (the attempt history keeps them). Cancel: pending -> cancelled at once;
+  // running -> stop requested. Both skip trials the action does not apply to and return the
+  // ids they changed, in grid order.
+  virtual Result<std::vector<std::string>> retry_trials(const TrialSelection& selection) = 0;
+  virtual Result<std::vector<std::string>> cancel_trials(const TrialSelection& selection) = 0;
 };
 
 }  // namespace gridexp

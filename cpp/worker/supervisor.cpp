@@ -15,6 +15,7 @@ struct Supervisor::Outcome {
   std::string error;
   std::string traceback;
   std::optional<std::filesystem::path> model_path;
+  bool cancelled = false;  // a user cancelled it while it ran (the server ends it cancelled)
 };
 
 namespace {
@@ -303,18 +304,32 @@ Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHea
       break;
     }
     bool lease_lost = heartbeat && heartbeat->lease_lost();
-    if (heartbeat && !stop_sent && (lease_lost || heartbeat->stop_requested())) {
+    bool cancelled = heartbeat && heartbeat->stop_requested();
+    if (heartbeat && !stop_sent && (lease_lost || cancelled)) {
       executor_->send({{"type", "stop"}, {"trial_id", trial_id}});
       stop_sent = true;
       stop_sent_at = std::chrono::steady_clock::now();
+      if (cancelled) progress_.message("trial " + trial_id + " was cancelled; asking it to stop");
     }
-    if (lease_lost && std::chrono::steady_clock::now() - stop_sent_at > kStopGrace) {
+    bool grace_over = stop_sent && std::chrono::steady_clock::now() - stop_sent_at > kStopGrace;
+    if (lease_lost && grace_over) {
       executor_->kill_now();
       executor_.reset();
       end = TrialEnd::kLeaseLost;
       break;
     }
+    if (cancelled && grace_over) {
+      executor_->kill_now();
+      executor_.reset();
+      outcome->succeeded = false;
+      outcome->error = "cancelled; run_one did not stop within " +
+                       std::to_string(kStopGrace.count()) +
+                       " s (it can poll "
+                       "gridexp.should_stop()), so its executor was killed";
+      break;
+    }
   }
+  outcome->cancelled = heartbeat && heartbeat->stop_requested();
   // Lines printed just before the result still belong to this trial's log.
   if (executor_) executor_->drain_output(kOutputDrain);
   stop_routing_output();
@@ -493,11 +508,13 @@ int Supervisor::run() {
     }
     Status delivered = deliver(finished, &heartbeat);
     std::string summary = outcome.succeeded ? outcome.results.dump() : outcome.error;
+    if (outcome.cancelled) summary = "cancelled by the user: " + summary;
     if (!delivered) summary += " (not delivered: " + delivered.message() + ")";
     progress_.trial_finished(trial_id, outcome.succeeded && delivered, summary);
     if (!delivered) deliver_outbox();  // e.g. after the server came back
     if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
-    if (!outcome.succeeded && setup_.options.raise_on_failure) {
+    // A cancelled trial that stopped by raising is what the user asked for, not a failure.
+    if (!outcome.succeeded && !outcome.cancelled && setup_.options.raise_on_failure) {
       return fail_with(
           kWorkerExitFailed,
           "trial " + trial_id + " failed: " + outcome.error +

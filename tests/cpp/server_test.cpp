@@ -1238,19 +1238,55 @@ TEST(ExperimentToJson, Shape) {
   experiment.running = 2;
   experiment.done = 3;
   experiment.failed = 4;
+  experiment.cancelled = 5;
   json expected = {
       {"name", "mnist"},
       {"active", true},
-      {"total", 10},
-      {"counts", {{"pending", 1}, {"running", 2}, {"done", 3}, {"failed", 4}}},
+      {"total", 15},
+      {"counts", {{"pending", 1}, {"running", 2}, {"done", 3}, {"failed", 4}, {"cancelled", 5}}},
+      {"mean_duration_seconds", nullptr},
+      {"eta_seconds", nullptr},
   };
-  EXPECT_EQ(experiment_to_json(experiment), expected);
+  EXPECT_EQ(experiment_to_json(experiment, 0), expected);
+}
+
+TEST(ExperimentToJson, MeanDurationAndEstimateInSeconds) {
+  ExperimentSummary experiment;
+  experiment.name = "mnist";
+  experiment.pending = 4;
+  experiment.done = 2;
+  experiment.mean_done_ms = 1'500;
+  json shown = experiment_to_json(experiment, 0);
+  EXPECT_DOUBLE_EQ(shown["mean_duration_seconds"].get<double>(), 1.5);
+  EXPECT_DOUBLE_EQ(shown["eta_seconds"].get<double>(), 6.0);  // 4 trials, one at a time
+}
+
+TEST(EstimateSecondsLeft, UnknownBeforeTheFirstDoneTrial) {
+  ExperimentSummary experiment;
+  experiment.pending = 3;
+  EXPECT_FALSE(estimate_seconds_left(experiment, 0).has_value());
+}
+
+TEST(EstimateSecondsLeft, ZeroWhenNothingIsLeftEvenWithoutDurations) {
+  ExperimentSummary experiment;
+  experiment.failed = 2;
+  EXPECT_EQ(estimate_seconds_left(experiment, 0), 0.0);
+}
+
+TEST(EstimateSecondsLeft, PendingWorkIsSharedByTheRunningTrials) {
+  ExperimentSummary experiment;
+  experiment.pending = 6;
+  experiment.running = 2;
+  experiment.mean_done_ms = 10'000;
+  // One running trial is 4 s in (6 s left), the other past the mean (counted as 0 left).
+  experiment.running_started_ms = {96'000, 80'000};
+  EXPECT_DOUBLE_EQ(*estimate_seconds_left(experiment, 100'000), (6 * 10.0 + 6.0) / 2);
 }
 
 TEST(ExperimentToJson, EmptyInactiveExperiment) {
   ExperimentSummary experiment;
   experiment.name = "old";
-  json shown = experiment_to_json(experiment);
+  json shown = experiment_to_json(experiment, 0);
   EXPECT_EQ(shown["active"], false);
   EXPECT_EQ(shown["total"], 0);
   EXPECT_EQ(shown["counts"]["failed"], 0);

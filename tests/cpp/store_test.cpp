@@ -118,12 +118,16 @@ void expect_summaries_match_trials(Store& store) {
         case TrialState::kFailed:
           ++counted.failed;
           break;
+        case TrialState::kCancelled:
+          ++counted.cancelled;
+          break;
       }
     }
     EXPECT_EQ(summary.pending, counted.pending) << summary.name;
     EXPECT_EQ(summary.running, counted.running) << summary.name;
     EXPECT_EQ(summary.done, counted.done) << summary.name;
     EXPECT_EQ(summary.failed, counted.failed) << summary.name;
+    EXPECT_EQ(summary.cancelled, counted.cancelled) << summary.name;
   }
 }
 
@@ -707,6 +711,183 @@ TEST_P(StoreTest, SyncingTheSameGridTwiceIsIdempotent) {
   EXPECT_EQ(summaries[0].done, 1);
 }
 
+// --- A user's retry and cancel, the attempt history, durations ---
+
+TEST_P(StoreTest, CancelAPendingTrialEndsItAtOnceAndItIsNeverHandedOut) {
+  ExperimentConfig config = config_over("exp", {1, 2});
+  sync(config);
+  std::string first = Grid(config).id_at(0);
+  std::vector<std::string> changed =
+      value_of(store().cancel_trials({"exp", std::vector<std::string>{first}}));
+  EXPECT_EQ(changed, std::vector<std::string>{first});
+  TrialRecord trial = value_of(store().get_trial(first));
+  EXPECT_EQ(trial.state, TrialState::kCancelled);
+  EXPECT_EQ(trial.error, "cancelled by the user");
+  EXPECT_EQ(trial.finished_ms, clock_.now_ms());
+  std::string worker = new_worker();
+  EXPECT_EQ(claim(worker).trial_id, Grid(config).id_at(1));
+  EXPECT_FALSE(value_of(store().claim_next_trial(worker)).lease.has_value());
+  ExperimentSummary summary = summary_of(store(), "exp");
+  EXPECT_EQ(summary.cancelled, 1);
+  EXPECT_EQ(summary.running, 1);
+  expect_summaries_match_trials(store());
+}
+
+TEST_P(StoreTest, CancelARunningTrialAsksItToStopThenItEndsCancelledWhateverTheWorkerSays) {
+  sync(config_over("exp", {1, 2, 3, 4}));
+  std::string worker = new_worker();
+  Lease completing = claim(worker);
+  Lease failing = claim(worker);
+  Lease releasing = claim(worker);
+  Lease expiring = claim(worker);
+  std::vector<std::string> changed = value_of(store().cancel_trials({"exp", std::nullopt}));
+  EXPECT_EQ(changed.size(), 4u);
+  // Asked twice: nothing more to change.
+  EXPECT_TRUE(value_of(store().cancel_trials({"exp", std::nullopt})).empty());
+  EXPECT_TRUE(
+      value_of(store().heartbeat(completing.trial_id, completing.lease_token)).stop_requested);
+  EXPECT_EQ(value_of(store().get_trial(completing.trial_id)).state, TrialState::kRunning);
+
+  expect_ok(store().complete(completing.trial_id, completing.lease_token, {{"loss", 0.5}}));
+  expect_ok(store().fail(failing.trial_id, failing.lease_token, "KeyboardInterrupt: stop", "tb"));
+  expect_ok(store().release(releasing.trial_id, releasing.lease_token));
+  clock_.advance_ms(kLeaseMs + 1);
+  EXPECT_EQ(value_of(store().requeue_expired()), 1);
+
+  TrialRecord completed = value_of(store().get_trial(completing.trial_id));
+  EXPECT_EQ(completed.state, TrialState::kCancelled);
+  EXPECT_EQ(completed.results, nlohmann::json({{"loss", 0.5}}));  // partial results stay
+  TrialRecord failed = value_of(store().get_trial(failing.trial_id));
+  EXPECT_EQ(failed.state, TrialState::kCancelled);
+  EXPECT_NE(failed.error->find("KeyboardInterrupt: stop"), std::string::npos);
+  EXPECT_EQ(value_of(store().get_trial(releasing.trial_id)).state, TrialState::kCancelled);
+  TrialRecord expired = value_of(store().get_trial(expiring.trial_id));
+  EXPECT_EQ(expired.state, TrialState::kCancelled);
+  EXPECT_NE(expired.error->find("lease ran out"), std::string::npos);
+  for (const Lease& lease : {completing, failing, releasing, expiring}) {
+    std::vector<AttemptRecord> attempts = value_of(store().list_attempts(lease.trial_id));
+    ASSERT_EQ(attempts.size(), 1u);
+    EXPECT_EQ(attempts[0].outcome, "cancelled");
+  }
+  WorkerRecord record = worker_record(store(), worker);
+  EXPECT_EQ(record.trials_done, 0);
+  EXPECT_EQ(record.trials_failed, 0);
+  EXPECT_FALSE(record.current_trial.has_value());
+  EXPECT_EQ(summary_of(store(), "exp").cancelled, 4);
+  expect_summaries_match_trials(store());
+  // A later call with the old lease is refused, saying why.
+  EXPECT_TRUE(IsError(store().heartbeat(completing.trial_id, completing.lease_token).status(),
+                      Code::kConflict, "cancelled"));
+}
+
+TEST_P(StoreTest, CancelSkipsFinishedTrialsAndOtherExperimentsIds) {
+  ExperimentConfig config = config_over("exp", {1, 2});
+  sync(config);
+  std::string worker = new_worker();
+  Lease lease = claim(worker);
+  expect_ok(store().complete(lease.trial_id, lease.lease_token, {{"loss", 0.5}}));
+  std::vector<std::string> changed =
+      value_of(store().cancel_trials({"other", std::vector<std::string>{Grid(config).id_at(1)}}));
+  EXPECT_TRUE(changed.empty());
+  changed = value_of(store().cancel_trials({"exp", std::nullopt}));
+  EXPECT_EQ(changed, std::vector<std::string>{Grid(config).id_at(1)});
+  EXPECT_EQ(value_of(store().get_trial(lease.trial_id)).state, TrialState::kDone);
+}
+
+TEST_P(StoreTest, RetryTakesFailedAndCancelledTrialsBackToAFreshStart) {
+  ExperimentConfig config = config_over("exp", {1, 2, 3});
+  sync(config);
+  std::string worker = new_worker();
+  Lease failing = claim(worker);
+  expect_ok(store().attach_model(failing.trial_id, failing.lease_token, ModelInfo{"ab", 2}));
+  expect_ok(store().fail(failing.trial_id, failing.lease_token, "ValueError: no", "tb"));
+  Lease done = claim(worker);
+  expect_ok(store().complete(done.trial_id, done.lease_token, {{"loss", 0.5}}));
+  std::string third = Grid(config).id_at(2);
+  value_of(store().cancel_trials({"exp", std::vector<std::string>{third}}));
+
+  std::vector<std::string> changed = value_of(store().retry_trials({"exp", std::nullopt}));
+  EXPECT_EQ(changed, (std::vector<std::string>{failing.trial_id, third}));
+  TrialRecord retried = value_of(store().get_trial(failing.trial_id));
+  EXPECT_EQ(retried.state, TrialState::kPending);
+  EXPECT_EQ(retried.attempts, 0);
+  EXPECT_FALSE(retried.error.has_value());
+  EXPECT_FALSE(retried.traceback.has_value());
+  EXPECT_FALSE(retried.model.has_value());
+  EXPECT_FALSE(retried.worker_id.has_value());
+  EXPECT_FALSE(retried.finished_ms.has_value());
+  EXPECT_EQ(value_of(store().get_trial(done.trial_id)).state, TrialState::kDone);
+  // The history keeps the failure; the next claim is attempt 1 again.
+  Lease again = claim(worker);
+  EXPECT_EQ(again.trial_id, failing.trial_id);
+  EXPECT_EQ(again.attempt, 1);
+  std::vector<AttemptRecord> attempts = value_of(store().list_attempts(failing.trial_id));
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].outcome, "failed");
+  EXPECT_EQ(attempts[0].error, "ValueError: no");
+  EXPECT_EQ(attempts[1].outcome, "running");
+  EXPECT_EQ(attempts[1].attempt, 1);
+  expect_summaries_match_trials(store());
+}
+
+TEST_P(StoreTest, RetryLeavesTrialsNoLongerInTheConfigAlone) {
+  ExperimentConfig config = config_over("exp", {1, 2});
+  sync(config);
+  std::string first = Grid(config).id_at(0);
+  value_of(store().cancel_trials({"exp", std::vector<std::string>{first}}));
+  sync(config_over("exp", {2}));
+  EXPECT_TRUE(value_of(store().retry_trials({"exp", std::vector<std::string>{first}})).empty());
+  EXPECT_EQ(value_of(store().get_trial(first)).state, TrialState::kCancelled);
+}
+
+TEST_P(StoreTest, AttemptHistoryRecordsEveryClaimInOrder) {
+  sync(config_over("exp", {1}));
+  std::string worker = new_worker();
+  Lease first = claim(worker);
+  clock_.advance_ms(kLeaseMs + 1);
+  expect_ok(store().requeue_expired().status());
+  Lease second = claim(worker);
+  expect_ok(store().release(second.trial_id, second.lease_token));
+  Lease third = claim(worker);
+  clock_.advance_ms(5);
+  expect_ok(store().complete(third.trial_id, third.lease_token, {{"loss", 1}}));
+
+  std::vector<AttemptRecord> attempts = value_of(store().list_attempts(first.trial_id));
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(attempts[0].outcome, "expired");
+  EXPECT_EQ(attempts[0].attempt, 1);
+  EXPECT_EQ(attempts[1].outcome, "released");
+  EXPECT_EQ(attempts[1].attempt, 2);
+  EXPECT_EQ(attempts[2].outcome, "done");
+  EXPECT_EQ(attempts[2].attempt, 2);  // a release gives the attempt back
+  EXPECT_EQ(attempts[2].worker_id, worker);
+  EXPECT_EQ(attempts[2].ended_ms, clock_.now_ms());
+  EXPECT_TRUE(
+      IsError(store().list_attempts("0000000000000000").status(), Code::kNotFound, "no trial"));
+}
+
+TEST_P(StoreTest, SummaryHasTheMeanDurationOfDoneTrialsAndWhenRunningOnesStarted) {
+  sync(config_over("exp", {1, 2, 3, 4}));
+  std::string worker = new_worker();
+  EXPECT_FALSE(summary_of(store(), "exp").mean_done_ms.has_value());
+  Lease quick = claim(worker);
+  clock_.advance_ms(1'000);
+  expect_ok(store().complete(quick.trial_id, quick.lease_token, {{"loss", 1}}));
+  Lease slow = claim(worker);
+  clock_.advance_ms(3'000);
+  expect_ok(store().complete(slow.trial_id, slow.lease_token, {{"loss", 1}}));
+  Lease failing = claim(worker);
+  clock_.advance_ms(9'000);
+  expect_ok(store().fail(failing.trial_id, failing.lease_token, "no", ""));  // not counted
+  TimeMs started = clock_.now_ms();
+  claim(worker);
+
+  ExperimentSummary summary = summary_of(store(), "exp");
+  ASSERT_TRUE(summary.mean_done_ms.has_value());
+  EXPECT_DOUBLE_EQ(*summary.mean_done_ms, 2'000.0);
+  EXPECT_EQ(summary.running_started_ms, std::vector<TimeMs>{started});
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreTest,
     ::testing::Values(StoreBackend{"SqliteInMemory",
@@ -776,6 +957,54 @@ TEST_F(SqliteStoreTest, TrialsAndLeasesSurviveAReopen) {
   ExperimentSummary summary = summary_of(*store, "exp");
   EXPECT_EQ(summary.done, 2);
   EXPECT_EQ(summary.pending, 1);
+}
+
+TEST_F(SqliteStoreTest, AVersion1DatabaseIsMigratedKeepingEverything) {
+  ExperimentConfig config = config_over("exp", {1, 2, 3});
+  std::string done_id;
+  std::string failed_id;
+  {
+    SqliteOptions version1;
+    version1.migrate_up_to_version = 1;
+    std::unique_ptr<SqliteStore> old = open_store(version1);
+    expect_ok(old->sync_grid(Grid(config)));
+    std::string worker = value_of(old->register_worker(worker_on("a"))).id;
+    Lease done = *value_of(old->claim_next_trial(worker)).lease;
+    Lease failed = *value_of(old->claim_next_trial(worker)).lease;
+    expect_ok(old->fail(failed.trial_id, failed.lease_token, "ValueError: no", "tb"));
+    done_id = done.trial_id;
+    failed_id = failed.trial_id;
+  }
+  {
+    // Completed as version 1 did (today's complete() also keeps the version-2 durations).
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+    std::string sql =
+        "UPDATE trials SET state = 'done', results = '{\"loss\":0.5}', "
+        "finished_ms = started_ms + 4000, lease_token = NULL, lease_expires_ms = NULL "
+        "WHERE id = '" +
+        done_id +
+        "'; UPDATE trial_attempts SET outcome = 'done' "
+        "WHERE trial_id = '" +
+        done_id + "';";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  std::unique_ptr<SqliteStore> store = open_store();
+  TrialRecord done = value_of(store->get_trial(done_id));
+  EXPECT_EQ(done.state, TrialState::kDone);
+  EXPECT_EQ(done.results, nlohmann::json({{"loss", 0.5}}));
+  EXPECT_EQ(value_of(store->list_attempts(failed_id)).at(0).error, "ValueError: no");
+  ExperimentSummary summary = summary_of(*store, "exp");
+  EXPECT_EQ(summary.done, 1);
+  EXPECT_EQ(summary.failed, 1);
+  EXPECT_EQ(summary.pending, 1);
+  ASSERT_TRUE(summary.mean_done_ms.has_value());
+  EXPECT_DOUBLE_EQ(*summary.mean_done_ms, 4'000.0);
+  // The new state works on the migrated tables, and the counts stay exact.
+  EXPECT_EQ(value_of(store->cancel_trials({"exp", std::nullopt})).size(), 1u);
+  EXPECT_EQ(value_of(store->retry_trials({"exp", std::nullopt})).size(), 2u);
+  expect_summaries_match_trials(*store);
 }
 
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerSchema) {

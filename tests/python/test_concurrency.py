@@ -56,4 +56,4 @@ def test_fifty_concurrent_clients_claim_every_trial_exactly_once(start_server, t
     assert duplicates == []
     assert len(claimed) == 500
     counts = server.get("/api/v1/experiments").json()[0]["counts"]
-    assert counts == {"pending": 0, "running": 0, "done": 500, "failed": 0}
+    assert counts == {"pending": 0, "running": 0, "done": 500, "failed": 0, "cancelled": 0}

@@ -76,7 +76,7 @@ def test_full_cycle_until_the_grid_is_exhausted(server):
     points = server.get(f"/api/v1/trials/{seen[0]}/metrics").json()
     assert [(p["step"], p["values"]["loss"]) for p in points] == [(1, 1.0), (2, 0.5)]
     counts = server.get("/api/v1/experiments").json()[0]["counts"]
-    assert counts == {"pending": 0, "running": 0, "done": 8, "failed": 0}
+    assert counts == {"pending": 0, "running": 0, "done": 8, "failed": 0, "cancelled": 0}
 
 
 def test_fail_release_and_wrong_leases(server):

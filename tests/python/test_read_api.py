@@ -16,7 +16,10 @@ def test_experiments_lists_counts_per_state(server):
             "name": "sentiment_analysis1",
             "active": True,
             "total": 8,
-            "counts": {"pending": 8, "running": 0, "done": 0, "failed": 0},
+            "counts": {"pending": 8, "running": 0, "done": 0, "failed": 0, "cancelled": 0},
+            "mean_duration_seconds": None,
+            "eta_seconds": None,
+            "workers_online": 0,
         }
     ]
 

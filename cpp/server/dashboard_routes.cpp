@@ -1,0 +1,129 @@
+// The dashboard: its page and static files (compiled in, plus plotly.min.js from the plotly
+// Python package), and the session routes behind its login form — see docs/api.md,
+// "Dashboard and session". The gate (routes.cpp) has already checked the password or session
+// of every request that reaches these handlers, except the login itself.
+#include <string>
+
+#include "common/auth.h"
+#include "common/sha256.h"
+#include "server/dashboard_files.h"
+#include "server/http_util.h"
+#include "server/routes.h"
+
+namespace gridexp {
+namespace {
+
+constexpr char kSessionCookieName[] = "gridexp_session";
+
+struct StaticFile {
+  const char* name;
+  const char* content_type;
+};
+constexpr StaticFile kStaticFiles[] = {{"app.js", "text/javascript; charset=utf-8"},
+                                       {"style.css", "text/css; charset=utf-8"}};
+
+// Answers a compiled-in file with a strong ETag, revalidated on every load (a new server
+// version must never run with an old script).
+void serve_embedded(const httplib::Request& request, httplib::Response& response,
+                    std::string_view bytes, const std::string& etag, const char* content_type) {
+  response.set_header("Cache-Control", "no-cache");
+  response.set_header("ETag", etag);
+  response.set_header("X-Content-Type-Options", "nosniff");
+  if (request.get_header_value("If-None-Match") == etag) {
+    response.status = 304;
+    return;
+  }
+  response.set_content(std::string(bytes), content_type);
+}
+
+std::string cookie(const std::string& value, long long max_age_seconds) {
+  return std::string(kSessionCookieName) + "=" + value +
+         "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" + std::to_string(max_age_seconds);
+}
+
+}  // namespace
+
+std::string session_cookie(const httplib::Request& request) {
+  const std::string prefix = std::string(kSessionCookieName) + "=";
+  std::string header = request.get_header_value("Cookie");
+  std::size_t at = 0;
+  while (at < header.size()) {
+    std::size_t end = header.find(';', at);
+    if (end == std::string::npos) end = header.size();
+    std::size_t start = header.find_first_not_of(' ', at);
+    if (start < end && header.compare(start, prefix.size(), prefix) == 0) {
+      return header.substr(start + prefix.size(), end - start - prefix.size());
+    }
+    at = end + 1;
+  }
+  return "";
+}
+
+void install_dashboard_routes(httplib::Server& server, ServerContext& context) {
+  std::optional<std::string_view> index = find_dashboard_file("index.html");
+  if (index) {
+    std::string etag = "\"" + sha256_hex(*index).substr(0, 32) + "\"";
+    auto page = [bytes = *index, etag](const httplib::Request& request,
+                                       httplib::Response& response) {
+      // The page frames nothing and is framed by nothing.
+      response.set_header("X-Frame-Options", "DENY");
+      response.set_header("Content-Security-Policy",
+                          "default-src 'self'; img-src 'self' data:; style-src 'self' "
+                          "'unsafe-inline'; frame-ancestors 'none'");
+      serve_embedded(request, response, bytes, etag, "text/html; charset=utf-8");
+    };
+    server.Get("/", page);
+    server.Get("/index.html", page);
+  }
+  for (const StaticFile& file : kStaticFiles) {
+    std::optional<std::string_view> bytes = find_dashboard_file(file.name);
+    if (!bytes) continue;
+    std::string etag = "\"" + sha256_hex(*bytes).substr(0, 32) + "\"";
+    server.Get(std::string("/static/") + file.name,
+               [bytes = *bytes, etag, type = file.content_type](const httplib::Request& request,
+                                                                httplib::Response& response) {
+                 serve_embedded(request, response, bytes, etag, type);
+               });
+  }
+
+  // Plotly's file is large (about 4.6 MB): streamed from disk, its digest taken once.
+  std::string plotly_sha;
+  if (context.plotly_js) {
+    if (Result<std::string> sha = sha256_file_hex(*context.plotly_js); sha) plotly_sha = *sha;
+  }
+  server.Get("/static/plotly.min.js", [&context, plotly_sha](const httplib::Request& request,
+                                                             httplib::Response& response) {
+    if (!context.plotly_js || plotly_sha.empty()) {
+      return send_error(response, 404,
+                        "plotly.min.js was not found: `pip install plotly` into gridexp's "
+                        "environment, or start the server with --plotly-js FILE");
+    }
+    response.set_header("Cache-Control", "no-cache");
+    serve_file(request, response,
+               {*context.plotly_js, plotly_sha, "text/javascript; charset=utf-8", ""});
+  });
+
+  server.Post(
+      "/api/v1/session", [&context](const httplib::Request& request, httplib::Response& response) {
+        Result<nlohmann::json> body = parse_json_object_body(request);
+        if (!body) return send_status_error(response, body.status());
+        auto password = body->find("password");
+        if (password == body->end() || !password->is_string() ||
+            !constant_time_equals(password->get_ref<const std::string&>(), context.password)) {
+          return send_error(response, 401, "wrong password");
+        }
+        response.status = 204;
+        response.set_header(
+            "Set-Cookie", cookie(context.sessions.create(), context.sessions.lifetime_ms() / 1000));
+        response.set_header("Cache-Control", "no-store");
+      });
+
+  server.Delete("/api/v1/session",
+                [&context](const httplib::Request& request, httplib::Response& response) {
+                  context.sessions.revoke(session_cookie(request));
+                  response.status = 204;
+                  response.set_header("Set-Cookie", cookie("", 0));
+                });
+}
+
+}  // namespace gridexp

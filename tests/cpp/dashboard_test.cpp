@@ -1,0 +1,194 @@
+// Units behind the dashboard, the session login and /metrics: sessions, cookies, route
+// labels, the Prometheus rendering, finding plotly.min.js and the compiled-in files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "server/dashboard_files.h"
+#include "server/plotly_js.h"
+#include "server/routes.h"
+#include "server/server_metrics.h"
+#include "server/sessions.h"
+#include "test_support.h"
+
+namespace gridexp {
+namespace {
+
+TEST(Sessions, ACreatedTokenIsValidUntilItExpires) {
+  FakeClock clock;
+  Sessions sessions(clock, 1'000);
+  std::string token = sessions.create();
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_TRUE(sessions.is_valid(token));
+  clock.advance_ms(999);
+  EXPECT_TRUE(sessions.is_valid(token));
+  clock.advance_ms(1);
+  EXPECT_FALSE(sessions.is_valid(token));
+}
+
+TEST(Sessions, UnknownEmptyAndAlteredTokensAreInvalid) {
+  FakeClock clock;
+  Sessions sessions(clock, 60'000);
+  std::string token = sessions.create();
+  EXPECT_FALSE(sessions.is_valid(""));
+  EXPECT_FALSE(sessions.is_valid(std::string(64, '0')));
+  std::string altered = token;
+  altered[10] = altered[10] == 'a' ? 'b' : 'a';
+  EXPECT_FALSE(sessions.is_valid(altered));
+  EXPECT_FALSE(sessions.is_valid(token + "0"));
+}
+
+TEST(Sessions, RevokeEndsOnlyThatSession) {
+  FakeClock clock;
+  Sessions sessions(clock, 60'000);
+  std::string first = sessions.create();
+  std::string second = sessions.create();
+  EXPECT_NE(first, second);
+  sessions.revoke(first);
+  EXPECT_FALSE(sessions.is_valid(first));
+  EXPECT_TRUE(sessions.is_valid(second));
+  sessions.revoke("never-issued");  // harmless
+  EXPECT_TRUE(sessions.is_valid(second));
+}
+
+TEST(Sessions, TheOldestGoesWhenTheLimitIsReached) {
+  FakeClock clock;
+  Sessions sessions(clock, 60'000, /*max_sessions=*/2);
+  std::string first = sessions.create();
+  clock.advance_ms(1);
+  std::string second = sessions.create();
+  clock.advance_ms(1);
+  std::string third = sessions.create();
+  EXPECT_FALSE(sessions.is_valid(first));
+  EXPECT_TRUE(sessions.is_valid(second));
+  EXPECT_TRUE(sessions.is_valid(third));
+}
+
+httplib::Request request_with_cookie(const std::string& cookie) {
+  httplib::Request request;
+  if (!cookie.empty()) request.headers.emplace("Cookie", cookie);
+  return request;
+}
+
+TEST(SessionCookie, FoundAmongOtherCookies) {
+  EXPECT_EQ(session_cookie(request_with_cookie("gridexp_session=abc")), "abc");
+  EXPECT_EQ(session_cookie(request_with_cookie("theme=dark; gridexp_session=abc; x=1")), "abc");
+  EXPECT_EQ(session_cookie(request_with_cookie("theme=dark;gridexp_session=abc")), "abc");
+}
+
+TEST(SessionCookie, AbsentOrOnlyASimilarName) {
+  EXPECT_EQ(session_cookie(request_with_cookie("")), "");
+  EXPECT_EQ(session_cookie(request_with_cookie("not_gridexp_session=abc")), "");
+  EXPECT_EQ(session_cookie(request_with_cookie("gridexp_sessionx=abc")), "");
+}
+
+TEST(RouteLabel, IdsAndNamesBecomePlaceholders) {
+  EXPECT_EQ(route_label("/api/v1/trials/3f2a9c1e8b7d6a50/heartbeat"),
+            "/api/v1/trials/{id}/heartbeat");
+  EXPECT_EQ(route_label("/api/v1/trials/3f2a9c1e8b7d6a50"), "/api/v1/trials/{id}");
+  EXPECT_EQ(route_label("/api/v1/workers/9c0e/claim"), "/api/v1/workers/{id}/claim");
+  EXPECT_EQ(route_label("/api/v1/experiments/mnist/trials.csv"),
+            "/api/v1/experiments/{name}/trials.csv");
+  EXPECT_EQ(route_label("/api/v1/experiments"), "/api/v1/experiments");
+  EXPECT_EQ(route_label("/static/app.js"), "/static/{file}");
+  EXPECT_EQ(route_label("/"), "/");
+  EXPECT_EQ(route_label("/metrics"), "/metrics");
+  EXPECT_EQ(route_label("/api/v1/files/scripts.zip"), "/api/v1/files/scripts.zip");
+}
+
+TEST(RouteLabel, AnythingElseIsOther) {
+  EXPECT_EQ(route_label("/wp-admin/login.php"), "other");
+  EXPECT_EQ(route_label("/api/v1/trials/x/unknown"), "other");
+  EXPECT_EQ(route_label("/api/v2/experiments"), "other");
+  EXPECT_EQ(route_label("/static/a/b"), "other");
+}
+
+TEST(EscapeLabelValue, BackslashQuoteAndNewline) {
+  EXPECT_EQ(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+  EXPECT_EQ(escape_label_value("plain"), "plain");
+}
+
+TEST(ServerMetrics, RendersGaugesCountersAndACumulativeHistogram) {
+  ServerMetrics metrics;
+  metrics.claims += 3;
+  metrics.completions += 2;
+  metrics.failures += 1;
+  metrics.model_bytes_uploaded += 4096;
+  metrics.observe_request("POST", "/api/v1/workers/{id}/claim", 0.0004);
+  metrics.observe_request("POST", "/api/v1/workers/{id}/claim", 0.003);
+  metrics.observe_request("POST", "/api/v1/workers/{id}/claim", 20.0);
+  ExperimentSummary experiment;
+  experiment.name = "say \"hi\"";
+  experiment.pending = 4;
+  experiment.cancelled = 1;
+  std::string text = metrics.render({experiment}, 2);
+  auto has = [&text](const std::string& line) {
+    return text.find(line + "\n") != std::string::npos;
+  };
+  EXPECT_TRUE(has("gridexp_trials{experiment=\"say \\\"hi\\\"\",state=\"pending\"} 4")) << text;
+  EXPECT_TRUE(has("gridexp_trials{experiment=\"say \\\"hi\\\"\",state=\"cancelled\"} 1"));
+  EXPECT_TRUE(has("gridexp_workers_online 2"));
+  EXPECT_TRUE(has("gridexp_claims_total 3"));
+  EXPECT_TRUE(has("gridexp_completions_total 2"));
+  EXPECT_TRUE(has("gridexp_failures_total 1"));
+  EXPECT_TRUE(has("gridexp_model_bytes_uploaded_total 4096"));
+  EXPECT_TRUE(has("# TYPE gridexp_http_request_duration_seconds histogram"));
+  const std::string labels = "method=\"POST\",route=\"/api/v1/workers/{id}/claim\"";
+  EXPECT_TRUE(has("gridexp_http_request_duration_seconds_bucket{" + labels + ",le=\"0.0005\"} 1"));
+  EXPECT_TRUE(has("gridexp_http_request_duration_seconds_bucket{" + labels + ",le=\"0.005\"} 2"));
+  EXPECT_TRUE(has("gridexp_http_request_duration_seconds_bucket{" + labels + ",le=\"10\"} 2"));
+  EXPECT_TRUE(has("gridexp_http_request_duration_seconds_bucket{" + labels + ",le=\"+Inf\"} 3"));
+  EXPECT_TRUE(has("gridexp_http_request_duration_seconds_count{" + labels + "} 3"));
+}
+
+class FindPlotlyJsTest : public ::testing::Test {
+ protected:
+  testing::TempDir temp_;
+  const std::filesystem::path& root_ = temp_.path();
+  std::filesystem::path place(const std::filesystem::path& relative) {
+    std::filesystem::path path = root_ / relative;
+    std::filesystem::create_directories(path.parent_path());
+    std::ofstream(path) << "/* plotly */";
+    return path;
+  }
+};
+
+TEST_F(FindPlotlyJsTest, FoundInAVirtualEnvironmentBesideTheProgram) {
+  std::filesystem::path file =
+      place("venv/lib/python3.11/site-packages/plotly/package_data/plotly.min.js");
+  std::filesystem::create_directories(root_ / "venv/bin");
+  EXPECT_EQ(find_plotly_js(root_ / "venv/bin", std::nullopt), file);
+}
+
+TEST_F(FindPlotlyJsTest, FoundInDebiansDistPackages) {
+  std::filesystem::path file =
+      place("usr/local/lib/python3.11/dist-packages/plotly/package_data/plotly.min.js");
+  EXPECT_EQ(find_plotly_js(root_ / "usr/local/bin", std::nullopt), file);
+}
+
+TEST_F(FindPlotlyJsTest, NotFoundIsEmpty) {
+  std::filesystem::create_directories(root_ / "venv/bin");
+  EXPECT_FALSE(find_plotly_js(root_ / "venv/bin", std::nullopt).has_value());
+}
+
+TEST_F(FindPlotlyJsTest, AnExplicitPathWinsAndAMissingOneIsNotReplaced) {
+  place("venv/lib/python3.11/site-packages/plotly/package_data/plotly.min.js");
+  std::filesystem::path mine = place("mine.js");
+  EXPECT_EQ(find_plotly_js(root_ / "venv/bin", mine), mine);
+  EXPECT_FALSE(find_plotly_js(root_ / "venv/bin", root_ / "typo.js").has_value());
+}
+
+TEST(DashboardFiles, EveryPageAndAssetIsCompiledIn) {
+  for (const char* name : {"index.html", "login.html", "app.js", "style.css"}) {
+    std::optional<std::string_view> bytes = find_dashboard_file(name);
+    ASSERT_TRUE(bytes.has_value()) << name;
+    EXPECT_GT(bytes->size(), 100u) << name;
+  }
+  EXPECT_FALSE(find_dashboard_file("../config.yaml").has_value());
+  EXPECT_FALSE(find_dashboard_file("").has_value());
+}
+
+}  // namespace
+}  // namespace gridexp
