@@ -45,5 +45,6 @@ status=0
 for pid in "${worker_pids[@]}"; do wait "$pid" || status=$?; done
 
 echo
-"$VENV/bin/gridexp" --address "127.0.0.1:$PORT" results sentiment_analysis1 --sort val_accuracy
+"$VENV/bin/gridexp" --address "127.0.0.1:$PORT" results sentiment_analysis1 --sort val_accuracy \
+  --columns val_accuracy,val_loss,seconds
 exit "$status"

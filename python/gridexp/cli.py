@@ -153,6 +153,11 @@ def _parser() -> argparse.ArgumentParser:
         "--min", dest="direction", action="store_const", const="min", help="the lowest is best"
     )
     results.add_argument("--limit", metavar="N", type=_positive_int, help="show the first N")
+    results.add_argument(
+        "--columns",
+        metavar="R1,R2",
+        help="show only these results (comma-separated; default: every scalar result)",
+    )
     results.set_defaults(command=_results, direction="max")
 
     for name, verb, what in (
@@ -271,6 +276,8 @@ def _results(client: Client, arguments: argparse.Namespace) -> int:
 
     varying = _varying_hyperparameters(trials)
     result_names = _union_of_keys(results)
+    if arguments.columns:
+        result_names = [name for name in arguments.columns.split(",") if name]
     if arguments.sort in result_names:  # the metric that orders the rows comes first
         result_names.remove(arguments.sort)
         result_names.insert(0, arguments.sort)

@@ -225,6 +225,13 @@ def test_results_sorted_best_first_with_the_best_trial(server, scored):
     assert table(result.stdout)[1][0] == min(scored, key=scored.get)
 
 
+def test_results_columns_pick_the_results_shown(server, scored):
+    result = gridexp(server, "results", "--sort", "score", "--columns", "val.loss,score")
+    assert result.returncode == 0, result.stderr
+    header = table(result.stdout)[0]
+    assert header[5:] == ["score", "val.loss", "duration"]
+
+
 def test_results_sorted_by_a_metric_nobody_reported(server, scored):
     result = gridexp(server, "results", "--sort", "acuracy")
     assert result.returncode == 1
