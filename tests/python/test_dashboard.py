@@ -75,7 +75,8 @@ def browser() -> Iterator:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox"] if os.geteuid() == 0 else [],
+            # WebGL (Plotly's parallel coordinates) on a machine without a GPU.
+            args=["--enable-unsafe-swiftshader", *(["--no-sandbox"] if os.geteuid() == 0 else [])],
         )
         yield launched
         launched.close()
@@ -208,6 +209,11 @@ def test_the_dashboard_follows_a_live_grid(start_server, workers, tmp_path, page
     expect(page.get_by_test_id("eta")).to_have_text("finished")
     expect(page.get_by_test_id("progress-done")).to_have_attribute("data-count", "5")
     expect(page.get_by_test_id("progress-cancelled")).to_have_attribute("data-count", "1")
+
+    # The other two plots: hyperparameters against the metric, drawn by Plotly.
+    expect(page.locator("#plot-parcoords .parcoords")).to_have_count(1)
+    expect(page.get_by_test_id("plot-scatter")).to_have_attribute("data-point-count", "5")
+    expect(page.locator("#plot-scatter .scatterlayer .point")).to_have_count(5)
 
     # The CSV download.
     with page.expect_download() as download_info:

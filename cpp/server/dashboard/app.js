@@ -259,10 +259,12 @@
     experiments: [],
     experiment: null,
     trials: [],
+    trialsVersion: 0,
     trialsById: new Map(),
     workers: [],
     workersById: new Map(),
     hyperparameterKeys: [],
+    varyingKeys: [],
     resultKeys: [],
     resultsById: new Map(),
     sort: { column: "grid_index", direction: 1 },
@@ -576,6 +578,7 @@
 
   // Derived data for a new trials list: columns, flattened results, select options.
   function onTrialsChanged() {
+    view.trialsVersion += 1;
     view.trialsById = new Map(view.trials.map((trial) => [trial.id, trial]));
     const hyperparameterKeys = new Set();
     const resultKeys = new Set();
@@ -587,6 +590,13 @@
       for (const key of Object.keys(flat)) resultKeys.add(key);
     }
     view.hyperparameterKeys = [...hyperparameterKeys];
+    const distinctCounts = new Map(
+      view.hyperparameterKeys.map((key) => [
+        key,
+        new Set(view.trials.map((trial) => valueKey((trial.hyperparameters || {})[key]))).size,
+      ]),
+    );
+    view.varyingKeys = view.hyperparameterKeys.filter((key) => distinctCounts.get(key) > 1);
     view.resultKeys = [...resultKeys].sort();
     for (const id of [...view.selected]) if (!view.trialsById.has(id)) view.selected.delete(id);
     for (const id of [...rowCache.keys()]) if (!view.trialsById.has(id)) rowCache.delete(id);
@@ -599,7 +609,9 @@
       view.bestDirection = numeric ? guessDirection(numeric) : "";
     }
     if (!view.scatterParameter || !hyperparameterKeys.has(view.scatterParameter)) {
-      view.scatterParameter = view.hyperparameterKeys[0] || "";
+      // The axis with the most values says the most about the metric.
+      const byValues = [...view.hyperparameterKeys].sort((a, b) => distinctCounts.get(b) - distinctCounts.get(a));
+      view.scatterParameter = byValues[0] || "";
     }
     renderControls();
     computeBest();
@@ -960,10 +972,12 @@
     }
   }
 
+  // A trial by its short id and the hyperparameters that tell it apart from the others.
   function trialLabel(trial) {
-    const parts = Object.entries(trial.hyperparameters || {})
-      .slice(0, 3)
-      .map(([key, value]) => `${key}=${formatValue(value)}`);
+    const hyperparameters = trial.hyperparameters || {};
+    const parts = view.varyingKeys
+      .slice(0, 4)
+      .map((key) => `${key}=${formatValue(hyperparameters[key] === undefined ? null : hyperparameters[key])}`);
     return `${trial.id.slice(0, 8)} ${parts.join(" ")}`.trim();
   }
 
@@ -1034,10 +1048,10 @@
       div,
       traces,
       baseLayout({
-        xaxis: { title: { text: "step" }, zeroline: false },
+        xaxis: { zeroline: false },
         yaxis: { title: { text: plotlyText(view.curveMetric) }, zeroline: false },
         showlegend: true,
-        legend: { orientation: "h", y: -0.25 },
+        legend: { orientation: "h", y: -0.12, yanchor: "top", font: { size: 11 } },
         margin: { l: 55, r: 15, t: 10, b: 20 },
       }),
     );
@@ -1052,12 +1066,34 @@
     return pairs;
   }
 
+  let evalAllowedResult = null;
+
+  // Plotly draws parallel coordinates with WebGL code it compiles at run time, which a
+  // Content-Security-Policy without 'unsafe-eval' forbids.
+  function evalAllowed() {
+    if (evalAllowedResult === null) {
+      try {
+        evalAllowedResult = new Function("return true")() === true;
+      } catch (refused) {
+        evalAllowedResult = false;
+      }
+    }
+    return evalAllowedResult;
+  }
+
   function renderParcoords() {
     const pairs = view.bestMetric ? metricValues() : [];
     $("parcoords-metric").textContent = view.bestMetric || "the metric";
-    $("parcoords-hint").hidden = pairs.length > 0;
+    const hint = $("parcoords-hint");
+    hint.hidden = pairs.length > 0;
+    hint.textContent = "No finished trial has this result yet.";
     const div = $("plot-parcoords");
     div.dataset.lineCount = String(pairs.length);
+    if (pairs.length > 0 && !evalAllowed()) {
+      hint.hidden = false;
+      hint.textContent = "This page's Content-Security-Policy does not let Plotly draw parallel coordinates.";
+      return;
+    }
     if (pairs.length === 0) {
       safePlot(div, [], baseLayout({ xaxis: { visible: false }, yaxis: { visible: false } }));
       return;
@@ -1096,12 +1132,12 @@
             colorscale: "Viridis",
             reversescale: view.bestDirection === "min",
             showscale: true,
-            colorbar: { thickness: 10 },
+            colorbar: { thickness: 10, x: 1.1 },
           },
           dimensions,
         },
       ],
-      baseLayout({ margin: { l: 60, r: 60, t: 40, b: 25 } }),
+      baseLayout({ margin: { l: 60, r: 90, t: 40, b: 25 } }),
     );
   }
 
@@ -1168,7 +1204,7 @@
       view.bestDirection,
       view.bestId,
       view.scatterParameter,
-      view.trials.map((trial) => [trial.id, trial.state, trial.results]),
+      view.trialsVersion,
     ]);
     if (force || signature !== plotsSignature) {
       plotsSignature = signature;
@@ -1373,6 +1409,7 @@
   // Polling
 
   let pollTimer = null;
+  let renderedExperiments = null;
   let polling = false;
   let pollAgain = false;
 
@@ -1404,7 +1441,10 @@
       } else if (experiments.changed) {
         renderControls();
       }
-      renderExperiments();
+      if (experiments.changed || renderedExperiments !== view.experiment) {
+        renderedExperiments = view.experiment;
+        renderExperiments();
+      }
       renderWorkers();
       renderTrials();
       renderPlots();
