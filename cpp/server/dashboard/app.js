@@ -1227,6 +1227,10 @@
   }
 
   function openDetail(id) {
+    if (view.detailId !== id) {
+      $("detail-attempts").replaceChildren();
+      $("detail-log").textContent = "Loading…";
+    }
     view.detailId = id;
     detailLoaded.id = null;
     const dialog = $("trial-detail");
