@@ -67,9 +67,11 @@ void install_dashboard_routes(httplib::Server& server, ServerContext& context) {
                                        httplib::Response& response) {
       // The page frames nothing and is framed by nothing.
       response.set_header("X-Frame-Options", "DENY");
+      // No inline scripts: text from the network can never run. Plotly compiles its WebGL
+      // shaders' glue with new Function (parallel coordinates), hence 'unsafe-eval'.
       response.set_header("Content-Security-Policy",
-                          "default-src 'self'; img-src 'self' data:; style-src 'self' "
-                          "'unsafe-inline'; frame-ancestors 'none'");
+                          "default-src 'self'; script-src 'self' 'unsafe-eval'; img-src 'self' "
+                          "data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'");
       serve_embedded(request, response, bytes, etag, "text/html; charset=utf-8");
     };
     server.Get("/", page);

@@ -280,10 +280,35 @@ void answer_unauthenticated(const httplib::Request& request, httplib::Response& 
                  : "this server needs its password: Authorization: Bearer <password>");
 }
 
+// httplib compresses text and JSON answers with Brotli whenever a client accepts it (every
+// browser does), at Brotli's slowest quality: 3.4 s for a 3 MB trials list that gzip
+// compresses in 0.03 s. Hiding "br" from httplib makes it choose gzip. httplib owns the
+// request object (it is not const), and nothing else reads the header.
+void prefer_gzip_over_brotli(const httplib::Request& request) {
+  auto accepted = request.headers.find("Accept-Encoding");
+  if (accepted == request.headers.end() || accepted->second.find("br") == std::string::npos) {
+    return;
+  }
+  std::string kept;
+  std::size_t at = 0;
+  while (at <= accepted->second.size()) {
+    std::size_t end = accepted->second.find(',', at);
+    if (end == std::string::npos) end = accepted->second.size();
+    std::string coding = accepted->second.substr(at, end - at);
+    coding.erase(0, coding.find_first_not_of(' '));
+    if (!coding.empty() && !coding.starts_with("br")) kept += (kept.empty() ? "" : ", ") + coding;
+    at = end + 1;
+  }
+  auto& headers = const_cast<httplib::Request&>(request).headers;
+  headers.erase("Accept-Encoding");
+  headers.emplace("Accept-Encoding", kept);
+}
+
 void install_gate(httplib::Server& server, ServerContext& context) {
   server.set_pre_routing_handler(
       [&context](const httplib::Request& request, httplib::Response& response) {
         request_started = std::chrono::steady_clock::now();
+        prefer_gzip_over_brotli(request);
         bool login = request.path == "/api/v1/session" && request.method == "POST";
         if ((request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) ||
             login) {

@@ -354,3 +354,17 @@ def test_a_worker_stops_a_cancelled_trial_and_goes_on(start_server, workers, tmp
     assert trials[first["id"]]["results"] == {"stopped": True}
     assert sorted(t["state"] for t in trials.values()) == ["cancelled", "done", "done"]
     assert "cancelled" in worker.output()
+
+
+def test_answers_are_gzip_compressed_never_brotli(server):
+    """httplib's Brotli runs at its slowest quality (seconds for a big trials list)."""
+    path = f"{server.url}/api/v1/experiments/{SEED}/trials"
+    browser_like = requests.get(
+        path, headers={**server.auth(), "Accept-Encoding": "gzip, deflate, br, zstd"}, timeout=30
+    )
+    assert browser_like.headers.get("Content-Encoding") == "gzip"
+    assert len(browser_like.json()) == 8
+    brotli_only = requests.get(
+        path, headers={**server.auth(), "Accept-Encoding": "br"}, timeout=30, stream=True
+    )
+    assert "Content-Encoding" not in brotli_only.headers
