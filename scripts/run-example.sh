@@ -46,5 +46,5 @@ for pid in "${worker_pids[@]}"; do wait "$pid" || status=$?; done
 
 echo
 "$VENV/bin/gridexp" --address "127.0.0.1:$PORT" results sentiment_analysis1 --sort val_accuracy \
-  --columns val_accuracy,val_loss,seconds
+  --columns val_accuracy,val_loss
 exit "$status"
