@@ -1,6 +1,7 @@
 #include "server/model_files.h"
 
 #include <cassert>
+#include <system_error>
 
 #include "common/random.h"
 
@@ -27,6 +28,7 @@ ModelUpload::ModelUpload(FileSystem& fs, std::unique_ptr<WritableFile> file,
 }
 
 ModelUpload::~ModelUpload() {
+  stop_writer();
   file_.reset();
   if (!committed_) fs_.remove(temporary_path_);
 }
@@ -37,23 +39,73 @@ Status ModelUpload::append(const char* data, std::size_t size) {
     return Status::too_large("the model is larger than --max-upload-mb (" +
                              std::to_string(max_bytes_ >> 20) + " MiB)");
   }
-  hasher_.update(data, size);
   size_bytes_ += size;
   // httplib hands the body over in 4 KiB pieces: batching them saves a write() per piece.
   pending_.insert(pending_.end(), data, data + size);
   if (pending_.size() < kWriteBatchBytes) return Status::ok();
-  return flush_pending();
+  return hand_over_pending();
 }
 
-Status ModelUpload::flush_pending() {
-  Status status = file_->append(pending_.data(), pending_.size());
+Status ModelUpload::hand_over_pending() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return !writer_busy_; });
+  if (!writer_status_) return writer_status_;
+  in_flight_.swap(pending_);
   pending_.clear();
-  return status;
+  if (!writer_.joinable()) {
+    pending_.reserve(kWriteBatchBytes + (64 << 10));
+    try {
+      writer_ = std::thread([this] { write_batches(); });
+    } catch (const std::system_error&) {
+      // No thread to spare: this batch is written here (the next one tries again).
+      lock.unlock();
+      return hash_and_write(in_flight_);
+    }
+  }
+  writer_busy_ = true;
+  lock.unlock();
+  changed_.notify_all();
+  return Status::ok();
+}
+
+void ModelUpload::write_batches() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [this] { return writer_busy_ || writer_stopping_; });
+    if (!writer_busy_) return;
+    lock.unlock();
+    // in_flight_ is the writer's alone while writer_busy_ is set.
+    Status status = hash_and_write(in_flight_);
+    lock.lock();
+    if (writer_status_ && !status) writer_status_ = std::move(status);
+    writer_busy_ = false;
+    changed_.notify_all();
+  }
+}
+
+Status ModelUpload::stop_writer() {
+  if (!writer_.joinable()) return Status::ok();
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return !writer_busy_; });
+    writer_stopping_ = true;
+  }
+  changed_.notify_all();
+  writer_.join();
+  return writer_status_;
+}
+
+Status ModelUpload::hash_and_write(const std::vector<char>& batch) {
+  hasher_.update(batch.data(), batch.size());
+  return file_->append(batch.data(), batch.size());
 }
 
 Status ModelUpload::finish(const std::string& expected_sha256) {
   if (!file_) return Status::internal("the model upload is already finished");
-  Status status = flush_pending();
+  // The writer thread has hashed and written every batch before pending_: the rest goes last.
+  Status status = stop_writer();
+  if (status) status = hash_and_write(pending_);
+  pending_.clear();
   if (status) status = file_->sync_and_close();
   file_.reset();
   if (!status) return status;
