@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/sha256.h"
+#include "worker/devices.h"
 #include "worker/downloads.h"
 
 namespace gridexp {
@@ -400,7 +401,7 @@ int Supervisor::run() {
   nlohmann::json about = {{"host", host_name()},
                           {"pid", static_cast<std::int64_t>(::getpid())},
                           {"version", kWorkerVersion},
-                          {"devices", nlohmann::json::array()}};
+                          {"devices", detect_devices()}};
   Result<nlohmann::json> registered =
       call([&] { return connection_.post_json("/api/v1/workers", about); });
   if (!registered) {
