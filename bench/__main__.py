@@ -2,10 +2,13 @@
 
 Scenarios (docs/performance.md has the targets and the latest figures):
 
-- ``coordinator``: the C++ load generator (bench/loadgen.cpp) against a real gridexp-server.
-- ``optuna``: Optuna + SQLite + GridSampler beside gridexp over the same grid.
+- ``coordinator``: the C++ load generator (bench/loadgen.cpp) against a real gridexp-server,
+  closed loop at N = 1, 16, 256 and open loop (fixed arrival rates) at N = 256.
+- ``optuna``: Optuna + SQLite + GridSampler beside gridexp over the same grid
+  (bench/optuna_side.py, run by this interpreter or each ``--optuna-python``).
 - ``end_to_end``: real gridexp-worker processes with a no-op ``run_one``.
-- ``model_transfer``: upload and download of a large model file against a plain file copy.
+- ``model_transfer``: upload and download of a large model file (curl) against a plain file
+  copy, each from an uncached input to an fsynced output.
 - ``big_grids``: server start time and peak RSS with very large grids.
 
 Every figure is repeated (``--reps``, at least 5) and reported as min/median/max; the JSON
@@ -159,11 +162,23 @@ def auth_session() -> requests.Session:
 
 
 def ensure_loadgen() -> None:
-    """Builds bench/loadgen.cpp into build/bench with cmake when it is missing."""
-    if LOADGEN.exists():
+    """Builds bench/loadgen.cpp into build/bench with cmake when missing or older than it."""
+    source = REPO / "bench" / "loadgen.cpp"
+    if LOADGEN.exists() and LOADGEN.stat().st_mtime >= source.stat().st_mtime:
         return
     print(f"building {LOADGEN.relative_to(REPO)} ...", flush=True)
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    if not (BUILD_DIR / "CMakeCache.txt").exists():
+        configure_loadgen_build()
+    jobs = str(os.cpu_count() or 2)
+    subprocess.run(
+        ["cmake", "--build", str(BUILD_DIR), "--target", "gridexp-loadgen", "-j", jobs],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def configure_loadgen_build() -> None:
     subprocess.run(
         [
             "cmake",
@@ -176,12 +191,6 @@ def ensure_loadgen() -> None:
             f"-DPython_EXECUTABLE={sys.executable}",
             "-Wno-dev",
         ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    jobs = str(os.cpu_count() or 2)
-    subprocess.run(
-        ["cmake", "--build", str(BUILD_DIR), "--target", "gridexp-loadgen", "-j", jobs],
         check=True,
         stdout=subprocess.DEVNULL,
     )
