@@ -19,6 +19,7 @@
 
 #include "common/auth.h"
 #include "common/random.h"
+#include "server/wal_checkpointer.h"
 
 namespace gridexp {
 namespace {
@@ -392,6 +393,7 @@ struct SqliteStore::Impl {
   Impl(sqlite3* database, const Clock& store_clock, StoreOptions store_options)
       : db(database), clock(store_clock), options(store_options) {}
   ~Impl() {
+    checkpointer.reset();
     for (auto& [sql, stmt] : statements) sqlite3_finalize(stmt);
     sqlite3_close(db);
   }
@@ -741,7 +743,8 @@ struct SqliteStore::Impl {
   sqlite3* db;
   const Clock& clock;
   const StoreOptions options;
-  std::mutex mutex;  // guards db and statements
+  std::mutex mutex;                               // guards db and statements
+  std::unique_ptr<WalCheckpointer> checkpointer;  // null for ":memory:"
   std::unordered_map<std::string, sqlite3_stmt*, TransparentStringHash, std::equal_to<>> statements;
 };
 
@@ -814,7 +817,17 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     sqlite3_close(db);
     return Status(status.code(), path + ": " + status.message());
   }
-  return std::unique_ptr<SqliteStore>(new SqliteStore(db, clock, options));
+  auto store = std::unique_ptr<SqliteStore>(new SqliteStore(db, clock, options));
+  if (path != ":memory:" && sqlite_options.checkpoint_period.count() > 0) {
+    Result<std::unique_ptr<WalCheckpointer>> checkpointer =
+        WalCheckpointer::start(path, sqlite_options.checkpoint_period);
+    // Without it, SQLite's own checkpoints inside COMMIT carry on: slower, still correct.
+    if (checkpointer) {
+      Status off = execute_script(db, "PRAGMA wal_autocheckpoint = 0;");
+      if (off) store->impl_->checkpointer = std::move(checkpointer).value();
+    }
+  }
+  return store;
 }
 
 SqliteStore::SqliteStore(sqlite3* db, const Clock& clock, StoreOptions options)

@@ -3,9 +3,11 @@
 // One connection guarded by a mutex: every method is one transaction, so claims are atomic
 // and an acknowledged change survives kill -9 of the process (WAL, synchronous=NORMAL by
 // default; `synchronous_full` also survives power loss at the cost of an fsync per call).
+// A file database is checkpointed by a WalCheckpointer thread, off the commit path.
 // Safe to call from any thread.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -20,6 +22,9 @@ struct SqliteOptions {
   bool synchronous_full = false;
   // Migrate the schema only this far (0: to the newest); tests use it to build old databases.
   int migrate_up_to_version = 0;
+  // How often a background thread checkpoints the WAL (see wal_checkpointer.h); 0 leaves it
+  // to SQLite, inside COMMIT.
+  std::chrono::milliseconds checkpoint_period{100};
 };
 
 class SqliteStore final : public Store {

@@ -20,6 +20,7 @@
 
 #include "server/sqlite_store.h"
 #include "server/store.h"
+#include "server/wal_checkpointer.h"
 #include "test_support.h"
 
 namespace gridexp {
@@ -1005,6 +1006,35 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseIsMigratedKeepingEverything) {
   EXPECT_EQ(value_of(store->cancel_trials({"exp", std::nullopt})).size(), 1u);
   EXPECT_EQ(value_of(store->retry_trials({"exp", std::nullopt})).size(), 2u);
   expect_summaries_match_trials(*store);
+}
+
+TEST_F(SqliteStoreTest, TheWalIsCheckpointedOffTheCommitPath) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; "
+                         "CREATE TABLE t (x INTEGER);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  std::unique_ptr<WalCheckpointer> checkpointer =
+      value_of(WalCheckpointer::start(path(), std::chrono::milliseconds(5)));
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(sqlite3_exec(db, "INSERT INTO t VALUES (1)", nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (checkpointer->pages_copied() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GT(checkpointer->pages_copied(), 0);
+  checkpointer.reset();  // a last checkpoint, then the thread is gone
+  // Every frame is in the database file now: a full checkpoint has nothing left to copy.
+  int log_pages = -1;
+  int copied_pages = -1;
+  ASSERT_EQ(
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &copied_pages),
+      SQLITE_OK);
+  EXPECT_EQ(log_pages, copied_pages);
+  sqlite3_close(db);
 }
 
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerSchema) {
