@@ -19,6 +19,9 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   virtual Status append(const char* data, std::size_t size) = 0;
+  // Starts writing what was appended so far to the disk without waiting for it, so that the
+  // final sync has little left to do. A hint: durability still comes from sync_and_close().
+  virtual void start_writeback() {}
   // Flushes to stable storage and closes; no append afterwards.
   virtual Status sync_and_close() = 0;
 };

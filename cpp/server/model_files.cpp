@@ -97,7 +97,10 @@ Status ModelUpload::stop_writer() {
 
 Status ModelUpload::hash_and_write(const std::vector<char>& batch) {
   hasher_.update(batch.data(), batch.size());
-  return file_->append(batch.data(), batch.size());
+  Status written = file_->append(batch.data(), batch.size());
+  // The disk works while the rest arrives, rather than all in finish()'s fsync.
+  if (written) file_->start_writeback();
+  return written;
 }
 
 Status ModelUpload::finish(const std::string& expected_sha256) {

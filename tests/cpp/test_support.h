@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
@@ -108,6 +109,8 @@ struct Faults {
   // Stamps every renamed-into-place file with this time, as a filesystem with coarse
   // timestamps would when two writes fall into the same tick.
   std::optional<std::filesystem::file_time_type> mtime_after_rename;
+  // Counts start_writeback() calls on the files (shared by copies of these Faults).
+  std::shared_ptr<std::atomic<int>> writebacks = std::make_shared<std::atomic<int>>(0);
 };
 
 // A real file whose appends stop after Faults::fail_append_after_bytes and whose sync can fail.
@@ -131,6 +134,11 @@ class FaultyWritableFile final : public WritableFile {
       return Status::io_error("injected: no space left on device after " +
                               std::to_string(written_) + " bytes");
     return Status::ok();
+  }
+
+  void start_writeback() override {
+    ++*faults_.writebacks;
+    real_->start_writeback();
   }
 
   Status sync_and_close() override {

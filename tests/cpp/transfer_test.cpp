@@ -79,7 +79,8 @@ class LargeUploadTest : public ::testing::Test {
 };
 
 TEST_F(LargeUploadTest, ManyBatchesInSmallPiecesArriveWhole) {
-  FaultyFileSystem real;
+  Faults counting;
+  FaultyFileSystem real(counting);
   ModelFiles files(models_dir_, real);
   ASSERT_TRUE(files.prepare());
   const std::string model = pattern((7 << 19) + 123);  // 3.5 MiB and a bit
@@ -95,6 +96,8 @@ TEST_F(LargeUploadTest, ManyBatchesInSmallPiecesArriveWhole) {
   ASSERT_TRUE(upload->commit());
   EXPECT_EQ(read_file(final_path()), model);
   EXPECT_TRUE(incoming().empty());
+  // The disk was asked to start on each batch as it was written, not only at the end.
+  EXPECT_GE(counting.writebacks->load(), 3);
 }
 
 TEST_F(LargeUploadTest, AWrongDigestOverManyBatchesIsRefused) {
