@@ -112,6 +112,7 @@ void install_dashboard_routes(httplib::Server& server, ServerContext& context) {
         auto password = body->find("password");
         if (password == body->end() || !password->is_string() ||
             !constant_time_equals(password->get_ref<const std::string&>(), context.password)) {
+          context.login_throttle.record_failure(request.remote_addr);
           return send_error(response, 401, "wrong password");
         }
         response.status = 204;

@@ -305,44 +305,56 @@ void prefer_gzip_over_brotli(const httplib::Request& request) {
 }
 
 void install_gate(httplib::Server& server, ServerContext& context) {
-  server.set_pre_routing_handler(
-      [&context](const httplib::Request& request, httplib::Response& response) {
-        request_started = std::chrono::steady_clock::now();
-        prefer_gzip_over_brotli(request);
-        bool login = request.path == "/api/v1/session" && request.method == "POST";
-        if ((request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) ||
-            login) {
-          if (login && content_length(request) > kMaxLoginBodyBytes) {
-            response.set_header("Connection", "close");
-            send_error(response, 413, "a login body is a small JSON object");
-            return httplib::Server::HandlerResponse::Handled;
-          }
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        bool by_header =
-            authorization_matches(request.get_header_value("Authorization"), context.password);
-        bool by_session = !by_header && context.sessions.is_valid(session_cookie(request));
-        if (!by_header && !by_session) {
-          answer_unauthenticated(request, response);
-          return httplib::Server::HandlerResponse::Handled;
-        }
-        if (by_session && changes_state(request.method) &&
-            request.get_header_value("X-Gridexp-Request") != "1") {
-          response.set_header("Connection", "close");
-          send_error(response, 403,
-                     "a change made with a session cookie needs the header X-Gridexp-Request: 1");
-          return httplib::Server::HandlerResponse::Handled;
-        }
-        bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
-        if (!model_upload && content_length(request) > kMaxRequestBodyBytes) {
-          response.set_header("Connection", "close");
-          send_error(response, 413,
-                     "request bodies are limited to " + std::to_string(kMaxRequestBodyBytes >> 20) +
-                         " MiB (model uploads to --max-upload-mb)");
-          return httplib::Server::HandlerResponse::Handled;
-        }
-        return httplib::Server::HandlerResponse::Unhandled;
-      });
+  server.set_pre_routing_handler([&context](const httplib::Request& request,
+                                            httplib::Response& response) {
+    request_started = std::chrono::steady_clock::now();
+    prefer_gzip_over_brotli(request);
+    if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    if (TimeMs wait_ms = context.login_throttle.refused_for_ms(request.remote_addr); wait_ms > 0) {
+      response.set_header("Connection", "close");
+      response.set_header("Retry-After", std::to_string((wait_ms + 999) / 1000));
+      send_error(response, 429,
+                 "too many wrong passwords from " + request.remote_addr + "; try again in " +
+                     std::to_string((wait_ms + 999) / 1000) + " s");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (request.path == "/api/v1/session" && request.method == "POST") {
+      if (content_length(request) > kMaxLoginBodyBytes) {
+        response.set_header("Connection", "close");
+        send_error(response, 413, "a login body is a small JSON object");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    bool by_header =
+        authorization_matches(request.get_header_value("Authorization"), context.password);
+    bool by_session = !by_header && context.sessions.is_valid(session_cookie(request));
+    if (!by_header && !by_session) {
+      if (request.has_header("Authorization")) {
+        context.login_throttle.record_failure(request.remote_addr);
+      }
+      answer_unauthenticated(request, response);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (by_session && changes_state(request.method) &&
+        request.get_header_value("X-Gridexp-Request") != "1") {
+      response.set_header("Connection", "close");
+      send_error(response, 403,
+                 "a change made with a session cookie needs the header X-Gridexp-Request: 1");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
+    if (!model_upload && content_length(request) > kMaxRequestBodyBytes) {
+      response.set_header("Connection", "close");
+      send_error(response, 413,
+                 "request bodies are limited to " + std::to_string(kMaxRequestBodyBytes >> 20) +
+                     " MiB (model uploads to --max-upload-mb)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
 
   // Before the answer is written: a client that sees its change acknowledged and polls at
   // once already gets a new ETag.

@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "server/experiment_files.h"
+#include "server/login_throttle.h"
 #include "server/model_files.h"
 #include "server/server_metrics.h"
 #include "server/sessions.h"
@@ -38,6 +39,7 @@ struct ServerContext {
         trial_logs(logs_in),
         clock(clock_in),
         sessions(clock_in, kSessionLifetimeMs),
+        login_throttle(clock_in),
         state_epoch(std::to_string(clock_in.now_ms())) {}
 
   static constexpr TimeMs kSessionLifetimeMs = 7LL * 24 * 3600 * 1000;
@@ -56,6 +58,7 @@ struct ServerContext {
   // Serializes "lease still held? then rename the model into place and record it".
   std::mutex model_commit_mutex;
   Sessions sessions;
+  LoginThrottle login_throttle;
   ServerMetrics metrics;
   std::optional<std::filesystem::path> plotly_js;  // absent: the dashboard has no plots
   // Bumped by every change of state (a successful POST/PUT/DELETE, a lease requeued): with

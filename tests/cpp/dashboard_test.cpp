@@ -7,6 +7,7 @@
 #include <string>
 
 #include "server/dashboard_files.h"
+#include "server/login_throttle.h"
 #include "server/plotly_js.h"
 #include "server/routes.h"
 #include "server/server_metrics.h"
@@ -64,6 +65,43 @@ TEST(Sessions, TheOldestGoesWhenTheLimitIsReached) {
   EXPECT_FALSE(sessions.is_valid(first));
   EXPECT_TRUE(sessions.is_valid(second));
   EXPECT_TRUE(sessions.is_valid(third));
+}
+
+TEST(LoginThrottle, RefusesAfterTooManyFailuresUntilTheWindowEnds) {
+  FakeClock clock;
+  LoginThrottle throttle(clock, /*max_failures=*/3, /*window_ms=*/60'000);
+  for (int i = 0; i < 2; ++i) throttle.record_failure("10.0.0.1");
+  EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
+  clock.advance_ms(10'000);
+  throttle.record_failure("10.0.0.1");
+  EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 50'000);
+  EXPECT_EQ(throttle.refused_for_ms("10.0.0.2"), 0);  // others are not affected
+  clock.advance_ms(50'000);
+  EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
+  throttle.record_failure("10.0.0.1");  // a fresh window
+  EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
+}
+
+TEST(LoginThrottle, FailuresSpreadOverWindowsNeverAddUp) {
+  FakeClock clock;
+  LoginThrottle throttle(clock, 3, 1'000);
+  for (int i = 0; i < 10; ++i) {
+    throttle.record_failure("a");
+    clock.advance_ms(600);
+  }
+  EXPECT_EQ(throttle.refused_for_ms("a"), 0);
+}
+
+TEST(LoginThrottle, TracksABoundedNumberOfClients) {
+  FakeClock clock;
+  LoginThrottle throttle(clock, 2, 60'000, /*max_clients=*/2);
+  throttle.record_failure("old");
+  throttle.record_failure("old");
+  clock.advance_ms(1);
+  throttle.record_failure("b");
+  clock.advance_ms(1);
+  throttle.record_failure("c");  // "old" is forgotten to make room
+  EXPECT_EQ(throttle.refused_for_ms("old"), 0);
 }
 
 httplib::Request request_with_cookie(const std::string& cookie) {

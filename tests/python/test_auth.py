@@ -97,3 +97,32 @@ def test_password_file_is_used_and_not_printed(start_server, experiment_dir, tmp
         timeout=10,
     )
     assert response.status_code == 200
+
+
+def test_guessing_the_password_is_throttled(server):
+    url = server.url + "/api/v1/experiments"
+    # Without credentials nothing is counted: a browser's first visit is not a guess.
+    for _ in range(25):
+        assert requests.get(url, timeout=10).status_code == 401
+    for attempt in range(20):
+        response = requests.get(url, headers={"Authorization": "Bearer guess"}, timeout=10)
+        assert response.status_code == 401, attempt
+    refused = requests.get(url, headers={"Authorization": "Bearer guess"}, timeout=10)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert "too many wrong passwords" in refused.json()["error"]
+    # Even the right password is refused for now: the answer must tell a guesser nothing.
+    assert requests.get(url, headers=server.auth(), timeout=10).status_code == 429
+    login = requests.post(
+        server.url + "/api/v1/session", json={"password": server.password}, timeout=10
+    )
+    assert login.status_code == 429
+    assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_wrong_dashboard_logins_count_too(server):
+    for _ in range(20):
+        wrong = requests.post(server.url + "/api/v1/session", json={"password": "x"}, timeout=10)
+        assert wrong.status_code == 401
+    blocked = requests.get(server.url + "/api/v1/workers", headers=server.auth(), timeout=10)
+    assert blocked.status_code == 429

@@ -1,0 +1,45 @@
+// LoginThrottle: slows down guessing the password. A client address that gave a wrong
+// password `max_failures` times within `window_ms` is refused — right password or not, so
+// the refusal tells a guesser nothing — until that window ends.
+//
+// Counted: a wrong password in an Authorization header or at the dashboard login. Not
+// counted: a request with no credentials, or a stale session cookie (a server restart
+// invalidates every one). At most `max_clients` addresses are tracked; beyond that the
+// oldest windows are forgotten first. Safe to call from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "common/clock.h"
+
+namespace gridexp {
+
+class LoginThrottle {
+ public:
+  LoginThrottle(const Clock& clock, int max_failures = 20, TimeMs window_ms = 60'000,
+                std::size_t max_clients = 10'000);
+
+  // 0 when `client` may try; otherwise the milliseconds until it may again.
+  TimeMs refused_for_ms(const std::string& client);
+  void record_failure(const std::string& client);
+
+ private:
+  struct Window {
+    TimeMs start_ms = 0;
+    int failures = 0;
+  };
+  void forget_old_windows(TimeMs now);
+
+  const Clock& clock_;
+  const int max_failures_;
+  const TimeMs window_ms_;
+  const std::size_t max_clients_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Window> windows_;
+};
+
+}  // namespace gridexp
