@@ -31,6 +31,9 @@ constexpr int kCacheSizeKib = 32 * 1024;
 // The WAL file is truncated back to this after a checkpoint that emptied it.
 constexpr int kJournalSizeLimitBytes = 64 * 1024 * 1024;
 constexpr std::size_t kLeaseTokenBytes = 16;
+// See SqliteStore::open: SQLite's own checkpoint (inside COMMIT) only once the log is this
+// long (16 MiB), the background WalCheckpointer keeping it short otherwise.
+constexpr int kBackstopCheckpointPages = 4000;
 constexpr std::size_t kWorkerIdBytes = 8;
 
 // kMigrations[v] moves a database from PRAGMA user_version v to v + 1. CHECKs are spelled
@@ -823,7 +826,12 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
         WalCheckpointer::start(path, sqlite_options.checkpoint_period);
     // Without it, SQLite's own checkpoints inside COMMIT carry on: slower, still correct.
     if (checkpointer) {
-      Status off = execute_script(db, "PRAGMA wal_autocheckpoint = 0;");
+      // A backstop, not off: under a sustained stream of commits the background checkpoint
+      // never catches up with the last frame, so the log would never restart and every
+      // lookup in it grows slower. Past this many pages a COMMIT checkpoints as before — it
+      // finds most frames already copied.
+      Status off = execute_script(
+          db, "PRAGMA wal_autocheckpoint = " + std::to_string(kBackstopCheckpointPages) + ";");
       if (off) store->impl_->checkpointer = std::move(checkpointer).value();
     }
   }

@@ -3,10 +3,11 @@
 //
 // Left to itself, SQLite checkpoints inside whichever COMMIT pushes the log past 1000 pages:
 // two fsyncs (1-20 ms each) under the store's one mutex, which every other request then waits
-// for — the tail of the claim latency. With a WalCheckpointer the store's connection sets
-// wal_autocheckpoint = 0 and this thread runs PASSIVE checkpoints, which never block a writer,
-// every `period` while there is something to copy. Safe to destroy from any thread; the
-// destructor stops the thread and runs one last checkpoint.
+// for — the tail of the claim latency. With a WalCheckpointer this thread runs PASSIVE
+// checkpoints, which never block a writer, every `period`, and the store's connection
+// checkpoints itself only as a backstop, when a sustained stream of commits outruns this
+// thread (the log can restart only once a checkpoint has copied its last frame). Safe to
+// destroy from any thread; the destructor stops the thread and runs one last checkpoint.
 #pragma once
 
 #include <atomic>
