@@ -1512,6 +1512,37 @@ TEST(ServeFile, OtherEtagStreamsTheFileWithHeaders) {
   EXPECT_EQ(drain_content(response, 70'000, 100'000), contents.substr(70'000, 100'000));
 }
 
+// Bytes that differ from one offset to the next, so a misplaced piece shows.
+std::string patterned_bytes(std::size_t size) {
+  std::string text(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) text[i] = static_cast<char>((i * 131 + i / 4096) % 251);
+  return text;
+}
+
+TEST(ServeFileLarge, WholeBodyRangesAcrossBuffersAndTheLastBytes) {
+  TempDir dir;
+  const std::string contents = patterned_bytes(600'001);
+  write_file(dir.path() / "m.pt", contents);
+  httplib::Request request;
+  httplib::Response response;
+  serve_file(request, response, {dir.path() / "m.pt", sha256_hex(contents), "x", ""});
+  ASSERT_EQ(response.content_length_, contents.size());
+  EXPECT_EQ(drain_content(response, 0, contents.size()), contents);
+  EXPECT_EQ(drain_content(response, 200'000, 350'000), contents.substr(200'000, 350'000));
+  EXPECT_EQ(drain_content(response, contents.size() - 11, 11),
+            contents.substr(contents.size() - 11));
+}
+
+TEST(ServeFileLarge, AnEmptyFileHasAnEmptyBody) {
+  TempDir dir;
+  write_file(dir.path() / "empty.pt", "");
+  httplib::Request request;
+  httplib::Response response;
+  serve_file(request, response, {dir.path() / "empty.pt", sha256_hex(""), "x", ""});
+  EXPECT_EQ(response.content_length_, 0u);
+  EXPECT_EQ(drain_content(response, 0, 0), "");
+}
+
 TEST(ServeFile, MissingFileAnswers404) {
   TempDir dir;
   FileToServe file{dir.path() / "gone.zip", sha256_hex(""), "application/zip", ""};

@@ -1,7 +1,6 @@
-// Model files at sizes that exercise the streaming paths: serve_file over more than one read
-// buffer (256 KiB) and ModelUpload over more than one write batch (1 MiB), whose hashing and
-// writing run on a thread of its own — including a write failure on that thread and an upload
-// abandoned while it works.
+// Model uploads larger than one write batch (1 MiB), whose hashing and writing run on a thread
+// of their own — including a write failure on that thread and an upload abandoned while it
+// works. (serve_file at such sizes: ServeFileLarge in server_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,7 +8,6 @@
 #include <string>
 
 #include "common/sha256.h"
-#include "server/http_util.h"
 #include "server/model_files.h"
 #include "test_support.h"
 
@@ -25,48 +23,6 @@ std::string pattern(std::size_t size) {
   std::string text(size, '\0');
   for (std::size_t i = 0; i < size; ++i) text[i] = static_cast<char>((i * 131 + i / 4096) % 251);
   return text;
-}
-
-std::string drain(const httplib::Response& response, std::size_t offset, std::size_t length) {
-  std::string out;
-  httplib::DataSink sink;
-  sink.write = [&out](const char* data, std::size_t size) {
-    out.append(data, size);
-    return true;
-  };
-  sink.is_writable = [] { return true; };
-  while (length > 0) {
-    std::size_t before = out.size();
-    if (!response.content_provider_(offset, length, sink)) break;
-    std::size_t got = out.size() - before;
-    if (got == 0) break;
-    offset += got;
-    length -= got;
-  }
-  return out;
-}
-
-TEST(ServeFileLarge, WholeBodyRangesAcrossBuffersAndTheLastBytes) {
-  TempDir dir;
-  const std::string contents = pattern(600'001);
-  write_file(dir.path() / "m.pt", contents);
-  httplib::Request request;
-  httplib::Response response;
-  serve_file(request, response, {dir.path() / "m.pt", sha256_hex(contents), "x", ""});
-  ASSERT_EQ(response.content_length_, contents.size());
-  EXPECT_EQ(drain(response, 0, contents.size()), contents);
-  EXPECT_EQ(drain(response, 200'000, 350'000), contents.substr(200'000, 350'000));
-  EXPECT_EQ(drain(response, contents.size() - 11, 11), contents.substr(contents.size() - 11));
-}
-
-TEST(ServeFileLarge, AnEmptyFileHasAnEmptyBody) {
-  TempDir dir;
-  write_file(dir.path() / "empty.pt", "");
-  httplib::Request request;
-  httplib::Response response;
-  serve_file(request, response, {dir.path() / "empty.pt", sha256_hex(""), "x", ""});
-  EXPECT_EQ(response.content_length_, 0u);
-  EXPECT_EQ(drain(response, 0, 0), "");
 }
 
 class LargeUploadTest : public ::testing::Test {
