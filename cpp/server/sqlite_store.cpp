@@ -496,6 +496,14 @@ struct SqliteStore::Impl {
     return bind_optional(ended, 4, error).execute();
   }
 
+  // kNotFound unless the trial exists.
+  Status require_trial(const std::string& trial_id) {
+    Result<bool> found =
+        statement("SELECT 1 FROM trials WHERE id = ?1").bind(1, trial_id).next_row();
+    if (!found) return found.status();
+    return *found ? Status::ok() : Status::not_found("no trial " + trial_id);
+  }
+
   Status touch_worker(const std::string& worker_id, TimeMs now) {
     return statement("UPDATE workers SET last_seen_ms = ?2 WHERE id = ?1")
         .bind(1, worker_id)
@@ -1268,12 +1276,7 @@ Result<TrialRecord> SqliteStore::get_trial(const std::string& trial_id) {
 Result<std::vector<MetricPoint>> SqliteStore::list_metrics(const std::string& trial_id) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<MetricPoint>> {
-    {
-      Statement known = impl.statement("SELECT 1 FROM trials WHERE id = ?1");
-      Result<bool> found = known.bind(1, trial_id).next_row();
-      if (!found) return found.status();
-      if (!*found) return Status::not_found("no trial " + trial_id);
-    }
+    if (Status known = impl.require_trial(trial_id); !known) return known;
     Statement query = impl.statement(
         "SELECT step, time_ms, values_json FROM metrics WHERE trial_id = ?1 ORDER BY id");
     query.bind(1, trial_id);
@@ -1293,12 +1296,7 @@ Result<std::vector<MetricPoint>> SqliteStore::list_metrics(const std::string& tr
 Result<std::vector<AttemptRecord>> SqliteStore::list_attempts(const std::string& trial_id) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<AttemptRecord>> {
-    {
-      Statement known = impl.statement("SELECT 1 FROM trials WHERE id = ?1");
-      Result<bool> found = known.bind(1, trial_id).next_row();
-      if (!found) return found.status();
-      if (!*found) return Status::not_found("no trial " + trial_id);
-    }
+    if (Status known = impl.require_trial(trial_id); !known) return known;
     Statement query = impl.statement(
         "SELECT attempt, worker_id, started_ms, ended_ms, outcome, error FROM trial_attempts "
         "WHERE trial_id = ?1 ORDER BY id");
