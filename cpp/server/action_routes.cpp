@@ -17,10 +17,12 @@ enum class Action { kRetry, kCancel };
 Result<std::vector<std::string>> apply(ServerContext& context, Action action,
                                        const TrialSelection& selection) {
   if (action == Action::kCancel) return context.store.cancel_trials(selection);
+  // Held across the retry and the removals: a new attempt cannot claim, upload and commit
+  // its model in between (its commit takes the same lock), only for it to be removed here.
+  std::lock_guard commit_lock(context.model_commit_mutex);
   Result<std::vector<std::string>> retried = context.store.retry_trials(selection);
   if (retried) {
     // Their earlier model files would otherwise linger on disk without a trial to own them.
-    std::lock_guard commit_lock(context.model_commit_mutex);
     for (const std::string& id : *retried) {
       default_file_system().remove(context.model_files.path_for(id));
     }

@@ -12,6 +12,7 @@ LoginThrottle::LoginThrottle(const Clock& clock, int max_failures, TimeMs window
       max_clients_(max_clients) {}
 
 TimeMs LoginThrottle::refused_for_ms(const std::string& client) {
+  if (max_failures_ <= 0) return 0;
   std::lock_guard lock(mutex_);
   auto found = windows_.find(client);
   if (found == windows_.end() || found->second.failures < max_failures_) return 0;

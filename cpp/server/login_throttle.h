@@ -23,6 +23,10 @@ class LoginThrottle {
   LoginThrottle(const Clock& clock, int max_failures = 20, TimeMs window_ms = 60'000,
                 std::size_t max_clients = 10'000);
 
+  // 0 turns the throttle off (behind a reverse proxy every client has the proxy's address).
+  // Call before serving.
+  void set_max_failures(int max_failures) { max_failures_ = max_failures; }
+
   // 0 when `client` may try; otherwise the milliseconds until it may again.
   TimeMs refused_for_ms(const std::string& client);
   void record_failure(const std::string& client);
@@ -35,7 +39,7 @@ class LoginThrottle {
   void forget_old_windows(TimeMs now);
 
   const Clock& clock_;
-  const int max_failures_;
+  int max_failures_;
   const TimeMs window_ms_;
   const std::size_t max_clients_;
   std::mutex mutex_;

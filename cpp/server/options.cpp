@@ -55,6 +55,8 @@ const std::map<std::string, Setter>& valued_options() {
       {"max_attempts", integer_setter("max-attempts", &ServerOptions::max_attempts, 1, 1000)},
       {"max_upload_mb", integer_setter("max-upload-mb", &ServerOptions::max_upload_mb, 1, 1 << 24)},
       {"threads", integer_setter("threads", &ServerOptions::threads, 2, 4096)},
+      {"max_wrong_passwords",
+       integer_setter("max-wrong-passwords", &ServerOptions::max_wrong_passwords, 0, 1'000'000)},
       {"password",
        [](ServerOptions& o, const std::string& v) {
          if (v.empty()) return Status::invalid_argument("--password must not be empty");
@@ -135,6 +137,10 @@ options:
   --max-attempts N     leases that may expire before a trial is failed (default 3)
   --max-upload-mb N    largest accepted model upload or request body (default 16384)
   --threads N          HTTP worker threads (default 64)
+  --max-wrong-passwords N
+                       an address giving N wrong passwords within a minute is refused
+                       (429) for the rest of it (default 20; 0: never — use behind a
+                       reverse proxy, where every client has the proxy's address)
   --plotly-js FILE     the plotly.min.js the dashboard serves (default: the one the
                        `plotly` Python package installed beside gridexp ships)
   --sync normal|full   SQLite durability: normal survives a crash of the server,

@@ -25,6 +25,7 @@ struct ServerOptions {
   std::optional<std::string> password;
   std::optional<std::filesystem::path> password_file;
   int threads = 64;
+  int max_wrong_passwords = 20;                    // per address and minute; 0: no throttle
   std::optional<std::filesystem::path> plotly_js;  // default: find_plotly_js()
   bool sync_full = false;
   bool show_help = false;

@@ -261,6 +261,22 @@ thread_local std::chrono::steady_clock::time_point request_started{};
 
 bool changes_state(const std::string& method) { return method != "GET" && method != "HEAD"; }
 
+// True for a browser request made by a page of another origin (a form posted from elsewhere
+// carries the user's Basic credentials or cookie along). Browsers say so in Sec-Fetch-Site
+// and Origin; workers, curl and scripts send neither.
+bool comes_from_another_site(const httplib::Request& request) {
+  // Sec-Fetch-Site first: it survives a reverse proxy that rewrites Host.
+  if (request.has_header("Sec-Fetch-Site")) {
+    std::string fetch_site = request.get_header_value("Sec-Fetch-Site");
+    return fetch_site == "cross-site" || fetch_site == "same-site";
+  }
+  if (!request.has_header("Origin")) return false;
+  std::string origin = request.get_header_value("Origin");
+  std::size_t scheme_end = origin.find("://");
+  if (scheme_end == std::string::npos) return true;  // "null" and the like
+  return origin.substr(scheme_end + 3) != request.get_header_value("Host");
+}
+
 void answer_unauthenticated(const httplib::Request& request, httplib::Response& response) {
   response.set_header("Connection", "close");
   // A browser opening the dashboard gets the login form, not a Basic prompt; the form holds
@@ -320,6 +336,18 @@ void install_gate(httplib::Server& server, ServerContext& context) {
                      std::to_string((wait_ms + 999) / 1000) + " s");
       return httplib::Server::HandlerResponse::Handled;
     }
+    bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
+    // A body without Content-Length (chunked) would be read whole, past every limit.
+    if (!model_upload && request.has_header("Transfer-Encoding")) {
+      response.set_header("Connection", "close");
+      send_error(response, 411, "send the body with a Content-Length (not chunked)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (changes_state(request.method) && comes_from_another_site(request)) {
+      response.set_header("Connection", "close");
+      send_error(response, 403, "a change requested by a page of another site is refused");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (request.path == "/api/v1/session" && request.method == "POST") {
       if (content_length(request) > kMaxLoginBodyBytes) {
         response.set_header("Connection", "close");
@@ -345,7 +373,6 @@ void install_gate(httplib::Server& server, ServerContext& context) {
                  "a change made with a session cookie needs the header X-Gridexp-Request: 1");
       return httplib::Server::HandlerResponse::Handled;
     }
-    bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
     if (!model_upload && content_length(request) > kMaxRequestBodyBytes) {
       response.set_header("Connection", "close");
       send_error(response, 413,

@@ -170,6 +170,7 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   context.lease_seconds = options.lease_seconds;
   context.max_upload_bytes = static_cast<std::uint64_t>(options.max_upload_mb) << 20;
   context.version = kServerVersion;
+  context.login_throttle.set_max_failures(options.max_wrong_passwords);
   const char* environment_plotly = std::getenv("GRIDEXP_PLOTLY_JS");
   std::optional<std::filesystem::path> explicit_plotly = options.plotly_js;
   if (!explicit_plotly && environment_plotly) explicit_plotly = environment_plotly;

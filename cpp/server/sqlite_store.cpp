@@ -13,6 +13,7 @@
 #include <charconv>
 #include <functional>
 #include <iterator>
+#include <set>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -564,7 +565,9 @@ struct SqliteStore::Impl {
       if (Status status = collect(query); !status) return status;
       return selected;
     }
+    std::set<std::string_view> seen;
     for (const std::string& id : *selection.ids) {
+      if (!seen.insert(id).second) continue;  // an id given twice is one trial
       Statement query = statement(
           "SELECT id, state, stop_requested, in_config FROM trials "
           "WHERE id = ?1 AND experiment = ?2");

@@ -183,7 +183,7 @@ class Store {
   // A user's actions. Retry: failed or cancelled -> pending, attempts reset, error, results
   // and model cleared (the attempt history keeps them). Cancel: pending -> cancelled at once;
   // running -> stop requested. Both skip trials the action does not apply to and return the
-  // ids they changed, in grid order.
+  // ids they changed: in grid order, or in the order given (each id once).
   virtual Result<std::vector<std::string>> retry_trials(const TrialSelection& selection) = 0;
   virtual Result<std::vector<std::string>> cancel_trials(const TrialSelection& selection) = 0;
 };

@@ -36,6 +36,9 @@ Result<nlohmann::json> interpret(const httplib::Result& result, const std::strin
       return Status::conflict(message);
     case 413:
       return Status::too_large(message);
+    case 429:
+      // Throttled (wrong passwords from this address, maybe not ours): retried like an outage.
+      return Status::unavailable(message);
     default:
       if (response.status >= 500) return Status::unavailable(message);
       return Status::invalid_argument(message);

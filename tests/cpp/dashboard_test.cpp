@@ -82,6 +82,14 @@ TEST(LoginThrottle, RefusesAfterTooManyFailuresUntilTheWindowEnds) {
   EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
 }
 
+TEST(LoginThrottle, ZeroTurnsItOff) {
+  FakeClock clock;
+  LoginThrottle throttle(clock, 3, 60'000);
+  throttle.set_max_failures(0);
+  for (int i = 0; i < 100; ++i) throttle.record_failure("proxy");
+  EXPECT_EQ(throttle.refused_for_ms("proxy"), 0);
+}
+
 TEST(LoginThrottle, FailuresSpreadOverWindowsNeverAddUp) {
   FakeClock clock;
   LoginThrottle throttle(clock, 3, 1'000);

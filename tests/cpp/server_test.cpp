@@ -152,6 +152,13 @@ TEST(ParseServerOptions, PasswordValueMayContainEqualsSigns) {
   EXPECT_EQ(options->password, "a=b=c");
 }
 
+TEST(ParseServerOptions, WrongPasswordThrottle) {
+  EXPECT_EQ(parse({})->max_wrong_passwords, 20);
+  EXPECT_EQ(parse({"--max-wrong-passwords", "0"})->max_wrong_passwords, 0);
+  EXPECT_EQ(parse({"--max_wrong_passwords=5"})->max_wrong_passwords, 5);
+  EXPECT_FALSE(parse({"--max-wrong-passwords", "-1"}).is_ok());
+}
+
 TEST(ParseServerOptions, LargestUploadLimit) {
   Result<ServerOptions> options = parse({"--max-upload-mb=16777216"});
   ASSERT_TRUE(options.is_ok()) << options.status().message();

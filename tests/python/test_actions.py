@@ -368,3 +368,39 @@ def test_answers_are_gzip_compressed_never_brotli(server):
         path, headers={**server.auth(), "Accept-Encoding": "br"}, timeout=30, stream=True
     )
     assert "Content-Encoding" not in brotli_only.headers
+
+
+def test_a_page_of_another_site_cannot_make_changes_even_with_basic_credentials(server):
+    """A browser adds a remembered Basic login to a form another site posts at the server."""
+    trial_id = trials_of(server, SEED)[0]["id"]
+    url = f"{server.url}/api/v1/trials/{trial_id}/cancel"
+    basic = ("anyone", PASSWORD)
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": server.url},
+    ):
+        refused = requests.post(url, auth=basic, headers=headers, timeout=30)
+        assert refused.status_code == 403, headers
+    assert state_of(server, trial_id) == "pending"
+    same_origin = {"Origin": server.url, "Sec-Fetch-Site": "same-origin"}
+    assert requests.post(url, auth=basic, headers=same_origin, timeout=30).status_code == 200
+    # Reading is not a change: another site's page may not read the answer anyway (no CORS).
+    assert requests.get(url[: -len("/cancel")], auth=basic, timeout=30).status_code == 200
+
+
+def test_a_body_without_content_length_is_refused_before_it_is_read(server):
+    def endless():
+        yield b'{"password": "'
+        yield b"x" * 10_000
+
+    login = requests.post(f"{server.url}/api/v1/session", data=endless(), timeout=30)
+    assert login.status_code == 411
+    chunked = requests.post(
+        f"{server.url}/api/v1/experiments/{SEED}/cancel",
+        data=iter([b"{}"]),
+        headers=server.auth(),
+        timeout=30,
+    )
+    assert chunked.status_code == 411
+    assert all(t["state"] == "pending" for t in trials_of(server, SEED))
