@@ -703,7 +703,13 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                                                    optional_string_field(body, "traceback"));
                 if (!status) return send_lease_error(response, status);
                 ++context.metrics.failures;
-                send_ok(response);
+                // A trial cancelled while it ran ends cancelled, not failed: say which, so a
+                // worker does not stop on --raise_on_failure for a cancel it had not seen yet.
+                Result<TrialRecord> ended = context.store.get_trial(request.matches[1]);
+                send_json(
+                    response, 200,
+                    {{"ok", true},
+                     {"state", ended ? to_string(ended->state) : to_string(TrialState::kFailed)}});
               });
 
   server.Post(route("/api/v1/trials/", kTrialId, "/release"),

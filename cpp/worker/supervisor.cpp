@@ -175,7 +175,8 @@ Status Supervisor::start_executor() {
   }
 }
 
-Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartbeat) {
+Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartbeat,
+                           bool* ended_cancelled) {
   FinishedTrial finished = original;
   auto forget = [&] {
     outbox_.remove(finished.trial_id);
@@ -218,6 +219,9 @@ Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartb
   if (answered || answered.status().code() == Code::kConflict ||
       answered.status().code() == Code::kNotFound) {
     forget();
+  }
+  if (answered && ended_cancelled != nullptr) {
+    *ended_cancelled = answered->is_object() && answered->value("state", "") == "cancelled";
   }
   return answered ? Status::ok() : answered.status();
 }
@@ -507,7 +511,9 @@ int Supervisor::run() {
     if (Status kept = outbox_.put(finished); !kept) {
       progress_.message("cannot keep the outcome on disk (" + kept.message() + "); sending it now");
     }
-    Status delivered = deliver(finished, &heartbeat);
+    bool ended_cancelled = false;
+    Status delivered = deliver(finished, &heartbeat, &ended_cancelled);
+    outcome.cancelled = outcome.cancelled || ended_cancelled;
     std::string summary = outcome.succeeded ? outcome.results.dump() : outcome.error;
     if (outcome.cancelled) summary = "cancelled by the user: " + summary;
     if (!delivered) summary += " (not delivered: " + delivered.message() + ")";

@@ -60,7 +60,9 @@ class Supervisor {
   Status start_executor();
   // Uploads the model while `heartbeat` (if any) keeps the lease alive, then flushes and stops
   // the heartbeat and completes or fails the trial.
-  Status deliver(const FinishedTrial& finished, TrialHeartbeat* heartbeat);
+  // `*ended_cancelled` (when given) turns true if the server recorded a failure as cancelled.
+  Status deliver(const FinishedTrial& finished, TrialHeartbeat* heartbeat,
+                 bool* ended_cancelled = nullptr);
   Status deliver_outbox();
   // Runs one trial on the executor; `heartbeat` is null in a dry run. The heartbeat keeps
   // running afterwards, for the delivery.

@@ -99,6 +99,19 @@ def test_cancel_a_running_trial_stops_it_through_the_heartbeat(server):
     assert [a["outcome"] for a in attempts] == ["cancelled"]
 
 
+def test_a_failure_reported_after_a_cancel_says_the_trial_ended_cancelled(server):
+    worker = register(server)
+    trial = claim(server, worker)["trial"]
+    other = claim(server, worker)["trial"]
+    assert server.post(f"/api/v1/trials/{trial['id']}/cancel").status_code == 200
+    body = {"lease_token": trial["lease_token"], "error": "ValueError: x", "traceback": ""}
+    answer = server.post(f"/api/v1/trials/{trial['id']}/fail", body)
+    assert answer.json() == {"ok": True, "state": "cancelled"}
+    body = {"lease_token": other["lease_token"], "error": "ValueError: y", "traceback": ""}
+    answer = server.post(f"/api/v1/trials/{other['id']}/fail", body)
+    assert answer.json() == {"ok": True, "state": "failed"}
+
+
 def test_bulk_actions_take_ids_or_every_applicable_trial(server):
     worker = register(server)
     first = claim(server, worker)["trial"]
@@ -404,3 +417,39 @@ def test_a_body_without_content_length_is_refused_before_it_is_read(server):
     )
     assert chunked.status_code == 411
     assert all(t["state"] == "pending" for t in trials_of(server, SEED))
+
+
+RAISES_LATER = textwrap.dedent(
+    """\
+    import time
+
+    def init_dataset(config):
+        return None
+
+    def run_one(hyperparameters, dataset):
+        if hyperparameters["index"] == 0:
+            time.sleep(3)  # never polls should_stop(); the cancel has not reached it
+            raise RuntimeError("gave up on its own")
+        return {"ok": 1}, None
+    """
+)
+
+
+def test_a_trial_failing_after_a_cancel_it_had_not_heard_of_does_not_stop_the_worker(
+    start_server, workers, tmp_path
+):
+    directory = tmp_path / "server"
+    directory.mkdir()
+    (directory / "config.yaml").write_text(grid_config("late", 3))
+    (directory / "experiment.py").write_text(RAISES_LATER)
+    # A 30 s lease: the first heartbeat (and so the cancel) would reach the worker after 10 s.
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts")  # --raise_on_failure on
+    first = wait_for(
+        lambda: next((t for t in trials_of(server, "late") if t["state"] == "running"), None)
+    )
+    assert server.post(f"/api/v1/trials/{first['id']}/cancel").status_code == 200
+    assert worker.wait(timeout=120) == 0, worker.output()
+    states = {t["id"]: t["state"] for t in trials_of(server, "late")}
+    assert states[first["id"]] == "cancelled"
+    assert sorted(states.values()) == ["cancelled", "done", "done"]
