@@ -57,14 +57,9 @@ void act_on_one_trial(ServerContext& context, Action action, const httplib::Requ
 void act_on_many_trials(ServerContext& context, Action action, const httplib::Request& request,
                         httplib::Response& response) {
   TrialSelection selection{request.matches[1], std::nullopt};
-  Result<std::vector<ExperimentSummary>> experiments = context.store.list_experiments();
-  if (!experiments) return send_status_error(response, experiments.status());
-  bool known = false;
-  for (const ExperimentSummary& experiment : *experiments) {
-    known |= experiment.name == selection.experiment;
+  if (Status known = require_experiment(context, selection.experiment); !known) {
+    return send_status_error(response, known);
   }
-  if (!known)
-    return send_error(response, 404, "no experiment named '" + selection.experiment + "'");
   if (!request.body.empty()) {
     Result<nlohmann::json> body = parse_json_object_body(request);
     if (!body) return send_status_error(response, body.status());

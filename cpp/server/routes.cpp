@@ -189,6 +189,15 @@ TimeMs online_window_ms(const ServerContext& context) {
   return std::max<TimeMs>(15'000, static_cast<TimeMs>(context.lease_seconds) * 1000);
 }
 
+Status require_experiment(ServerContext& context, const std::string& name) {
+  Result<std::vector<ExperimentSummary>> experiments = context.store.list_experiments();
+  if (!experiments) return experiments.status();
+  for (const ExperimentSummary& experiment : *experiments) {
+    if (experiment.name == name) return Status::ok();
+  }
+  return Status::not_found("no experiment named '" + name + "'");
+}
+
 Result<std::int64_t> count_workers_online(ServerContext& context) {
   Result<std::vector<WorkerRecord>> workers = context.store.list_workers();
   if (!workers) return workers.status();
@@ -459,11 +468,9 @@ void install_read_api(httplib::Server& server, ServerContext& context) {
   auto with_trials = [&context](const httplib::Request& request, httplib::Response& response,
                                 auto&& respond) {
     std::string name = request.matches[1];
-    Result<std::vector<ExperimentSummary>> experiments = context.store.list_experiments();
-    if (!experiments) return send_status_error(response, experiments.status());
-    bool known = false;
-    for (const ExperimentSummary& experiment : *experiments) known |= experiment.name == name;
-    if (!known) return send_error(response, 404, "no experiment named '" + name + "'");
+    if (Status known = require_experiment(context, name); !known) {
+      return send_status_error(response, known);
+    }
     Result<std::vector<TrialRecord>> trials = context.store.list_trials(name);
     if (!trials) return send_status_error(response, trials.status());
     respond(*trials);

@@ -75,6 +75,8 @@ void install_dashboard_routes(httplib::Server& server, ServerContext& context);
 // Workers seen within this long count as online.
 TimeMs online_window_ms(const ServerContext& context);
 Result<std::int64_t> count_workers_online(ServerContext& context);
+// kNotFound ("no experiment named '…'") unless the store knows the experiment.
+Status require_experiment(ServerContext& context, const std::string& name);
 
 // The dashboard session token a request's Cookie header carries, or "".
 std::string session_cookie(const httplib::Request& request);

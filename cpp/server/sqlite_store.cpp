@@ -15,6 +15,7 @@
 #include <iterator>
 #include <set>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -271,6 +272,22 @@ class Statement {
     return sqlite_status(sqlite3_db_handle(stmt_), rc,
                          std::string("running `") + sqlite3_sql(stmt_) + "`");
   }
+  // Calls `on_row()` for every row, reading the columns from this statement; stops at the
+  // first error, the statement's or on_row's (when it returns a Status).
+  template <typename OnRow>
+  Status each_row(OnRow&& on_row) {
+    for (;;) {
+      Result<bool> row = next_row();
+      if (!row) return row.status();
+      if (!*row) return Status::ok();
+      if constexpr (std::is_same_v<decltype(on_row()), void>) {
+        on_row();
+      } else if (Status status = on_row(); !status) {
+        return status;
+      }
+    }
+  }
+
   // Runs a statement that returns no rows.
   Status execute() {
     Result<bool> row = next_row();
@@ -303,6 +320,28 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
   Status status_;
 };
+
+// Adds `count` trials in `state` to the matching field of a ClaimOutcome or ExperimentSummary.
+template <typename Counts>
+void add_count(Counts& counts, TrialState state, std::int64_t count) {
+  switch (state) {
+    case TrialState::kPending:
+      counts.pending += count;
+      break;
+    case TrialState::kRunning:
+      counts.running += count;
+      break;
+    case TrialState::kDone:
+      counts.done += count;
+      break;
+    case TrialState::kFailed:
+      counts.failed += count;
+      break;
+    case TrialState::kCancelled:
+      counts.cancelled += count;
+      break;
+  }
+}
 
 template <typename T>
 Statement& bind_optional(Statement& statement, int index, const std::optional<T>& value) {
@@ -548,14 +587,11 @@ struct SqliteStore::Impl {
   };
   Result<std::vector<Selected>> select_trials(const TrialSelection& selection) {
     std::vector<Selected> selected;
-    auto collect = [&](Statement& query) -> Status {
-      for (;;) {
-        Result<bool> row = query.next_row();
-        if (!row) return row.status();
-        if (!*row) return Status::ok();
+    auto collect = [&](Statement& query) {
+      return query.each_row([&] {
         selected.push_back(
             {query.text(0), query.text(1), query.integer(2) != 0, query.integer(3) != 0});
-      }
+      });
     };
     if (!selection.ids) {
       Statement query = statement(
@@ -594,13 +630,11 @@ struct SqliteStore::Impl {
           "LEFT JOIN workers w ON w.id = t.worker_id "
           "WHERE t.state = 'running' AND t.lease_expires_ms <= ?1");
       query.bind(1, now);
-      for (;;) {
-        Result<bool> row = query.next_row();
-        if (!row) return row.status();
-        if (!*row) break;
+      Status read = query.each_row([&] {
         expired.push_back(
             {query.text(0), query.integer(1), query.text(2), query.text(3), query.integer(4) != 0});
-      }
+      });
+      if (!read) return read;
     }
     for (const Expired& trial : expired) {
       Status moved;
@@ -799,6 +833,20 @@ Result<TrialRecord> read_trial(const Statement& row) {
   return trial;
 }
 
+// Every row of `query`, each made a T by `read_row`.
+template <typename T>
+Result<std::vector<T>> read_all(Statement& query, Result<T> (*read_row)(const Statement&)) {
+  std::vector<T> rows;
+  Status read = query.each_row([&]() -> Status {
+    Result<T> row = read_row(query);
+    if (!row) return row.status();
+    rows.push_back(std::move(row).value());
+    return Status::ok();
+  });
+  if (!read) return read;
+  return rows;
+}
+
 Result<WorkerRecord> read_worker(const Statement& row) {
   WorkerRecord worker;
   worker.id = row.text(0);
@@ -921,15 +969,7 @@ Result<std::vector<WorkerRecord>> SqliteStore::list_workers() {
     Statement query = impl.statement(
         "SELECT id, host, pid, devices, version, first_seen_ms, last_seen_ms, current_trial, "
         "trials_done, trials_failed FROM workers ORDER BY first_seen_ms, id");
-    std::vector<WorkerRecord> workers;
-    for (;;) {
-      Result<bool> row = query.next_row();
-      if (!row) return row.status();
-      if (!*row) return workers;
-      Result<WorkerRecord> worker = read_worker(query);
-      if (!worker) return worker.status();
-      workers.push_back(std::move(worker).value());
-    }
+    return read_all(query, read_worker);
   });
 }
 
@@ -997,18 +1037,13 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id)
         "SELECT state, count FROM trial_counts "
         "WHERE experiment = (SELECT name FROM experiments WHERE active = 1) "
         "AND in_config = 1");
-    for (;;) {
-      Result<bool> row = counts.next_row();
-      if (!row) return row.status();
-      if (!*row) return outcome;
-      std::optional<TrialState> state = trial_state_from_string(counts.text(0));
-      std::int64_t count = counts.integer(1);
-      if (state == TrialState::kPending) outcome.pending += count;
-      if (state == TrialState::kRunning) outcome.running += count;
-      if (state == TrialState::kDone) outcome.done += count;
-      if (state == TrialState::kFailed) outcome.failed += count;
-      if (state == TrialState::kCancelled) outcome.cancelled += count;
-    }
+    Status read = counts.each_row([&] {
+      if (std::optional<TrialState> state = trial_state_from_string(counts.text(0))) {
+        add_count(outcome, *state, counts.integer(1));
+      }
+    });
+    if (!read) return read;
+    return outcome;
   });
 }
 
@@ -1184,10 +1219,7 @@ Result<std::vector<ExperimentSummary>> SqliteStore::list_experiments() {
             "LEFT JOIN trial_counts c ON c.experiment = e.name "
             "ORDER BY e.first_synced_ms, e.name");
         std::vector<ExperimentSummary> experiments;
-        for (;;) {
-          Result<bool> row = query.next_row();
-          if (!row) return row.status();
-          if (!*row) break;
+        Status read = query.each_row([&]() -> Status {
           std::string name = query.text(0);
           if (experiments.empty() || experiments.back().name != name) {
             experiments.push_back(ExperimentSummary{});
@@ -1199,42 +1231,26 @@ Result<std::vector<ExperimentSummary>> SqliteStore::list_experiments() {
             }
           }
           ExperimentSummary& summary = experiments.back();
-          if (query.is_null(3) || (summary.active && query.integer(2) == 0)) continue;
+          if (query.is_null(3) || (summary.active && query.integer(2) == 0)) return Status::ok();
           std::optional<TrialState> state = trial_state_from_string(query.text(3));
           if (!state) return Status::internal("unknown trial state " + query.text(3));
-          std::int64_t count = query.integer(4);
-          switch (*state) {
-            case TrialState::kPending:
-              summary.pending += count;
-              break;
-            case TrialState::kRunning:
-              summary.running += count;
-              break;
-            case TrialState::kDone:
-              summary.done += count;
-              break;
-            case TrialState::kFailed:
-              summary.failed += count;
-              break;
-            case TrialState::kCancelled:
-              summary.cancelled += count;
-              break;
-          }
-        }
+          add_count(summary, *state, query.integer(4));
+          return Status::ok();
+        });
+        if (!read) return read;
         // Running trials are few (one per worker): the partial index lists them cheaply.
         Statement running = impl.statement(
             "SELECT experiment, in_config, started_ms FROM trials "
             "WHERE state = 'running' AND started_ms IS NOT NULL");
-        for (;;) {
-          Result<bool> row = running.next_row();
-          if (!row) return row.status();
-          if (!*row) return experiments;
+        read = running.each_row([&] {
           for (ExperimentSummary& summary : experiments) {
             if (summary.name == running.text(0) && (!summary.active || running.integer(1) == 1)) {
               summary.running_started_ms.push_back(running.integer(2));
             }
           }
-        }
+        });
+        if (!read) return read;
+        return experiments;
       });
 }
 
@@ -1251,15 +1267,7 @@ Result<std::vector<TrialRecord>> SqliteStore::list_trials(const std::string& exp
                                     " FROM trials WHERE experiment = ?1 ORDER BY grid_index, id";
     Statement query = impl.statement(kSql);
     query.bind(1, experiment);
-    std::vector<TrialRecord> trials;
-    for (;;) {
-      Result<bool> row = query.next_row();
-      if (!row) return row.status();
-      if (!*row) return trials;
-      Result<TrialRecord> trial = read_trial(query);
-      if (!trial) return trial.status();
-      trials.push_back(std::move(trial).value());
-    }
+    return read_all(query, read_trial);
   });
 }
 
@@ -1284,15 +1292,15 @@ Result<std::vector<MetricPoint>> SqliteStore::list_metrics(const std::string& tr
         "SELECT step, time_ms, values_json FROM metrics WHERE trial_id = ?1 ORDER BY id");
     query.bind(1, trial_id);
     std::vector<MetricPoint> points;
-    for (;;) {
-      Result<bool> row = query.next_row();
-      if (!row) return row.status();
-      if (!*row) return points;
+    Status read = query.each_row([&]() -> Status {
       Result<nlohmann::json> values = parse_stored_json(query.text(2), "metric values");
       if (!values) return values.status();
       points.push_back(
           MetricPoint{query.optional_integer(0), query.integer(1), std::move(values).value()});
-    }
+      return Status::ok();
+    });
+    if (!read) return read;
+    return points;
   });
 }
 
@@ -1305,14 +1313,13 @@ Result<std::vector<AttemptRecord>> SqliteStore::list_attempts(const std::string&
         "WHERE trial_id = ?1 ORDER BY id");
     query.bind(1, trial_id);
     std::vector<AttemptRecord> attempts;
-    for (;;) {
-      Result<bool> row = query.next_row();
-      if (!row) return row.status();
-      if (!*row) return attempts;
+    Status read = query.each_row([&] {
       attempts.push_back(AttemptRecord{static_cast<int>(query.integer(0)), query.text(1),
                                        query.integer(2), query.optional_integer(3), query.text(4),
                                        query.optional_text(5)});
-    }
+    });
+    if (!read) return read;
+    return attempts;
   });
 }
 
