@@ -116,7 +116,7 @@ void install_action_routes(httplib::Server& server, ServerContext& context) {
     if (!experiments) return send_status_error(response, experiments.status());
     Result<std::int64_t> online = count_workers_online(context);
     if (!online) return send_status_error(response, online.status());
-    response.set_content(context.metrics.render(*experiments, *online),
+    response.set_content(context.metrics.render(*experiments, *online, context.store.stats()),
                          "text/plain; version=0.0.4; charset=utf-8");
   });
 }

@@ -91,7 +91,7 @@ void ServerMetrics::observe_request(std::string_view method, std::string_view ro
 }
 
 std::string ServerMetrics::render(const std::vector<ExperimentSummary>& experiments,
-                                  std::int64_t workers_online) const {
+                                  std::int64_t workers_online, const StoreStats& store) const {
   std::string out;
   auto counter = [&out](const char* name, const char* help, std::uint64_t value) {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
@@ -119,6 +119,15 @@ std::string ServerMetrics::render(const std::vector<ExperimentSummary>& experime
   counter("gridexp_failures_total", "Trial failures reported by workers.", failures.load());
   counter("gridexp_model_bytes_uploaded_total", "Bytes of model files received and kept.",
           model_bytes_uploaded.load());
+  counter("gridexp_store_calls_total", "Calls of the durable store (claims, completions, reads).",
+          static_cast<std::uint64_t>(store.calls));
+  counter("gridexp_store_transactions_total",
+          "SQLite transactions the store calls ran in (calls that arrive together share one).",
+          static_cast<std::uint64_t>(store.transactions));
+  out +=
+      "# HELP gridexp_store_calls_waiting Store calls queued for the next transaction.\n"
+      "# TYPE gridexp_store_calls_waiting gauge\ngridexp_store_calls_waiting " +
+      std::to_string(store.waiting) + "\n";
 
   out +=
       "# HELP gridexp_http_request_duration_seconds Time to answer an HTTP request.\n"

@@ -39,8 +39,8 @@ class ServerMetrics {
   void observe_request(std::string_view method, std::string_view route, double seconds);
 
   // The whole exposition: these counters, the histogram, and the gauges given.
-  std::string render(const std::vector<ExperimentSummary>& experiments,
-                     std::int64_t workers_online) const;
+  std::string render(const std::vector<ExperimentSummary>& experiments, std::int64_t workers_online,
+                     const StoreStats& store) const;
 
  private:
   struct Histogram {

@@ -1,5 +1,5 @@
-// SqliteStore: the schema and its migrations, the statement cache, and one transaction per
-// Store method.
+// SqliteStore: the schema and its migrations, the statement cache, and the transactions the
+// Store methods run in (one each, or one for a batch of them under load: group commit).
 //
 // Hot-path shape: a claim probes two partial indexes (the expired-lease prefix of
 // `trials_leased`, the first entry of `trials_claimable`) and reads its counts from
@@ -10,9 +10,12 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <exception>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <type_traits>
@@ -21,6 +24,7 @@
 
 #include "common/auth.h"
 #include "common/random.h"
+#include "server/group_commit.h"
 #include "server/wal_checkpointer.h"
 
 namespace gridexp {
@@ -458,24 +462,132 @@ struct SqliteStore::Impl {
 
   Status execute(std::string_view sql) { return statement(sql).execute(); }
 
-  // Runs `body(now)` as one transaction under the mutex: committed if it returns OK,
-  // rolled back otherwise. `now` is read after taking the lock, so it never goes backwards
-  // from one transaction to the next.
+  // Runs `body(now)` atomically: committed if it returns OK, rolled back otherwise, and
+  // returns once that is durable. Calls that arrive while a transaction runs share the next
+  // one (GroupCommit), each in a savepoint of its own; `now` is read just before each body
+  // runs, so it never goes backwards from one call to the next. An exception from `body` is
+  // rethrown here, after its changes were rolled back.
   template <typename Body>
   auto transact(TransactionKind kind, Body&& body) -> decltype(body(TimeMs{})) {
-    std::lock_guard<std::mutex> lock(mutex);
-    Status begun = execute(kind == TransactionKind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN");
-    if (!begun) return begun;
-    auto result = body(clock.now_ms());
-    if (result.is_ok()) {
-      Status committed = execute("COMMIT");
-      if (committed) return result;
-      result = std::move(committed);
+    using Outcome = decltype(body(TimeMs{}));
+    std::optional<Outcome> outcome;
+    auto run = [&](TimeMs now) -> Status {
+      outcome.emplace(body(now));
+      if constexpr (std::is_same_v<Outcome, Status>) {
+        return *outcome;
+      } else {
+        return outcome->status();
+      }
+    };
+    QueuedCall call(kind, run);
+    group_commit.submit(call);
+    if (call.raised) std::rethrow_exception(call.raised);
+    if (call.batch_failure) return *call.batch_failure;
+    return std::move(outcome).value();
+  }
+
+  // One store method's body waiting for a transaction.
+  class QueuedCall {
+   public:
+    template <typename Run>
+    QueuedCall(TransactionKind call_kind, Run& run)
+        : kind(call_kind),
+          body_(&run),
+          invoke_([](void* body, TimeMs now) { return (*static_cast<Run*>(body))(now); }) {}
+
+    // Runs the body; an exception is kept for its caller and counts as a failure.
+    Status run(TimeMs now) {
+      try {
+        return invoke_(body_, now);
+      } catch (...) {
+        raised = std::current_exception();
+        return Status::internal("the store call raised an exception");
+      }
     }
-    // An I/O error may already have ended the transaction; the first error is the one to
-    // report either way.
+
+    const TransactionKind kind;
+    // Set when the body succeeded but its transaction did not commit.
+    std::optional<Status> batch_failure;
+    std::exception_ptr raised;
+
+   private:
+    void* body_;
+    Status (*invoke_)(void* body, TimeMs now);
+  };
+
+  // GroupCommit's batch: as few transactions as the calls allow, normally one.
+  void run_batch(const std::vector<QueuedCall*>& calls) {
+    std::size_t next = 0;
+    while (next < calls.size()) next = run_transaction(calls, next);
+  }
+
+  // Runs calls[first...] in one transaction until all have run or the transaction is lost
+  // (an I/O error or a full disk makes SQLite roll all of it back); returns where the next
+  // transaction starts. A lone call needs no savepoint: its failure rolls back everything.
+  std::size_t run_transaction(const std::vector<QueuedCall*>& calls, std::size_t first) {
+    bool writes =
+        std::any_of(calls.begin() + static_cast<std::ptrdiff_t>(first), calls.end(),
+                    [](const QueuedCall* call) { return call->kind == TransactionKind::kWrite; });
+    bool alone = calls.size() - first == 1;
+    std::vector<QueuedCall*> kept;  // succeeded: they stand or fall with the COMMIT
+    auto fail_kept = [&](const Status& status) {
+      for (QueuedCall* call : kept) call->batch_failure = status;
+    };
+    Status begun = execute(writes ? "BEGIN IMMEDIATE" : "BEGIN");
+    if (!begun) {
+      for (std::size_t i = first; i < calls.size(); ++i) calls[i]->batch_failure = begun;
+      return calls.size();
+    }
+    ++transactions;
+    for (std::size_t i = first; i < calls.size(); ++i) {
+      QueuedCall& call = *calls[i];
+      Status savepoint = alone ? Status::ok() : execute("SAVEPOINT store_call");
+      if (!savepoint) {
+        call.batch_failure = savepoint;
+        fail_kept(savepoint);
+        abandon_transaction();
+        return i + 1;
+      }
+      Status status = call.run(clock.now_ms());
+      if (sqlite3_get_autocommit(db) != 0) {  // SQLite rolled the whole transaction back
+        Status lost = status ? Status::internal("the transaction was rolled back") : status;
+        if (status) call.batch_failure = lost;
+        fail_kept(lost);
+        return i + 1;
+      }
+      if (alone) {
+        if (status) kept.push_back(&call);
+        break;
+      }
+      Status ended = status ? execute("RELEASE store_call") : rolled_back_to_savepoint();
+      if (!ended) {
+        if (status) call.batch_failure = ended;
+        fail_kept(ended);
+        abandon_transaction();
+        return i + 1;
+      }
+      if (status) kept.push_back(&call);
+    }
+    if (kept.empty()) {
+      abandon_transaction();
+      return calls.size();
+    }
+    Status committed = execute("COMMIT");
+    if (!committed) {
+      fail_kept(committed);
+      abandon_transaction();
+    }
+    return calls.size();
+  }
+
+  Status rolled_back_to_savepoint() {
+    Status status = execute("ROLLBACK TO store_call");
+    return status ? execute("RELEASE store_call") : status;
+  }
+
+  // An I/O error may already have ended the transaction.
+  void abandon_transaction() {
     if (sqlite3_get_autocommit(db) == 0) execute("ROLLBACK");
-    return result;
   }
 
   // Refuses with kNotFound or kConflict unless `lease_token` is the trial's live lease.
@@ -791,7 +903,10 @@ struct SqliteStore::Impl {
   sqlite3* db;
   const Clock& clock;
   const StoreOptions options;
-  std::mutex mutex;                               // guards db and statements
+  // Runs every transaction, one at a time: db and statements are used only by its batches.
+  GroupCommit<QueuedCall> group_commit{
+      [this](const std::vector<QueuedCall*>& calls) { run_batch(calls); }};
+  std::atomic<std::int64_t> transactions{0};  // begun, for stats()
   std::unique_ptr<WalCheckpointer> checkpointer;  // null for ":memory:"
   std::unordered_map<std::string, sqlite3_stmt*, TransparentStringHash, std::equal_to<>> statements;
 };
@@ -870,7 +985,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
                                                        StoreOptions options,
                                                        SqliteOptions sqlite_options) {
   sqlite3* db = nullptr;
-  // The store's own mutex serializes every use of the connection.
+  // The store's GroupCommit serializes every use of the connection.
   int rc = sqlite3_open_v2(
       path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   Status status = rc == SQLITE_OK ? configure_connection(db, sqlite_options)
@@ -1375,6 +1490,12 @@ Result<std::vector<std::string>> SqliteStore::cancel_trials(const TrialSelection
         }
         return changed;
       });
+}
+
+StoreStats SqliteStore::stats() const {
+  GroupCommitStats served = impl_->group_commit.stats();
+  return StoreStats{served.calls, impl_->transactions.load(),
+                    static_cast<std::int64_t>(impl_->group_commit.waiting())};
 }
 
 }  // namespace gridexp

@@ -1,8 +1,10 @@
 // SqliteStore: the Store on one SQLite database in WAL mode (<dir>/.gridexp/state.db).
 //
-// One connection guarded by a mutex: every method is one transaction, so claims are atomic
-// and an acknowledged change survives kill -9 of the process (WAL, synchronous=NORMAL by
-// default; `synchronous_full` also survives power loss at the cost of an fsync per call).
+// One connection, used by one batch of calls at a time (GroupCommit): the calls that arrive
+// while a transaction runs share the next one, each in a savepoint of its own, so every
+// method is atomic, one COMMIT serves many calls, and an acknowledged change survives kill -9
+// of the process (WAL, synchronous=NORMAL by default; `synchronous_full` also survives power
+// loss at the cost of an fsync per transaction).
 // A file database is checkpointed by a WalCheckpointer thread, off the commit path.
 // Safe to call from any thread.
 #pragma once
@@ -10,7 +12,6 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 
 #include "server/store.h"
 
@@ -59,6 +60,7 @@ class SqliteStore final : public Store {
   Result<std::vector<AttemptRecord>> list_attempts(const std::string& trial_id) override;
   Result<std::vector<std::string>> retry_trials(const TrialSelection& selection) override;
   Result<std::vector<std::string>> cancel_trials(const TrialSelection& selection) override;
+  StoreStats stats() const override;
 
  private:
   SqliteStore(sqlite3* db, const Clock& clock, StoreOptions options);

@@ -141,6 +141,13 @@ struct TrialSelection {
   std::optional<std::vector<std::string>> ids;
 };
 
+// How the store has served its calls (GET /metrics).
+struct StoreStats {
+  std::int64_t calls = 0;         // store methods called
+  std::int64_t transactions = 0;  // transactions they ran in: fewer under load, where they share
+  std::int64_t waiting = 0;       // calls queued for a transaction now
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -186,6 +193,8 @@ class Store {
   // ids they changed: in grid order, or in the order given (each id once).
   virtual Result<std::vector<std::string>> retry_trials(const TrialSelection& selection) = 0;
   virtual Result<std::vector<std::string>> cancel_trials(const TrialSelection& selection) = 0;
+
+  virtual StoreStats stats() const = 0;
 };
 
 }  // namespace gridexp

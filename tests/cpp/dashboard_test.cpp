@@ -169,7 +169,7 @@ TEST(ServerMetrics, RendersGaugesCountersAndACumulativeHistogram) {
   experiment.name = "say \"hi\"";
   experiment.pending = 4;
   experiment.cancelled = 1;
-  std::string text = metrics.render({experiment}, 2);
+  std::string text = metrics.render({experiment}, 2, StoreStats{120, 45, 7});
   auto has = [&text](const std::string& line) {
     return text.find(line + "\n") != std::string::npos;
   };
@@ -180,6 +180,9 @@ TEST(ServerMetrics, RendersGaugesCountersAndACumulativeHistogram) {
   EXPECT_TRUE(has("gridexp_completions_total 2"));
   EXPECT_TRUE(has("gridexp_failures_total 1"));
   EXPECT_TRUE(has("gridexp_model_bytes_uploaded_total 4096"));
+  EXPECT_TRUE(has("gridexp_store_calls_total 120"));
+  EXPECT_TRUE(has("gridexp_store_transactions_total 45"));
+  EXPECT_TRUE(has("gridexp_store_calls_waiting 7"));
   EXPECT_TRUE(has("# TYPE gridexp_http_request_duration_seconds histogram"));
   const std::string labels = "method=\"POST\",route=\"/api/v1/workers/{id}/claim\"";
   EXPECT_TRUE(has("gridexp_http_request_duration_seconds_bucket{" + labels + ",le=\"0.0005\"} 1"));

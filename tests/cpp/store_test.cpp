@@ -7,9 +7,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <stdexcept>
@@ -1035,6 +1039,107 @@ TEST_F(SqliteStoreTest, TheWalIsCheckpointedOffTheCommitPath) {
       SQLITE_OK);
   EXPECT_EQ(log_pages, copied_pages);
   sqlite3_close(db);
+}
+
+// A clock that, once armed, stops the next caller of now_ms() until opened: the store reads
+// it just before running each call, so a call can be held inside its transaction.
+class GatedClock final : public Clock {
+ public:
+  TimeMs now_ms() const override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (armed_) {
+      armed_ = false;
+      reached_ = true;
+      changed_.notify_all();
+      changed_.wait(lock, [this] { return open_; });
+    }
+    return clock_.now_ms();
+  }
+  void arm() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    armed_ = true;
+  }
+  void wait_until_reached() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return reached_; });
+  }
+  void open() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  FakeClock clock_;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  mutable bool armed_ = false;
+  mutable bool reached_ = false;
+  bool open_ = false;
+};
+
+TEST(SqliteStoreGroupCommit, CallsSharingATransactionSucceedOrFailEachOnItsOwn) {
+  TempDir dir;
+  std::string path = (dir.path() / "state.db").string();
+  GatedClock clock;
+  ExperimentConfig config = config_over("exp", {1, 2, 3, 4});
+  Lease first;
+  std::optional<Lease> held_claim, batched_claim;
+  Status wrong_token, completion;
+  {
+    std::unique_ptr<SqliteStore> store =
+        value_of(SqliteStore::open(path, clock, StoreOptions{kLeaseMs, kMaxAttempts}));
+    expect_ok(store->sync_grid(Grid(config)));
+    std::string worker = value_of(store->register_worker(worker_on("host"))).id;
+    first = *value_of(store->claim_next_trial(worker)).lease;
+    StoreStats before = store->stats();
+
+    clock.arm();
+    std::vector<std::thread> threads;
+    // Held inside its own transaction; the three calls below queue behind it, in this order.
+    threads.emplace_back([&] { held_claim = value_of(store->claim_next_trial(worker)).lease; });
+    clock.wait_until_reached();
+    auto queue_behind = [&](std::function<void()> call, std::int64_t waiting) {
+      threads.emplace_back(std::move(call));
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (store->stats().waiting < waiting && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      ASSERT_EQ(store->stats().waiting, waiting);
+    };
+    queue_behind([&] { wrong_token = store->complete(first.trial_id, "0123456789abcdef", {}); }, 1);
+    queue_behind(
+        [&] {
+          completion = store->complete(first.trial_id, first.lease_token, {{"loss", 0.5}});
+        },
+        2);
+    queue_behind([&] { batched_claim = value_of(store->claim_next_trial(worker)).lease; }, 3);
+    clock.open();
+    for (std::thread& thread : threads) thread.join();
+
+    StoreStats after = store->stats();
+    EXPECT_EQ(after.calls - before.calls, 4);
+    EXPECT_EQ(after.transactions - before.transactions, 2);  // the held claim, then the rest
+    EXPECT_EQ(after.waiting, 0);
+  }
+  EXPECT_TRUE(IsError(wrong_token, Code::kConflict, first.trial_id));
+  expect_ok(completion);
+  ASSERT_TRUE(held_claim && batched_claim);
+  EXPECT_NE(held_claim->trial_id, batched_claim->trial_id);
+
+  // The calls that succeeded were committed together with the one that failed.
+  FakeClock later;
+  std::unique_ptr<SqliteStore> reopened =
+      value_of(SqliteStore::open(path, later, StoreOptions{kLeaseMs, kMaxAttempts}));
+  TrialRecord done = value_of(reopened->get_trial(first.trial_id));
+  EXPECT_EQ(done.state, TrialState::kDone);
+  EXPECT_EQ(done.results, nlohmann::json({{"loss", 0.5}}));
+  EXPECT_EQ(value_of(reopened->get_trial(held_claim->trial_id)).state, TrialState::kRunning);
+  EXPECT_EQ(value_of(reopened->get_trial(batched_claim->trial_id)).state, TrialState::kRunning);
+  ExperimentSummary summary = summary_of(*reopened, "exp");
+  EXPECT_EQ(summary.done, 1);
+  EXPECT_EQ(summary.running, 2);
+  EXPECT_EQ(summary.pending, 1);
 }
 
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerSchema) {

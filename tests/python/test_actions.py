@@ -317,6 +317,10 @@ def test_metrics_parse_as_prometheus_text_and_count_what_happened(server):
     assert families["gridexp_failures"].samples[0].value == 1
     assert families["gridexp_workers_online"].samples[0].value == 1
     assert families["gridexp_model_bytes_uploaded"].samples[0].value == 0
+    store_calls = families["gridexp_store_calls"].samples[0].value
+    assert store_calls >= 6  # register, 2 claims, complete, fail, and this page's reads
+    assert 1 <= families["gridexp_store_transactions"].samples[0].value <= store_calls
+    assert families["gridexp_store_calls_waiting"].samples[0].value == 0
     histogram = families["gridexp_http_request_duration_seconds"]
     assert histogram.type == "histogram"
     claims = [
