@@ -906,7 +906,7 @@ struct SqliteStore::Impl {
   // Runs every transaction, one at a time: db and statements are used only by its batches.
   GroupCommit<QueuedCall> group_commit{
       [this](const std::vector<QueuedCall*>& calls) { run_batch(calls); }};
-  std::atomic<std::int64_t> transactions{0};  // begun, for stats()
+  std::atomic<std::int64_t> transactions{0};      // begun, for stats()
   std::unique_ptr<WalCheckpointer> checkpointer;  // null for ":memory:"
   std::unordered_map<std::string, sqlite3_stmt*, TransparentStringHash, std::equal_to<>> statements;
 };
