@@ -214,19 +214,23 @@ def run_loadgen(server: Server, workers: int, seconds: float, rate: float = 0.0)
 # --------------------------------------------------------------------------------------------
 # Scenario 1: coordinator throughput
 
-# Open-loop offered loads at N=256, as fractions of the closed-loop rate measured just before.
+# Open-loop offered loads at N=256, as fractions of the closed-loop rate measured just before,
+# and at fixed rates (trials/s), which compare across builds whatever their capacity.
 OPEN_LOOP_FRACTIONS = (0.2, 0.5, 0.8)
+OPEN_LOOP_RATES = (1000, 2000, 3000, 4000)
 
 
 def open_loop(server: Server, workers: int, capacity: float, seconds: float, reps: int) -> dict:
     """p50/p99 at fixed arrival rates below the closed-loop capacity (no coordinated omission)."""
+    offered = [(f"{fraction:.0%}", round(fraction * capacity)) for fraction in OPEN_LOOP_FRACTIONS]
+    offered += [(f"{rate:,}/s", rate) for rate in OPEN_LOOP_RATES]
     results: dict[str, Any] = {}
-    for fraction in OPEN_LOOP_FRACTIONS:
-        rate = round(fraction * capacity)
+    for label, rate in offered:
         runs = [run_loadgen(server, workers, seconds, rate) for _ in range(reps)]
+        assert all(run["trials"] > 0 for run in runs), "the grid ran out: make it larger"
         assert not any(run["errors"] for run in runs), runs[0]["first_error"]
         assert all(run["duplicated_points"] == 0 for run in runs), "a grid point ran twice"
-        results[f"N={workers} open loop {fraction:.0%}"] = {
+        results[f"N={workers} open loop {label}"] = {
             "offered_trials_per_second": rate,
             "trials_per_second": summary([r["trials_per_second"] for r in runs]),
             "call_p50_ms": summary([r["call"]["p50_ms"] for r in runs]),
@@ -243,9 +247,9 @@ def coordinator(work: Path, quick: bool, reps: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for workers in (1, 16, 256):
         directory = work / f"coordinator-{workers}"
-        points = write_experiment(
-            directory, {"a": 100, "b": 100} if quick else {"a": 400, "b": 500}
-        )
+        # N=256 also runs the open-loop rates: ~150,000 trials more than the closed loop.
+        axes = {"a": 1000 if workers == 256 else 400, "b": 500}
+        points = write_experiment(directory, {"a": 100, "b": 100} if quick else axes)
         # The HTTP thread pool holds one thread per keep-alive connection; 256 connections
         # need more than the default 64 threads.
         extra = ["--threads", "300"] if workers > 64 else []
