@@ -481,6 +481,7 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
     source = work / "model.bin"
     sha256 = make_file(source, size)
     copy_rates, upload_rates, download_rates, rss_growth = [], [], [], []
+    discard_rates: list[float] = []
     with running_server(directory) as server:
         session = auth_session()
         worker = api(session, "POST", f"{server.url}/api/v1/workers", json={"host": "bench"})
@@ -524,6 +525,9 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
             download_rates.append(size / MIB / timed_transfer([model], download))
             assert file_sha256(downloaded) == sha256, "the download differs"
             downloaded.unlink()
+            # The server's side alone: the same uncached model, read and sent, not written.
+            discard = functools.partial(curl, url)
+            discard_rates.append(size / MIB / timed_transfer([model], discard))
             api(
                 session,
                 "POST",
@@ -540,6 +544,8 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
         "download_mb_per_s": summary(download_rates),
         "upload_share_of_copy": statistics.median(upload_rates) / copy_median,
         "download_share_of_copy": statistics.median(download_rates) / copy_median,
+        "download_discarded_mb_per_s": summary(discard_rates),
+        "download_discarded_share_of_copy": statistics.median(discard_rates) / copy_median,
         "server_peak_rss_growth_mb": summary(rss_growth),
     }
 
