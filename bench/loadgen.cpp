@@ -158,12 +158,15 @@ void run_worker(const Options& options, int index, std::latch& registered_line,
     } else if (started >= deadline) {
       break;
     }
-    auto claimed = client.Post(claim_path, "{}", "application/json");
+    // A claim id per claim, sent again with its retries, as gridexp-worker does.
+    const std::string claim_body =
+        R"({"claim_id":")" + std::to_string(index) + "-" + std::to_string(cycle) + R"("})";
+    auto claimed = client.Post(claim_path, claim_body, "application/json");
     for (int retry = 0; retry < 5 && !claimed && claimed.error() == httplib::Error::Read; ++retry) {
       // The server closes a keep-alive connection idle for 2 s (threads that registered
       // first wait that long at the start line): reconnect, as a worker would.
       ++result.reconnects;
-      claimed = client.Post(claim_path, "{}", "application/json");
+      claimed = client.Post(claim_path, claim_body, "application/json");
     }
     result.claim_ms.push_back(milliseconds_since(started));
     if (!claimed || claimed->status != 200) {

@@ -1,6 +1,7 @@
 #include "server/routes.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <fstream>
@@ -48,6 +49,28 @@ Result<std::string> string_field(const nlohmann::json& body, const char* name) {
 std::string optional_string_field(const nlohmann::json& body, const char* name) {
   auto field = body.find(name);
   return field != body.end() && field->is_string() ? field->get<std::string>() : std::string();
+}
+
+// The optional "claim_id" of a claim's body (docs/protocol.md, "Claim"): up to 64 letters,
+// digits, '-' and '_'; empty without a body or the field.
+Result<std::string> claim_id_of(const httplib::Request& request) {
+  if (request.body.empty()) return std::string();
+  Result<nlohmann::json> body = parse_json_object_body(request);
+  if (!body) return body.status();
+  auto field = body->find("claim_id");
+  if (field == body->end()) return std::string();
+  const bool valid_text = field->is_string() && !field->get_ref<const std::string&>().empty() &&
+                          field->get_ref<const std::string&>().size() <= 64;
+  if (valid_text) {
+    const std::string& id = field->get_ref<const std::string&>();
+    if (std::all_of(id.begin(), id.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+        })) {
+      return id;
+    }
+  }
+  return Status::invalid_argument(
+      "\"claim_id\" must be a string of 1 to 64 letters, digits, '-' and '_'");
 }
 
 // Parses the body and the lease token every trial call carries; on failure answers 400.
@@ -612,12 +635,15 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
 
   server.Post(route("/api/v1/workers/", kWorkerId, "/claim"),
               [&context](const httplib::Request& request, httplib::Response& response) {
-                Result<ClaimOutcome> outcome = context.store.claim_next_trial(request.matches[1]);
+                Result<std::string> claim_id = claim_id_of(request);
+                if (!claim_id) return send_status_error(response, claim_id.status());
+                Result<ClaimOutcome> outcome =
+                    context.store.claim_next_trial(request.matches[1], *claim_id);
                 if (!outcome) return send_status_error(response, outcome.status());
                 nlohmann::json trial = nullptr;
-                if (outcome->lease) ++context.metrics.claims;
+                if (outcome->lease && !outcome->resumed) ++context.metrics.claims;
                 if (const std::optional<Lease>& lease = outcome->lease) {
-                  if (lease->attempt > 1) {
+                  if (lease->attempt > 1 && !outcome->resumed) {
                     // An earlier attempt may have left its model: it must not pass for this one's.
                     std::lock_guard commit_lock(context.model_commit_mutex);
                     default_file_system().remove(context.model_files.path_for(lease->trial_id));
@@ -627,7 +653,8 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                            {"hyperparameters", lease->hyperparameters},
                            {"attempt", lease->attempt},
                            {"lease_token", lease->lease_token},
-                           {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)}};
+                           {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)},
+                           {"resumed", outcome->resumed}};
                 }
                 send_json(response, 200,
                           {{"trial", trial},

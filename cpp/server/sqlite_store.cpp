@@ -217,6 +217,10 @@ UPDATE experiments SET
     WHERE t.experiment = experiments.name AND t.state = 'done' AND t.started_ms IS NOT NULL
     AND t.finished_ms IS NOT NULL);
 )sql",
+    // v3: the id of each worker's last claim that got a lease (claims safe to send again).
+    R"sql(
+ALTER TABLE workers ADD COLUMN last_claim_id TEXT;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -588,6 +592,26 @@ struct SqliteStore::Impl {
   // An I/O error may already have ended the transaction.
   void abandon_transaction() {
     if (sqlite3_get_autocommit(db) == 0) execute("ROLLBACK");
+  }
+
+  // The lease that `worker_id`'s claim `claim_id` got, if it is its current trial's and still
+  // live; its expiry moved to a full lease from `now`.
+  Result<std::optional<Lease>> lease_of_claim(const std::string& worker_id,
+                                              const std::string& claim_id, TimeMs now) {
+    Statement held = statement(
+        "SELECT t.id, t.experiment, t.hyperparameters, t.attempts, t.lease_token "
+        "FROM workers w JOIN trials t ON t.id = w.current_trial "
+        "WHERE w.id = ?1 AND w.last_claim_id = ?3 AND t.worker_id = ?1 "
+        "AND t.state = 'running' AND t.lease_expires_ms > ?2");
+    held.bind(1, worker_id).bind(2, now).bind(3, claim_id);
+    Result<bool> found = held.next_row();
+    if (!found) return found.status();
+    if (!*found) return std::optional<Lease>();
+    Result<nlohmann::json> hyperparameters = parse_stored_json(held.text(2), "hyperparameters");
+    if (!hyperparameters) return hyperparameters.status();
+    return std::optional<Lease>(
+        Lease{held.text(0), held.text(1), std::move(hyperparameters).value(),
+              static_cast<int>(held.integer(3)), held.text(4), now + options.lease_ms});
   }
 
   // Refuses with kNotFound or kConflict unless `lease_token` is the trial's live lease.
@@ -1088,7 +1112,8 @@ Result<std::vector<WorkerRecord>> SqliteStore::list_workers() {
   });
 }
 
-Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id) {
+Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id,
+                                                   const std::string& claim_id) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Result<ClaimOutcome> {
     if (Status touched = impl.touch_worker(worker_id, now); !touched) return touched;
@@ -1097,7 +1122,19 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id)
     if (!requeued) return requeued.status();
 
     ClaimOutcome outcome;
-    {
+    Result<std::optional<Lease>> held =
+        claim_id.empty() ? std::optional<Lease>() : impl.lease_of_claim(worker_id, claim_id, now);
+    if (!held) return held.status();
+    if (*held) {
+      outcome.lease = std::move(*held);
+      outcome.resumed = true;
+      Status status = impl.statement("UPDATE trials SET lease_expires_ms = ?2 WHERE id = ?1")
+                          .bind(1, outcome.lease->trial_id)
+                          .bind(2, outcome.lease->lease_expires_ms)
+                          .execute();
+      if (!status) return status;
+    }
+    if (!outcome.lease) {
       Statement next = impl.statement(
           "SELECT id, experiment, hyperparameters, attempts FROM trials "
           "WHERE in_config = 1 AND state = 'pending' ORDER BY grid_index LIMIT 1");
@@ -1114,7 +1151,7 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id)
                               now + impl.options.lease_ms};
       }
     }
-    if (outcome.lease) {
+    if (outcome.lease && !outcome.resumed) {
       const Lease& lease = *outcome.lease;
       // A claim starts the trial afresh: nothing of an earlier attempt stays attached.
       Status status = impl.statement(
@@ -1141,10 +1178,15 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id)
                    .bind(5, now)
                    .execute();
       if (!status) return status;
-      status = impl.statement("UPDATE workers SET current_trial = ?2 WHERE id = ?1")
-                   .bind(1, worker_id)
-                   .bind(2, lease.trial_id)
-                   .execute();
+      // A claim without an id leaves the last one alone: a claim is sent again only right
+      // after it was first sent, never after a later claim.
+      Statement current = impl.statement(
+          claim_id.empty()
+              ? "UPDATE workers SET current_trial = ?2 WHERE id = ?1"
+              : "UPDATE workers SET current_trial = ?2, last_claim_id = ?3 WHERE id = ?1");
+      current.bind(1, worker_id).bind(2, lease.trial_id);
+      if (!claim_id.empty()) current.bind(3, claim_id);
+      status = current.execute();
       if (!status) return status;
     }
 

@@ -39,7 +39,9 @@ class SqliteStore final : public Store {
   Status sync_grid(const Grid& grid) override;
   Result<WorkerRecord> register_worker(const WorkerInfo& info) override;
   Result<std::vector<WorkerRecord>> list_workers() override;
-  Result<ClaimOutcome> claim_next_trial(const std::string& worker_id) override;
+  using Store::claim_next_trial;
+  Result<ClaimOutcome> claim_next_trial(const std::string& worker_id,
+                                        const std::string& claim_id) override;
   Result<HeartbeatReply> heartbeat(const std::string& trial_id,
                                    const std::string& lease_token) override;
   Status add_metrics(const std::string& trial_id, const std::string& lease_token,

@@ -69,8 +69,10 @@ struct Lease {
 
 struct ClaimOutcome {
   std::optional<Lease> lease;  // empty when nothing is pending
-  std::int64_t pending = 0;    // left after this claim, in the active experiment's config
-  std::int64_t running = 0;    // in the active experiment's config
+  // The lease is the one this claim id already got (see claim_next_trial).
+  bool resumed = false;
+  std::int64_t pending = 0;  // left after this claim, in the active experiment's config
+  std::int64_t running = 0;  // in the active experiment's config
   std::int64_t done = 0;
   std::int64_t failed = 0;
   std::int64_t cancelled = 0;
@@ -160,8 +162,16 @@ class Store {
   virtual Result<WorkerRecord> register_worker(const WorkerInfo& info) = 0;
   virtual Result<std::vector<WorkerRecord>> list_workers() = 0;
 
-  // Requeues expired leases first, then leases the lowest-index pending trial.
-  virtual Result<ClaimOutcome> claim_next_trial(const std::string& worker_id) = 0;
+  // Requeues expired leases first, then leases the lowest-index pending trial. `claim_id`
+  // (empty: none) makes the claim safe to send again: a claim whose id is the worker's last
+  // one that got a lease, while that lease is live, returns the same lease (same token and
+  // attempt, `resumed`, expiry extended) instead of a second one, so a claim whose answer was
+  // lost orphans no lease and spends no attempt.
+  virtual Result<ClaimOutcome> claim_next_trial(const std::string& worker_id,
+                                                const std::string& claim_id) = 0;
+  Result<ClaimOutcome> claim_next_trial(const std::string& worker_id) {
+    return claim_next_trial(worker_id, "");
+  }
 
   virtual Result<HeartbeatReply> heartbeat(const std::string& trial_id,
                                            const std::string& lease_token) = 0;

@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "common/random.h"
 #include "common/sha256.h"
 #include "worker/devices.h"
 #include "worker/downloads.h"
@@ -91,6 +92,9 @@ Status Supervisor::prepare_workdir() {
   for (const std::filesystem::path& directory : {setup_.options.workdir, state_dir_, model_dir_}) {
     if (Status status = fs_.create_directories(directory); !status) return status;
   }
+  Result<std::unique_ptr<WorkdirLock>> lock = WorkdirLock::acquire(state_dir_);
+  if (!lock) return lock.status();
+  workdir_lock_ = std::move(lock).value();
   return outbox_.prepare();
 }
 
@@ -445,10 +449,11 @@ int Supervisor::run() {
                          status.message());
       }
     }
-    Result<nlohmann::json> claimed = call([&] {
-      return connection_.post_json("/api/v1/workers/" + worker_id_ + "/claim",
-                                   nlohmann::json::object());
-    });
+    // Retries send the same claim id, so a claim whose answer was lost gets its lease again
+    // instead of a second one (docs/protocol.md, "Claim").
+    const nlohmann::json claim = {{"claim_id", random_hex(16)}};
+    Result<nlohmann::json> claimed = call(
+        [&] { return connection_.post_json("/api/v1/workers/" + worker_id_ + "/claim", claim); });
     if (!claimed) {
       if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
       return fail_with(kWorkerExitFailed, claimed.status().message());
@@ -474,6 +479,10 @@ int Supervisor::run() {
     }
     std::string trial_id = trial["id"].get<std::string>();
     std::string lease_token = trial["lease_token"].get<std::string>();
+    if (trial.value("resumed", false)) {
+      progress_.message("the answer to the claim of trial " + trial_id +
+                        " was lost on the way; the server handed the same lease again");
+    }
     nlohmann::json job = {{"id", trial_id},
                           {"attempt", trial["attempt"]},
                           {"experiment", trial["experiment"]},

@@ -25,6 +25,7 @@
 #include "worker/progress.h"
 #include "worker/server_connection.h"
 #include "worker/trial_heartbeat.h"
+#include "worker/workdir_lock.h"
 
 namespace gridexp {
 
@@ -78,6 +79,7 @@ class Supervisor {
   FileSystem& fs_;
   std::filesystem::path state_dir_;
   std::filesystem::path model_dir_;
+  std::unique_ptr<WorkdirLock> workdir_lock_;  // held from prepare_workdir() on
   ServerConnection connection_;
   RetryPolicy retry_;
   Outbox outbox_;

@@ -208,6 +208,50 @@ TEST_P(StoreTest, ClaimLeasesTheLowestIndexPendingTrial) {
   EXPECT_EQ(claim(worker).trial_id, Grid(config).id_at(1));
 }
 
+TEST_P(StoreTest, AClaimSentAgainWithItsIdGetsTheSameLeaseWhileItIsLive) {
+  ExperimentConfig config = config_over("exp", {1, 2, 3});
+  sync(config);
+  std::string worker = new_worker();
+  std::string other_worker = new_worker();
+
+  ClaimOutcome first = value_of(store().claim_next_trial(worker, "claim-1"));
+  ASSERT_TRUE(first.lease.has_value());
+  EXPECT_FALSE(first.resumed);
+  clock_.advance_ms(1'000);
+  // Its answer was lost; the worker sends the same claim again.
+  ClaimOutcome again = value_of(store().claim_next_trial(worker, "claim-1"));
+  ASSERT_TRUE(again.lease.has_value());
+  EXPECT_TRUE(again.resumed);
+  EXPECT_EQ(again.lease->trial_id, first.lease->trial_id);
+  EXPECT_EQ(again.lease->lease_token, first.lease->lease_token);
+  EXPECT_EQ(again.lease->attempt, 1);
+  EXPECT_EQ(again.lease->hyperparameters, first.lease->hyperparameters);
+  EXPECT_EQ(again.lease->lease_expires_ms, clock_.now_ms() + kLeaseMs);
+  EXPECT_EQ(again.running, 1);
+  EXPECT_EQ(again.pending, 2);
+  TrialRecord trial = value_of(store().get_trial(first.lease->trial_id));
+  EXPECT_EQ(trial.attempts, 1);
+  EXPECT_EQ(trial.lease_expires_ms, again.lease->lease_expires_ms);
+  EXPECT_EQ(value_of(store().list_attempts(trial.id)).size(), 1u);
+
+  // Only that worker's own claim id, and only its last one, resumes.
+  Lease others = *value_of(store().claim_next_trial(other_worker, "claim-1")).lease;
+  EXPECT_NE(others.trial_id, first.lease->trial_id);
+  expect_ok(store().complete(first.lease->trial_id, first.lease->lease_token, {{"loss", 1}}));
+  ClaimOutcome after_done = value_of(store().claim_next_trial(worker, "claim-1"));
+  ASSERT_TRUE(after_done.lease.has_value());
+  EXPECT_FALSE(after_done.resumed);
+  EXPECT_EQ(after_done.lease->trial_id, Grid(config).id_at(2));
+
+  // An expired lease is not resumed: it is requeued, and the claim counts a new attempt.
+  clock_.advance_ms(kLeaseMs + 1);
+  ClaimOutcome after_expiry = value_of(store().claim_next_trial(worker, "claim-1"));
+  ASSERT_TRUE(after_expiry.lease.has_value());
+  EXPECT_FALSE(after_expiry.resumed);
+  EXPECT_EQ(after_expiry.lease->attempt, 2);
+  EXPECT_NE(after_expiry.lease->lease_token, after_done.lease->lease_token);
+}
+
 TEST_P(StoreTest, ClaimWithNothingPendingReturnsNoLease) {
   std::string worker = new_worker();
   ClaimOutcome before_any_grid = value_of(store().claim_next_trial(worker));
@@ -1010,6 +1054,11 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseIsMigratedKeepingEverything) {
   EXPECT_EQ(value_of(store->cancel_trials({"exp", std::nullopt})).size(), 1u);
   EXPECT_EQ(value_of(store->retry_trials({"exp", std::nullopt})).size(), 2u);
   expect_summaries_match_trials(*store);
+  // And so do claim ids (version 3).
+  std::string worker = value_of(store->register_worker(worker_on("b"))).id;
+  Lease claimed = *value_of(store->claim_next_trial(worker, "after-migration")).lease;
+  EXPECT_TRUE(value_of(store->claim_next_trial(worker, "after-migration")).resumed);
+  EXPECT_EQ(value_of(store->get_trial(claimed.trial_id)).attempts, 1);
 }
 
 TEST_F(SqliteStoreTest, TheWalIsCheckpointedOffTheCommitPath) {

@@ -284,3 +284,34 @@ def test_oversized_json_bodies_are_refused_before_they_are_read(server):
     assert answer.startswith("HTTP/1.1 413")
     assert "64 MiB" in answer
     assert server.get("/api/v1/workers").json() == []
+
+
+def test_a_claim_sent_again_with_its_id_gets_the_same_lease(server):
+    worker = register(server)
+    path = f"/api/v1/workers/{worker}/claim"
+    first = server.post(path, {"claim_id": "retry-me-1"}).json()["trial"]
+    again = server.post(path, {"claim_id": "retry-me-1"}).json()["trial"]
+    assert first["resumed"] is False
+    assert again["resumed"] is True
+    assert (again["id"], again["lease_token"], again["attempt"]) == (
+        first["id"],
+        first["lease_token"],
+        1,
+    )
+    # A new claim id is a new claim; a claim without one is too.
+    second = server.post(path, {"claim_id": "retry-me-2"}).json()["trial"]
+    third = claim(server, worker)["trial"]
+    assert len({first["id"], second["id"], third["id"]}) == 3
+    attempts = server.get(f"/api/v1/trials/{first['id']}/attempts").json()
+    assert len(attempts) == 1
+    metrics = server.get("/metrics").text
+    assert "gridexp_claims_total 3\n" in metrics  # the resumed claim is not counted again
+
+
+def test_a_malformed_claim_id_is_refused(server):
+    worker = register(server)
+    for claim_id in ["", "x" * 65, "has space", "ünïcode", 42, None]:
+        response = server.post(f"/api/v1/workers/{worker}/claim", {"claim_id": claim_id})
+        assert response.status_code == 400, claim_id
+        assert "claim_id" in response.json()["error"]
+    assert claim(server, worker)["trial"]["attempt"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import io
 import json
 import os
@@ -9,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import textwrap
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -101,6 +104,78 @@ def test_two_workers_run_the_grid_exactly_once(start_server, workers, tmp_path):
         log = server.get(f"/api/v1/trials/{trial['id']}/log")
         assert f"running index {trial['results']['index']} " in log.text, trial["id"]
     assert "no trial is left" in first.output()
+
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+
+
+class AnswerDroppingProxy(http.server.ThreadingHTTPServer):
+    """Relays HTTP to `server`, but closes the connection instead of relaying the answer of
+    the first claim that got a trial: the worker's claim went through, its answer was lost."""
+
+    daemon_threads = True
+
+    def __init__(self, server) -> None:
+        self.upstream_port = server.port
+        self.dropped: list[str] = []
+        super().__init__(("127.0.0.1", 0), _RelayHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _RelayHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def relay(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        content = answer.read()
+        upstream.close()
+        if (
+            self.path.endswith("/claim")
+            and not self.server.dropped
+            and json.loads(content).get("trial")
+        ):
+            self.server.dropped.append(json.loads(content)["trial"]["id"])
+            self.close_connection = True
+            return
+        self.send_response(answer.status)
+        for key, value in answer.getheaders():
+            if key.lower() not in HOP_BY_HOP:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = do_DELETE = relay
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_claim_whose_answer_is_lost_gets_its_lease_again(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 3)
+    # A short lease: without the retry getting its lease back, the lost claim's trial would
+    # wait for it to expire and run as a second attempt.
+    server = start_server(directory, "--lease-seconds", "4")
+    proxy = AnswerDroppingProxy(server)
+    try:
+        worker = workers(proxy, tmp_path / "w", "--download_scripts", "--save_models=False")
+        assert worker.wait() == 0, worker.output()
+    finally:
+        proxy.shutdown()
+    assert len(proxy.dropped) == 1
+    trials = trials_of(server)
+    assert [t["state"] for t in trials] == ["done"] * 3
+    assert [t["attempts"] for t in trials] == [1, 1, 1]
+    lost = server.get(f"/api/v1/trials/{proxy.dropped[0]}/attempts").json()
+    assert [a["outcome"] for a in lost] == ["done"]
+    assert f"claim of trial {proxy.dropped[0]} was lost on the way" in worker.output()
 
 
 def test_the_seeds_exact_command_line_is_accepted(start_server, workers, tmp_path):
@@ -231,6 +306,24 @@ def test_ctrl_c_releases_the_running_trial(start_server, workers, tmp_path):
     trial = next(t for t in trials_of(server) if t["id"] == victim["id"])
     assert trial["state"] == "pending" and trial["attempts"] == 0
     assert "released" in worker.output().strip().splitlines()[-1]
+
+
+def test_a_second_worker_in_the_same_workdir_is_refused(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, 2, "  sleep: 2\n")
+    server = start_server(directory)
+    first = workers(server, tmp_path / "w", "--download_scripts")
+    wait_for(lambda: running_trial(server))
+    second = workers(server, tmp_path / "w", "--download_scripts")
+    assert second.wait(timeout=60) == 2, second.output()
+    refusal = second.output().strip().splitlines()[-1]
+    assert f"another gridexp-worker (pid {first.process.pid} on " in refusal
+    assert str(tmp_path / "w") in refusal and "--workdir" in refusal
+    assert first.wait() == 0, first.output()
+    assert [t["state"] for t in trials_of(server)] == ["done"] * 2
+    # Once the first is gone, the directory is free again.
+    third = workers(server, tmp_path / "w", "--download_scripts")
+    assert third.wait() == 0, third.output()
 
 
 def test_server_restart_while_workers_run(start_server, workers, tmp_path):
