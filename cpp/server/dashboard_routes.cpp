@@ -105,21 +105,25 @@ void install_dashboard_routes(httplib::Server& server, ServerContext& context) {
                {*context.plotly_js, plotly_sha, "text/javascript; charset=utf-8", ""});
   });
 
-  server.Post(
-      "/api/v1/session", [&context](const httplib::Request& request, httplib::Response& response) {
-        Result<nlohmann::json> body = parse_json_object_body(request);
-        if (!body) return send_status_error(response, body.status());
-        auto password = body->find("password");
-        if (password == body->end() || !password->is_string() ||
-            !constant_time_equals(password->get_ref<const std::string&>(), context.password)) {
-          context.login_throttle.record_failure(request.remote_addr);
-          return send_error(response, 401, "wrong password");
-        }
-        response.status = 204;
-        response.set_header(
-            "Set-Cookie", cookie(context.sessions.create(), context.sessions.lifetime_ms() / 1000));
-        response.set_header("Cache-Control", "no-store");
-      });
+  server.Post("/api/v1/session", [&context](const httplib::Request& request,
+                                            httplib::Response& response) {
+    Result<nlohmann::json> body = parse_json_object_body(request);
+    if (!body) return send_status_error(response, body.status());
+    auto password = body->find("password");
+    bool right = password != body->end() && password->is_string() &&
+                 constant_time_equals(password->get_ref<const std::string&>(), context.password);
+    using Attempt = LoginThrottle::Attempt;
+    if (TimeMs wait_ms = context.login_throttle.admit(
+            request.remote_addr, right ? Attempt::kRightPassword : Attempt::kWrongPassword);
+        wait_ms > 0) {
+      return send_too_many_wrong_passwords(response, request.remote_addr, wait_ms);
+    }
+    if (!right) return send_error(response, 401, "wrong password");
+    response.status = 204;
+    response.set_header("Set-Cookie",
+                        cookie(context.sessions.create(), context.sessions.lifetime_ms() / 1000));
+    response.set_header("Cache-Control", "no-store");
+  });
 
   server.Delete("/api/v1/session",
                 [&context](const httplib::Request& request, httplib::Response& response) {

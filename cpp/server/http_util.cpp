@@ -51,6 +51,15 @@ void send_status_error(httplib::Response& response, const Status& status) {
   send_error(response, http_status_for(status.code()), status.message());
 }
 
+void send_too_many_wrong_passwords(httplib::Response& response, const std::string& client,
+                                   TimeMs wait_ms) {
+  std::string seconds = std::to_string((wait_ms + 999) / 1000);
+  response.set_header("Connection", "close");
+  response.set_header("Retry-After", seconds);
+  send_error(response, 429,
+             "too many wrong passwords from " + client + "; try again in " + seconds + " s");
+}
+
 Result<nlohmann::json> parse_json_object_body(const httplib::Request& request) {
   nlohmann::json body;
   try {

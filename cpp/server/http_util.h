@@ -22,6 +22,9 @@ void send_json(httplib::Response& response, int http_status, const nlohmann::jso
 void send_error(httplib::Response& response, int http_status, const std::string& message,
                 const nlohmann::json& detail = nullptr);
 void send_status_error(httplib::Response& response, const Status& status);
+// 429 for a client the LoginThrottle refuses for `wait_ms` more, closing the connection.
+void send_too_many_wrong_passwords(httplib::Response& response, const std::string& client,
+                                   TimeMs wait_ms);
 
 // The request body as a JSON object; a 400-worthy Status when malformed or not an object.
 Result<nlohmann::json> parse_json_object_body(const httplib::Request& request);

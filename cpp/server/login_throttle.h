@@ -27,11 +27,21 @@ class LoginThrottle {
   // Call before serving.
   void set_max_failures(int max_failures) { max_failures_ = max_failures; }
 
-  // 0 when `client` may try; otherwise the milliseconds until it may again.
+  enum class Attempt { kNoPassword, kRightPassword, kWrongPassword };
+
+  // One request's verdict, in one step: 0 when it may be answered (a wrong password is
+  // counted at once, in the same step), else the milliseconds until `client` may try again;
+  // a refused request must then be told nothing about its password. Being one step, parallel
+  // guesses from one address get at most `max_failures` answers per window.
+  TimeMs admit(const std::string& client, Attempt attempt);
+
+  // The two halves of admit(), each atomic on its own.
   TimeMs refused_for_ms(const std::string& client);
   void record_failure(const std::string& client);
 
  private:
+  TimeMs refused_for_ms_locked(const std::string& client, TimeMs now);
+  void record_failure_locked(const std::string& client, TimeMs now);
   struct Window {
     TimeMs start_ms = 0;
     int failures = 0;

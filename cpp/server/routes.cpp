@@ -360,14 +360,6 @@ void install_gate(httplib::Server& server, ServerContext& context) {
     if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
-    if (TimeMs wait_ms = context.login_throttle.refused_for_ms(request.remote_addr); wait_ms > 0) {
-      response.set_header("Connection", "close");
-      response.set_header("Retry-After", std::to_string((wait_ms + 999) / 1000));
-      send_error(response, 429,
-                 "too many wrong passwords from " + request.remote_addr + "; try again in " +
-                     std::to_string((wait_ms + 999) / 1000) + " s");
-      return httplib::Server::HandlerResponse::Handled;
-    }
     bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
     // A body without Content-Length (chunked) would be read whole, past every limit.
     if (!model_upload && request.has_header("Transfer-Encoding")) {
@@ -391,10 +383,15 @@ void install_gate(httplib::Server& server, ServerContext& context) {
     bool by_header =
         authorization_matches(request.get_header_value("Authorization"), context.password);
     bool by_session = !by_header && context.sessions.is_valid(session_cookie(request));
+    using Attempt = LoginThrottle::Attempt;
+    Attempt attempt = by_header || by_session               ? Attempt::kRightPassword
+                      : request.has_header("Authorization") ? Attempt::kWrongPassword
+                                                            : Attempt::kNoPassword;
+    if (TimeMs wait_ms = context.login_throttle.admit(request.remote_addr, attempt); wait_ms > 0) {
+      send_too_many_wrong_passwords(response, request.remote_addr, wait_ms);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (!by_header && !by_session) {
-      if (request.has_header("Authorization")) {
-        context.login_throttle.record_failure(request.remote_addr);
-      }
       answer_unauthenticated(request, response);
       return httplib::Server::HandlerResponse::Handled;
     }

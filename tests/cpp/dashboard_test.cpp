@@ -2,9 +2,12 @@
 // labels, the Prometheus rendering, finding plotly.min.js and the compiled-in files.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "server/dashboard_files.h"
 #include "server/login_throttle.h"
@@ -80,6 +83,29 @@ TEST(LoginThrottle, RefusesAfterTooManyFailuresUntilTheWindowEnds) {
   EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
   throttle.record_failure("10.0.0.1");  // a fresh window
   EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
+}
+
+TEST(LoginThrottle, ParallelGuessesGetAtMostTheLimitOfAnswersPerWindow) {
+  FakeClock clock;
+  LoginThrottle throttle(clock, /*max_failures=*/20, /*window_ms=*/60'000);
+  using Attempt = LoginThrottle::Attempt;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> guessers;
+  for (int t = 0; t < 8; ++t) {
+    guessers.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (throttle.admit("10.0.0.9", Attempt::kWrongPassword) == 0) ++answered;
+      }
+    });
+  }
+  for (std::thread& guesser : guessers) guesser.join();
+  EXPECT_EQ(answered.load(), 20);
+  // The right password gets no answer either until the window ends (a refusal tells nothing).
+  EXPECT_EQ(throttle.admit("10.0.0.9", Attempt::kRightPassword), 60'000);
+  EXPECT_EQ(throttle.admit("10.0.0.8", Attempt::kRightPassword), 0);
+  EXPECT_EQ(throttle.admit("10.0.0.8", Attempt::kNoPassword), 0);
+  clock.advance_ms(60'000);
+  EXPECT_EQ(throttle.admit("10.0.0.9", Attempt::kRightPassword), 0);
 }
 
 TEST(LoginThrottle, ZeroTurnsItOff) {
