@@ -119,6 +119,7 @@ void run_worker(const Options& options, int index, std::latch& registered_line,
   client.set_bearer_token_auth(options.password);
   client.set_read_timeout(60, 0);
   client.set_connection_timeout(10, 0);
+  client.set_default_headers({{"Accept-Encoding", "identity"}});  // as gridexp-worker does
 
   // 256 simultaneous connects overflow the server's listen backlog (cpp-httplib's default
   // of 5): a refused or reset first call is retried as a real worker would, and counted.

@@ -134,7 +134,7 @@ void serve_file(const httplib::Request& request, httplib::Response& response,
     send_error(response, 404, "file not found: " + file.path.filename().string());
     return;
   }
-  struct stat info {};
+  struct stat info = {};
   if (::fstat(fd, &info) != 0) {
     ::close(fd);
     send_error(response, 500, "cannot stat " + file.path.filename().string());

@@ -27,7 +27,10 @@ Result<std::int64_t> parse_integer(const std::string& option, const std::string&
 using Setter = std::function<Status(ServerOptions&, const std::string&)>;
 
 template <typename Field>
-Setter integer_setter(const char* name, Field ServerOptions::*field, std::int64_t minimum,
+using OptionField = Field ServerOptions::*;
+
+template <typename Field>
+Setter integer_setter(const char* name, OptionField<Field> field, std::int64_t minimum,
                       std::int64_t maximum) {
   return [=](ServerOptions& options, const std::string& text) {
     Result<std::int64_t> value = parse_integer(name, text, minimum, maximum);

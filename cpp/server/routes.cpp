@@ -605,6 +605,60 @@ void install_read_api(httplib::Server& server, ServerContext& context) {
              serve_archive(&ExperimentFiles::data_zip, context.experiment_files));
 }
 
+// PUT /api/v1/trials/{id}/model: streamed to disk, hashed, committed under the lease.
+void receive_model(ServerContext& context, const httplib::Request& request,
+                   httplib::Response& response, const httplib::ContentReader& read_body) {
+  std::string trial_id = request.matches[1];
+  std::string lease_token = request.get_header_value("X-Gridexp-Lease-Token");
+  std::string declared_sha = request.get_header_value("X-Gridexp-Sha256");
+  if (lease_token.empty() || declared_sha.size() != 64) {
+    return refuse_unread_body(
+        response,
+        Status::invalid_argument("a model upload needs the headers X-Gridexp-Lease-Token and "
+                                 "X-Gridexp-Sha256 (64 hex digits)"));
+  }
+  if (request.has_header("Content-Length") && content_length(request) > context.max_upload_bytes) {
+    return refuse_unread_body(response,
+                              Status::too_large("the model is larger than --max-upload-mb"));
+  }
+  if (Status lease = context.store.check_lease(trial_id, lease_token); !lease) {
+    return refuse_unread_body(response, lease);
+  }
+  Result<std::unique_ptr<ModelUpload>> upload =
+      context.model_files.begin_upload(trial_id, context.max_upload_bytes);
+  if (!upload) return refuse_unread_body(response, upload.status());
+  Status write_status;
+  bool received = read_body([&](const char* data, std::size_t size) {
+    write_status = (*upload)->append(data, size);
+    return write_status.is_ok();
+  });
+  if (!write_status) return refuse_unread_body(response, write_status);
+  if (!received) {
+    // cpp-httplib 0.18 (Debian 13) enforces the payload limit on a chunked body itself: it
+    // stops before handing over the excess and sets 413.
+    if (response.status == 413) {
+      return refuse_unread_body(response,
+                                Status::too_large("the model is larger than --max-upload-mb"));
+    }
+    return refuse_unread_body(response, Status::invalid_argument("the model upload was cut short"));
+  }
+  if (Status finished = (*upload)->finish(declared_sha); !finished) {
+    return send_status_error(response, finished);
+  }
+  std::lock_guard commit_lock(context.model_commit_mutex);
+  Status status = context.store.check_lease(trial_id, lease_token);
+  if (status) status = (*upload)->commit();
+  if (status) {
+    status = context.store.attach_model(
+        trial_id, lease_token,
+        {(*upload)->sha256(), static_cast<std::int64_t>((*upload)->size_bytes())});
+    if (!status) default_file_system().remove(context.model_files.path_for(trial_id));
+  }
+  if (!status) return send_lease_error(response, status);
+  context.metrics.model_bytes_uploaded += (*upload)->size_bytes();
+  send_json(response, 200, {{"sha256", (*upload)->sha256()}, {"size", (*upload)->size_bytes()}});
+}
+
 void install_worker_protocol(httplib::Server& server, ServerContext& context) {
   server.Post("/api/v1/workers",
               [&context](const httplib::Request& request, httplib::Response& response) {
@@ -770,57 +824,11 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                 send_ok(response);
               });
 
-  server.Put(route("/api/v1/trials/", kTrialId, "/model"), [&context](
-                                                               const httplib::Request& request,
-                                                               httplib::Response& response,
-                                                               const httplib::ContentReader&
-                                                                   read_body) {
-    std::string trial_id = request.matches[1];
-    std::string lease_token = request.get_header_value("X-Gridexp-Lease-Token");
-    std::string declared_sha = request.get_header_value("X-Gridexp-Sha256");
-    if (lease_token.empty() || declared_sha.size() != 64) {
-      return refuse_unread_body(
-          response,
-          Status::invalid_argument("a model upload needs the headers X-Gridexp-Lease-Token and "
-                                   "X-Gridexp-Sha256 (64 hex digits)"));
-    }
-    if (request.has_header("Content-Length") &&
-        content_length(request) > context.max_upload_bytes) {
-      return refuse_unread_body(response,
-                                Status::too_large("the model is larger than --max-upload-mb"));
-    }
-    if (Status lease = context.store.check_lease(trial_id, lease_token); !lease) {
-      return refuse_unread_body(response, lease);
-    }
-    Result<std::unique_ptr<ModelUpload>> upload =
-        context.model_files.begin_upload(trial_id, context.max_upload_bytes);
-    if (!upload) return refuse_unread_body(response, upload.status());
-    Status write_status;
-    bool received = read_body([&](const char* data, std::size_t size) {
-      write_status = (*upload)->append(data, size);
-      return write_status.is_ok();
-    });
-    if (!write_status) return refuse_unread_body(response, write_status);
-    if (!received) {
-      return refuse_unread_body(response,
-                                Status::invalid_argument("the model upload was cut short"));
-    }
-    if (Status finished = (*upload)->finish(declared_sha); !finished) {
-      return send_status_error(response, finished);
-    }
-    std::lock_guard commit_lock(context.model_commit_mutex);
-    Status status = context.store.check_lease(trial_id, lease_token);
-    if (status) status = (*upload)->commit();
-    if (status) {
-      status = context.store.attach_model(
-          trial_id, lease_token,
-          {(*upload)->sha256(), static_cast<std::int64_t>((*upload)->size_bytes())});
-      if (!status) default_file_system().remove(context.model_files.path_for(trial_id));
-    }
-    if (!status) return send_lease_error(response, status);
-    context.metrics.model_bytes_uploaded += (*upload)->size_bytes();
-    send_json(response, 200, {{"sha256", (*upload)->sha256()}, {"size", (*upload)->size_bytes()}});
-  });
+  server.Put(route("/api/v1/trials/", kTrialId, "/model"),
+             [&context](const httplib::Request& request, httplib::Response& response,
+                        const httplib::ContentReader& read_body) {
+               receive_model(context, request, response, read_body);
+             });
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ Status TrialLogs::append(const std::string& trial_id, std::string_view text) {
   std::filesystem::path path = path_for(trial_id);
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return Status::io_error("cannot open " + path.string() + ": " + std::strerror(errno));
-  struct stat info {};
+  struct stat info = {};
   ::fstat(fd, &info);
   std::uint64_t size = static_cast<std::uint64_t>(info.st_size);
   std::string chunk;

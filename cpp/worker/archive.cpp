@@ -299,7 +299,7 @@ class Extraction {
   // must be a real directory (a symlink could lead the write outside the destination), and an
   // existing file target must not be a directory.
   Status check_destination() const {
-    struct stat info {};
+    struct stat info = {};
     if (::stat(destination_.c_str(), &info) == 0 && !S_ISDIR(info.st_mode)) {
       return archive_error(Code::kInvalidArgument,
                            "the destination " + destination_.string() + " is not a directory");
@@ -338,7 +338,7 @@ class Extraction {
     std::vector<std::filesystem::path> needed = {destination_};
     for (const std::string& directory : directories_) needed.push_back(destination_ / directory);
     for (const std::filesystem::path& directory : needed) {
-      struct stat info {};
+      struct stat info = {};
       if (::lstat(directory.c_str(), &info) == 0) continue;
       if (Status status = fs_.create_directories(directory); !status) {
         return archive_error(Code::kIoError, status.message());

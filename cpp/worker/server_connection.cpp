@@ -57,6 +57,9 @@ ServerConnection::ServerConnection(const std::string& base_url, std::string pass
   client_->set_write_timeout(120);
   client_->set_keep_alive(true);
   client_->set_tcp_nodelay(true);
+  // Answers are small JSON, and compressing them costs the server CPU: cpp-httplib 0.18
+  // (Debian 13) would otherwise ask for br/gzip on every call, where 0.11 asks for nothing.
+  client_->set_default_headers({{"Accept-Encoding", "identity"}});
 }
 
 ServerConnection::~ServerConnection() = default;

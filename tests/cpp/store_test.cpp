@@ -1157,11 +1157,10 @@ TEST(SqliteStoreGroupCommit, CallsSharingATransactionSucceedOrFailEachOnItsOwn) 
       ASSERT_EQ(store->stats().waiting, waiting);
     };
     queue_behind([&] { wrong_token = store->complete(first.trial_id, "0123456789abcdef", {}); }, 1);
-    queue_behind(
-        [&] {
-          completion = store->complete(first.trial_id, first.lease_token, {{"loss", 0.5}});
-        },
-        2);
+    std::function<void()> complete_first = [&] {
+      completion = store->complete(first.trial_id, first.lease_token, {{"loss", 0.5}});
+    };
+    queue_behind(complete_first, 2);
     queue_behind([&] { batched_claim = value_of(store->claim_next_trial(worker)).lease; }, 3);
     clock.open();
     for (std::thread& thread : threads) thread.join();

@@ -90,7 +90,7 @@ inline std::vector<std::string> file_names(const std::filesystem::path& director
 
 // The permission bits of `path`, without following a final symlink; -1 if it cannot be read.
 inline int permission_bits(const std::filesystem::path& path) {
-  struct stat info {};
+  struct stat info = {};
   if (::lstat(path.c_str(), &info) != 0) return -1;
   return static_cast<int>(info.st_mode & 07777);
 }
