@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -305,10 +306,17 @@ TEST(ExecutorPythonRuntime, IsSetUpAsTheDocSays) {
   EXPECT_TRUE(
       evaluate("signal.getsignal(signal.SIGINT) is signal.default_int_handler", "import signal")
           .cast<bool>());
-  // The environment of the python named: a venv's prefix, where its packages live.
-  std::string prefix = sys.attr("prefix").cast<std::string>();
-  EXPECT_EQ(prefix,
-            evaluate("sysconfig.get_paths()['data']", "import sysconfig").cast<std::string>());
+  // The environment of the python named (a venv's prefix, where its packages live): what that
+  // python itself reports. (Not sysconfig's 'data' path: Debian's own python reports
+  // /usr/local there and /usr as its prefix.)
+  std::string command = build_python_executable().string() + " -c 'import sys; print(sys.prefix)'";
+  std::FILE* named = ::popen(command.c_str(), "r");
+  ASSERT_NE(named, nullptr);
+  char line[4096] = {};
+  std::string reported = std::fgets(line, sizeof(line), named) != nullptr ? line : "";
+  ASSERT_EQ(::pclose(named), 0);
+  if (!reported.empty() && reported.back() == '\n') reported.pop_back();
+  EXPECT_EQ(sys.attr("prefix").cast<std::string>(), reported);
 }
 
 // ---- python_to_json and json_to_python -----------------------------------------------------
