@@ -20,17 +20,6 @@ TimeMs LoginThrottle::admit(const std::string& client, Attempt attempt) {
   return 0;
 }
 
-TimeMs LoginThrottle::refused_for_ms(const std::string& client) {
-  if (max_failures_ <= 0) return 0;
-  std::lock_guard lock(mutex_);
-  return refused_for_ms_locked(client, clock_.now_ms());
-}
-
-void LoginThrottle::record_failure(const std::string& client) {
-  std::lock_guard lock(mutex_);
-  record_failure_locked(client, clock_.now_ms());
-}
-
 TimeMs LoginThrottle::refused_for_ms_locked(const std::string& client, TimeMs now) {
   auto found = windows_.find(client);
   if (found == windows_.end() || found->second.failures < max_failures_) return 0;

@@ -35,10 +35,6 @@ class LoginThrottle {
   // guesses from one address get at most `max_failures` answers per window.
   TimeMs admit(const std::string& client, Attempt attempt);
 
-  // The two halves of admit(), each atomic on its own.
-  TimeMs refused_for_ms(const std::string& client);
-  void record_failure(const std::string& client);
-
  private:
   TimeMs refused_for_ms_locked(const std::string& client, TimeMs now);
   void record_failure_locked(const std::string& client, TimeMs now);

@@ -594,6 +594,14 @@ struct SqliteStore::Impl {
     if (sqlite3_get_autocommit(db) == 0) execute("ROLLBACK");
   }
 
+  // Moves a running trial's lease expiry (a heartbeat, or a claim sent again).
+  Status set_lease_expiry(const std::string& trial_id, TimeMs expires_ms) {
+    return statement("UPDATE trials SET lease_expires_ms = ?2 WHERE id = ?1")
+        .bind(1, trial_id)
+        .bind(2, expires_ms)
+        .execute();
+  }
+
   // The lease that `worker_id`'s claim `claim_id` got, if it is its current trial's and still
   // live; its expiry moved to a full lease from `now`.
   Result<std::optional<Lease>> lease_of_claim(const std::string& worker_id,
@@ -1128,10 +1136,8 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id,
     if (*held) {
       outcome.lease = std::move(*held);
       outcome.resumed = true;
-      Status status = impl.statement("UPDATE trials SET lease_expires_ms = ?2 WHERE id = ?1")
-                          .bind(1, outcome.lease->trial_id)
-                          .bind(2, outcome.lease->lease_expires_ms)
-                          .execute();
+      Status status =
+          impl.set_lease_expiry(outcome.lease->trial_id, outcome.lease->lease_expires_ms);
       if (!status) return status;
     }
     if (!outcome.lease) {
@@ -1211,10 +1217,7 @@ Result<HeartbeatReply> SqliteStore::heartbeat(const std::string& trial_id,
     Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
     if (!held) return held.status();
     HeartbeatReply reply{now + impl.options.lease_ms, held->stop_requested};
-    Status status = impl.statement("UPDATE trials SET lease_expires_ms = ?2 WHERE id = ?1")
-                        .bind(1, trial_id)
-                        .bind(2, reply.lease_expires_ms)
-                        .execute();
+    Status status = impl.set_lease_expiry(trial_id, reply.lease_expires_ms);
     if (!status) return status;
     status = impl.touch_worker(held->worker_id, now);
     if (!status) return status;

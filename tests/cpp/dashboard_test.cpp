@@ -70,25 +70,26 @@ TEST(Sessions, TheOldestGoesWhenTheLimitIsReached) {
   EXPECT_TRUE(sessions.is_valid(third));
 }
 
+using Attempt = LoginThrottle::Attempt;
+
 TEST(LoginThrottle, RefusesAfterTooManyFailuresUntilTheWindowEnds) {
   FakeClock clock;
   LoginThrottle throttle(clock, /*max_failures=*/3, /*window_ms=*/60'000);
-  for (int i = 0; i < 2; ++i) throttle.record_failure("10.0.0.1");
-  EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
+  for (int i = 0; i < 2; ++i) throttle.admit("10.0.0.1", Attempt::kWrongPassword);
+  EXPECT_EQ(throttle.admit("10.0.0.1", Attempt::kNoPassword), 0);
   clock.advance_ms(10'000);
-  throttle.record_failure("10.0.0.1");
-  EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 50'000);
-  EXPECT_EQ(throttle.refused_for_ms("10.0.0.2"), 0);  // others are not affected
+  throttle.admit("10.0.0.1", Attempt::kWrongPassword);
+  EXPECT_EQ(throttle.admit("10.0.0.1", Attempt::kNoPassword), 50'000);
+  EXPECT_EQ(throttle.admit("10.0.0.2", Attempt::kNoPassword), 0);  // others are not affected
   clock.advance_ms(50'000);
-  EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
-  throttle.record_failure("10.0.0.1");  // a fresh window
-  EXPECT_EQ(throttle.refused_for_ms("10.0.0.1"), 0);
+  EXPECT_EQ(throttle.admit("10.0.0.1", Attempt::kNoPassword), 0);
+  throttle.admit("10.0.0.1", Attempt::kWrongPassword);  // a fresh window
+  EXPECT_EQ(throttle.admit("10.0.0.1", Attempt::kNoPassword), 0);
 }
 
 TEST(LoginThrottle, ParallelGuessesGetAtMostTheLimitOfAnswersPerWindow) {
   FakeClock clock;
   LoginThrottle throttle(clock, /*max_failures=*/20, /*window_ms=*/60'000);
-  using Attempt = LoginThrottle::Attempt;
   std::atomic<int> answered{0};
   std::vector<std::thread> guessers;
   for (int t = 0; t < 8; ++t) {
@@ -112,30 +113,30 @@ TEST(LoginThrottle, ZeroTurnsItOff) {
   FakeClock clock;
   LoginThrottle throttle(clock, 3, 60'000);
   throttle.set_max_failures(0);
-  for (int i = 0; i < 100; ++i) throttle.record_failure("proxy");
-  EXPECT_EQ(throttle.refused_for_ms("proxy"), 0);
+  for (int i = 0; i < 100; ++i) throttle.admit("proxy", Attempt::kWrongPassword);
+  EXPECT_EQ(throttle.admit("proxy", Attempt::kNoPassword), 0);
 }
 
 TEST(LoginThrottle, FailuresSpreadOverWindowsNeverAddUp) {
   FakeClock clock;
   LoginThrottle throttle(clock, 3, 1'000);
   for (int i = 0; i < 10; ++i) {
-    throttle.record_failure("a");
+    throttle.admit("a", Attempt::kWrongPassword);
     clock.advance_ms(600);
   }
-  EXPECT_EQ(throttle.refused_for_ms("a"), 0);
+  EXPECT_EQ(throttle.admit("a", Attempt::kNoPassword), 0);
 }
 
 TEST(LoginThrottle, TracksABoundedNumberOfClients) {
   FakeClock clock;
   LoginThrottle throttle(clock, 2, 60'000, /*max_clients=*/2);
-  throttle.record_failure("old");
-  throttle.record_failure("old");
+  throttle.admit("old", Attempt::kWrongPassword);
+  throttle.admit("old", Attempt::kWrongPassword);
   clock.advance_ms(1);
-  throttle.record_failure("b");
+  throttle.admit("b", Attempt::kWrongPassword);
   clock.advance_ms(1);
-  throttle.record_failure("c");  // "old" is forgotten to make room
-  EXPECT_EQ(throttle.refused_for_ms("old"), 0);
+  throttle.admit("c", Attempt::kWrongPassword);  // "old" is forgotten to make room
+  EXPECT_EQ(throttle.admit("old", Attempt::kNoPassword), 0);
 }
 
 httplib::Request request_with_cookie(const std::string& cookie) {
