@@ -51,14 +51,11 @@ std::string optional_string_field(const nlohmann::json& body, const char* name) 
   return field != body.end() && field->is_string() ? field->get<std::string>() : std::string();
 }
 
-// The optional "claim_id" of a claim's body (docs/protocol.md, "Claim"): up to 64 letters,
-// digits, '-' and '_'; empty without a body or the field.
-Result<std::string> claim_id_of(const httplib::Request& request) {
-  if (request.body.empty()) return std::string();
-  Result<nlohmann::json> body = parse_json_object_body(request);
-  if (!body) return body.status();
-  auto field = body->find("claim_id");
-  if (field == body->end()) return std::string();
+// A claim id (docs/protocol.md, "Claim"): the optional field `name` of `body`, 1 to 64
+// letters, digits, '-' and '_'; empty when the field is missing.
+Result<std::string> claim_id_field(const nlohmann::json& body, const char* name) {
+  auto field = body.find(name);
+  if (field == body.end()) return std::string();
   const bool valid_text = field->is_string() && !field->get_ref<const std::string&>().empty() &&
                           field->get_ref<const std::string&>().size() <= 64;
   if (valid_text) {
@@ -69,8 +66,16 @@ Result<std::string> claim_id_of(const httplib::Request& request) {
       return id;
     }
   }
-  return Status::invalid_argument(
-      "\"claim_id\" must be a string of 1 to 64 letters, digits, '-' and '_'");
+  return Status::invalid_argument(std::string("\"") + name +
+                                  "\" must be a string of 1 to 64 letters, digits, '-' and '_'");
+}
+
+// The "claim_id" of a claim's body; empty without a body or the field.
+Result<std::string> claim_id_of(const httplib::Request& request) {
+  if (request.body.empty()) return std::string();
+  Result<nlohmann::json> body = parse_json_object_body(request);
+  if (!body) return body.status();
+  return claim_id_field(*body, "claim_id");
 }
 
 // Parses the body and the lease token every trial call carries; on failure answers 400.
@@ -287,6 +292,34 @@ std::string trials_to_csv(const std::vector<TrialRecord>& trials) {
 }
 
 namespace {
+
+// The answer to a claim (docs/protocol.md, "Claim"), counted in the metrics. A new attempt's
+// claim first removes a model an earlier attempt left: it must not pass for this one's.
+nlohmann::json claim_answer(ServerContext& context, const ClaimOutcome& outcome) {
+  nlohmann::json trial = nullptr;
+  if (outcome.lease && !outcome.resumed) ++context.metrics.claims;
+  if (const std::optional<Lease>& lease = outcome.lease) {
+    if (lease->attempt > 1 && !outcome.resumed) {
+      std::lock_guard commit_lock(context.model_commit_mutex);
+      default_file_system().remove(context.model_files.path_for(lease->trial_id));
+    }
+    trial = {{"id", lease->trial_id},
+             {"experiment", lease->experiment},
+             {"hyperparameters", lease->hyperparameters},
+             {"attempt", lease->attempt},
+             {"lease_token", lease->lease_token},
+             {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)},
+             {"resumed", outcome.resumed}};
+  }
+  return {{"trial", trial},
+          {"pending", outcome.pending},
+          {"running", outcome.running},
+          {"done", outcome.done},
+          {"failed", outcome.failed},
+          {"cancelled", outcome.cancelled},
+          {"total",
+           outcome.pending + outcome.running + outcome.done + outcome.failed + outcome.cancelled}};
+}
 
 // When this thread began answering its current request (0: no request).
 thread_local std::chrono::steady_clock::time_point request_started{};
@@ -691,31 +724,7 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                 Result<ClaimOutcome> outcome =
                     context.store.claim_next_trial(request.matches[1], *claim_id);
                 if (!outcome) return send_status_error(response, outcome.status());
-                nlohmann::json trial = nullptr;
-                if (outcome->lease && !outcome->resumed) ++context.metrics.claims;
-                if (const std::optional<Lease>& lease = outcome->lease) {
-                  if (lease->attempt > 1 && !outcome->resumed) {
-                    // An earlier attempt may have left its model: it must not pass for this one's.
-                    std::lock_guard commit_lock(context.model_commit_mutex);
-                    default_file_system().remove(context.model_files.path_for(lease->trial_id));
-                  }
-                  trial = {{"id", lease->trial_id},
-                           {"experiment", lease->experiment},
-                           {"hyperparameters", lease->hyperparameters},
-                           {"attempt", lease->attempt},
-                           {"lease_token", lease->lease_token},
-                           {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)},
-                           {"resumed", outcome->resumed}};
-                }
-                send_json(response, 200,
-                          {{"trial", trial},
-                           {"pending", outcome->pending},
-                           {"running", outcome->running},
-                           {"done", outcome->done},
-                           {"failed", outcome->failed},
-                           {"cancelled", outcome->cancelled},
-                           {"total", outcome->pending + outcome->running + outcome->done +
-                                         outcome->failed + outcome->cancelled}});
+                send_json(response, 200, claim_answer(context, *outcome));
               });
 
   server.Post(route("/api/v1/trials/", kTrialId, "/heartbeat"),
@@ -770,11 +779,20 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                 if (!body.contains("results")) {
                   return send_error(response, 400, "the body needs \"results\"");
                 }
-                Status status =
-                    context.store.complete(request.matches[1], lease_token, body["results"]);
-                if (!status) return send_lease_error(response, status);
+                Result<std::string> next_claim_id = claim_id_field(body, "next_claim_id");
+                if (!next_claim_id) return send_status_error(response, next_claim_id.status());
+                if (next_claim_id->empty()) {
+                  Status status =
+                      context.store.complete(request.matches[1], lease_token, body["results"]);
+                  if (!status) return send_lease_error(response, status);
+                  ++context.metrics.completions;
+                  return send_ok(response);
+                }
+                Result<ClaimOutcome> next = context.store.complete_and_claim(
+                    request.matches[1], lease_token, body["results"], *next_claim_id);
+                if (!next) return send_lease_error(response, next.status());
                 ++context.metrics.completions;
-                send_ok(response);
+                send_json(response, 200, {{"ok", true}, {"next", claim_answer(context, *next)}});
               });
 
   server.Post(route("/api/v1/trials/", kTrialId, "/fail"),

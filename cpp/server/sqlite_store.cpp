@@ -710,6 +710,131 @@ struct SqliteStore::Impl {
         .execute();
   }
 
+  // The body of claim_next_trial (see Store).
+  Result<ClaimOutcome> claim(const std::string& worker_id, const std::string& claim_id,
+                             TimeMs now) {
+    if (Status touched = touch_worker(worker_id, now); !touched) return touched;
+    if (sqlite3_changes(db) == 0) return Status::not_found("no worker " + worker_id);
+    Result<std::int64_t> requeued = requeue_expired(now);
+    if (!requeued) return requeued.status();
+
+    ClaimOutcome outcome;
+    Result<std::optional<Lease>> held =
+        claim_id.empty() ? std::optional<Lease>() : lease_of_claim(worker_id, claim_id, now);
+    if (!held) return held.status();
+    if (*held) {
+      outcome.lease = std::move(*held);
+      outcome.resumed = true;
+      Status status = set_lease_expiry(outcome.lease->trial_id, outcome.lease->lease_expires_ms);
+      if (!status) return status;
+    }
+    if (!outcome.lease) {
+      Statement next = statement(
+          "SELECT id, experiment, hyperparameters, attempts FROM trials "
+          "WHERE in_config = 1 AND state = 'pending' ORDER BY grid_index LIMIT 1");
+      Result<bool> found = next.next_row();
+      if (!found) return found.status();
+      if (*found) {
+        Result<nlohmann::json> hyperparameters = parse_stored_json(next.text(2), "hyperparameters");
+        if (!hyperparameters) return hyperparameters.status();
+        outcome.lease = Lease{next.text(0),
+                              next.text(1),
+                              std::move(hyperparameters).value(),
+                              static_cast<int>(next.integer(3)) + 1,
+                              random_hex(kLeaseTokenBytes),
+                              now + options.lease_ms};
+      }
+    }
+    if (outcome.lease && !outcome.resumed) {
+      const Lease& lease = *outcome.lease;
+      // A claim starts the trial afresh: nothing of an earlier attempt stays attached.
+      Status status = statement(
+                          "UPDATE trials SET state = 'running', attempts = ?2, "
+                          "lease_token = ?3, lease_expires_ms = ?4, worker_id = ?5, "
+                          "started_ms = ?6, finished_ms = NULL, error = NULL, "
+                          "traceback = NULL, model_sha256 = NULL, model_size = NULL, "
+                          "stop_requested = 0 WHERE id = ?1")
+                          .bind(1, lease.trial_id)
+                          .bind(2, lease.attempt)
+                          .bind(3, lease.lease_token)
+                          .bind(4, lease.lease_expires_ms)
+                          .bind(5, worker_id)
+                          .bind(6, now)
+                          .execute();
+      if (!status) return status;
+      status = statement(
+                   "INSERT INTO trial_attempts (trial_id, attempt, worker_id, lease_token, "
+                   "started_ms, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')")
+                   .bind(1, lease.trial_id)
+                   .bind(2, lease.attempt)
+                   .bind(3, worker_id)
+                   .bind(4, lease.lease_token)
+                   .bind(5, now)
+                   .execute();
+      if (!status) return status;
+      // A claim without an id leaves the last one alone: a claim is sent again only right
+      // after it was first sent, never after a later claim.
+      Statement current = statement(
+          claim_id.empty()
+              ? "UPDATE workers SET current_trial = ?2 WHERE id = ?1"
+              : "UPDATE workers SET current_trial = ?2, last_claim_id = ?3 WHERE id = ?1");
+      current.bind(1, worker_id).bind(2, lease.trial_id);
+      if (!claim_id.empty()) current.bind(3, claim_id);
+      status = current.execute();
+      if (!status) return status;
+    }
+
+    Statement counts = statement(
+        "SELECT state, count FROM trial_counts "
+        "WHERE experiment = (SELECT name FROM experiments WHERE active = 1) "
+        "AND in_config = 1");
+    Status read = counts.each_row([&] {
+      if (std::optional<TrialState> state = trial_state_from_string(counts.text(0))) {
+        add_count(outcome, *state, counts.integer(1));
+      }
+    });
+    if (!read) return read;
+    return outcome;
+  }
+
+  // The body of complete (see Store); returns the worker that held the lease.
+  Result<std::string> complete(const std::string& trial_id, const std::string& lease_token,
+                               const nlohmann::json& results, TimeMs now) {
+    Result<HeldLease> held = hold_lease(trial_id, lease_token, now);
+    if (!held) return held.status();
+    Status status = statement(
+                        "UPDATE trials SET state = 'done', results = ?2, finished_ms = ?3, "
+                        "lease_token = NULL, lease_expires_ms = NULL WHERE id = ?1")
+                        .bind(1, trial_id)
+                        .bind(2, dump_json(results))
+                        .bind(3, now)
+                        .execute();
+    if (!status) return status;
+    if (held->stop_requested) {
+      // Cancelled while it ran: its results stay (they may be partial), the trial is cancelled.
+      status = end_cancelled(trial_id, "cancelled by the user", now);
+      if (!status) return status;
+      status = end_attempt(trial_id, "cancelled", std::nullopt, now);
+      if (!status) return status;
+      status = worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/0);
+      if (!status) return status;
+      return held->worker_id;
+    }
+    status = statement(
+                 "UPDATE experiments SET done_count = done_count + 1, "
+                 "done_ms_total = done_ms_total + ?2 - (SELECT started_ms FROM trials "
+                 "WHERE id = ?1) WHERE name = (SELECT experiment FROM trials WHERE id = ?1)")
+                 .bind(1, trial_id)
+                 .bind(2, now)
+                 .execute();
+    if (!status) return status;
+    status = end_attempt(trial_id, "done", std::nullopt, now);
+    if (!status) return status;
+    status = worker_lease_ended(held->worker_id, trial_id, now, /*done=*/1, /*failed=*/0);
+    if (!status) return status;
+    return held->worker_id;
+  }
+
   // Ends a running trial whose cancel was requested: cancelled, lease dropped, any results
   // and model the worker sent kept.
   Status end_cancelled(const std::string& trial_id, const std::string& reason, TimeMs now) {
@@ -1124,89 +1249,7 @@ Result<ClaimOutcome> SqliteStore::claim_next_trial(const std::string& worker_id,
                                                    const std::string& claim_id) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Result<ClaimOutcome> {
-    if (Status touched = impl.touch_worker(worker_id, now); !touched) return touched;
-    if (sqlite3_changes(impl.db) == 0) return Status::not_found("no worker " + worker_id);
-    Result<std::int64_t> requeued = impl.requeue_expired(now);
-    if (!requeued) return requeued.status();
-
-    ClaimOutcome outcome;
-    Result<std::optional<Lease>> held =
-        claim_id.empty() ? std::optional<Lease>() : impl.lease_of_claim(worker_id, claim_id, now);
-    if (!held) return held.status();
-    if (*held) {
-      outcome.lease = std::move(*held);
-      outcome.resumed = true;
-      Status status =
-          impl.set_lease_expiry(outcome.lease->trial_id, outcome.lease->lease_expires_ms);
-      if (!status) return status;
-    }
-    if (!outcome.lease) {
-      Statement next = impl.statement(
-          "SELECT id, experiment, hyperparameters, attempts FROM trials "
-          "WHERE in_config = 1 AND state = 'pending' ORDER BY grid_index LIMIT 1");
-      Result<bool> found = next.next_row();
-      if (!found) return found.status();
-      if (*found) {
-        Result<nlohmann::json> hyperparameters = parse_stored_json(next.text(2), "hyperparameters");
-        if (!hyperparameters) return hyperparameters.status();
-        outcome.lease = Lease{next.text(0),
-                              next.text(1),
-                              std::move(hyperparameters).value(),
-                              static_cast<int>(next.integer(3)) + 1,
-                              random_hex(kLeaseTokenBytes),
-                              now + impl.options.lease_ms};
-      }
-    }
-    if (outcome.lease && !outcome.resumed) {
-      const Lease& lease = *outcome.lease;
-      // A claim starts the trial afresh: nothing of an earlier attempt stays attached.
-      Status status = impl.statement(
-                              "UPDATE trials SET state = 'running', attempts = ?2, "
-                              "lease_token = ?3, lease_expires_ms = ?4, worker_id = ?5, "
-                              "started_ms = ?6, finished_ms = NULL, error = NULL, "
-                              "traceback = NULL, model_sha256 = NULL, model_size = NULL, "
-                              "stop_requested = 0 WHERE id = ?1")
-                          .bind(1, lease.trial_id)
-                          .bind(2, lease.attempt)
-                          .bind(3, lease.lease_token)
-                          .bind(4, lease.lease_expires_ms)
-                          .bind(5, worker_id)
-                          .bind(6, now)
-                          .execute();
-      if (!status) return status;
-      status = impl.statement(
-                       "INSERT INTO trial_attempts (trial_id, attempt, worker_id, lease_token, "
-                       "started_ms, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')")
-                   .bind(1, lease.trial_id)
-                   .bind(2, lease.attempt)
-                   .bind(3, worker_id)
-                   .bind(4, lease.lease_token)
-                   .bind(5, now)
-                   .execute();
-      if (!status) return status;
-      // A claim without an id leaves the last one alone: a claim is sent again only right
-      // after it was first sent, never after a later claim.
-      Statement current = impl.statement(
-          claim_id.empty()
-              ? "UPDATE workers SET current_trial = ?2 WHERE id = ?1"
-              : "UPDATE workers SET current_trial = ?2, last_claim_id = ?3 WHERE id = ?1");
-      current.bind(1, worker_id).bind(2, lease.trial_id);
-      if (!claim_id.empty()) current.bind(3, claim_id);
-      status = current.execute();
-      if (!status) return status;
-    }
-
-    Statement counts = impl.statement(
-        "SELECT state, count FROM trial_counts "
-        "WHERE experiment = (SELECT name FROM experiments WHERE active = 1) "
-        "AND in_config = 1");
-    Status read = counts.each_row([&] {
-      if (std::optional<TrialState> state = trial_state_from_string(counts.text(0))) {
-        add_count(outcome, *state, counts.integer(1));
-      }
-    });
-    if (!read) return read;
-    return outcome;
+    return impl.claim(worker_id, claim_id, now);
   });
 }
 
@@ -1276,35 +1319,19 @@ Status SqliteStore::complete(const std::string& trial_id, const std::string& lea
                              const nlohmann::json& results) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
-    Result<HeldLease> held = impl.hold_lease(trial_id, lease_token, now);
-    if (!held) return held.status();
-    Status status = impl.statement(
-                            "UPDATE trials SET state = 'done', results = ?2, finished_ms = ?3, "
-                            "lease_token = NULL, lease_expires_ms = NULL WHERE id = ?1")
-                        .bind(1, trial_id)
-                        .bind(2, dump_json(results))
-                        .bind(3, now)
-                        .execute();
-    if (!status) return status;
-    if (held->stop_requested) {
-      // Cancelled while it ran: its results stay (they may be partial), the trial is cancelled.
-      status = impl.end_cancelled(trial_id, "cancelled by the user", now);
-      if (!status) return status;
-      status = impl.end_attempt(trial_id, "cancelled", std::nullopt, now);
-      if (!status) return status;
-      return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/0);
-    }
-    status = impl.statement(
-                     "UPDATE experiments SET done_count = done_count + 1, "
-                     "done_ms_total = done_ms_total + ?2 - (SELECT started_ms FROM trials "
-                     "WHERE id = ?1) WHERE name = (SELECT experiment FROM trials WHERE id = ?1)")
-                 .bind(1, trial_id)
-                 .bind(2, now)
-                 .execute();
-    if (!status) return status;
-    status = impl.end_attempt(trial_id, "done", std::nullopt, now);
-    if (!status) return status;
-    return impl.worker_lease_ended(held->worker_id, trial_id, now, /*done=*/1, /*failed=*/0);
+    return impl.complete(trial_id, lease_token, results, now).status();
+  });
+}
+
+Result<ClaimOutcome> SqliteStore::complete_and_claim(const std::string& trial_id,
+                                                     const std::string& lease_token,
+                                                     const nlohmann::json& results,
+                                                     const std::string& claim_id) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Result<ClaimOutcome> {
+    Result<std::string> worker_id = impl.complete(trial_id, lease_token, results, now);
+    if (!worker_id) return worker_id.status();
+    return impl.claim(*worker_id, claim_id, now);
   });
 }
 

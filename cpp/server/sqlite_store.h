@@ -51,6 +51,10 @@ class SqliteStore final : public Store {
                       const ModelInfo& model) override;
   Status complete(const std::string& trial_id, const std::string& lease_token,
                   const nlohmann::json& results) override;
+  Result<ClaimOutcome> complete_and_claim(const std::string& trial_id,
+                                          const std::string& lease_token,
+                                          const nlohmann::json& results,
+                                          const std::string& claim_id) override;
   Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
               const std::string& traceback) override;
   Status release(const std::string& trial_id, const std::string& lease_token) override;

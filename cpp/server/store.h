@@ -183,6 +183,13 @@ class Store {
                               const ModelInfo& model) = 0;
   virtual Status complete(const std::string& trial_id, const std::string& lease_token,
                           const nlohmann::json& results) = 0;
+  // complete(), then claim_next_trial() with `claim_id` for the worker that held the lease,
+  // in one transaction: one round trip per trial for a worker that goes on. A refused
+  // completion claims nothing; a claim that fails takes the completion back with it.
+  virtual Result<ClaimOutcome> complete_and_claim(const std::string& trial_id,
+                                                  const std::string& lease_token,
+                                                  const nlohmann::json& results,
+                                                  const std::string& claim_id) = 0;
   virtual Status fail(const std::string& trial_id, const std::string& lease_token,
                       const std::string& error, const std::string& traceback) = 0;
   virtual Status release(const std::string& trial_id, const std::string& lease_token) = 0;

@@ -252,6 +252,60 @@ TEST_P(StoreTest, AClaimSentAgainWithItsIdGetsTheSameLeaseWhileItIsLive) {
   EXPECT_NE(after_expiry.lease->lease_token, after_done.lease->lease_token);
 }
 
+TEST_P(StoreTest, CompleteAndClaimEndsOneTrialAndLeasesTheNextInOneCall) {
+  ExperimentConfig config = config_over("exp", {1, 2, 3});
+  sync(config);
+  std::string worker = new_worker();
+  Lease first = claim(worker);
+  clock_.advance_ms(500);
+
+  ClaimOutcome next = value_of(
+      store().complete_and_claim(first.trial_id, first.lease_token, {{"loss", 1}}, "next-1"));
+  ASSERT_TRUE(next.lease.has_value());
+  EXPECT_FALSE(next.resumed);
+  EXPECT_EQ(next.lease->trial_id, Grid(config).id_at(1));
+  EXPECT_EQ(next.lease->attempt, 1);
+  EXPECT_EQ(next.done, 1);
+  EXPECT_EQ(next.running, 1);
+  EXPECT_EQ(next.pending, 1);
+  TrialRecord done = value_of(store().get_trial(first.trial_id));
+  EXPECT_EQ(done.state, TrialState::kDone);
+  EXPECT_EQ(done.results, nlohmann::json({{"loss", 1}}));
+  EXPECT_EQ(value_of(store().list_attempts(first.trial_id)).back().outcome, "done");
+  WorkerRecord record = worker_record(store(), worker);
+  EXPECT_EQ(record.current_trial, next.lease->trial_id);
+  EXPECT_EQ(record.trials_done, 1);
+
+  // Its answer was lost: sent again, the completion is refused as done, and the claim with
+  // the same id gets the lease the first call made.
+  EXPECT_TRUE(
+      IsError(store()
+                  .complete_and_claim(first.trial_id, first.lease_token, {{"loss", 1}}, "next-1")
+                  .status(),
+              Code::kConflict, "already done"));
+  ClaimOutcome again = value_of(store().claim_next_trial(worker, "next-1"));
+  ASSERT_TRUE(again.lease.has_value());
+  EXPECT_TRUE(again.resumed);
+  EXPECT_EQ(again.lease->lease_token, next.lease->lease_token);
+
+  // A refused completion claims nothing.
+  EXPECT_TRUE(IsError(
+      store().complete_and_claim(next.lease->trial_id, "wrong-token", {}, "next-2").status(),
+      Code::kConflict, "does not match"));
+  EXPECT_EQ(value_of(store().get_trial(Grid(config).id_at(2))).state, TrialState::kPending);
+
+  ClaimOutcome third = value_of(
+      store().complete_and_claim(next.lease->trial_id, next.lease->lease_token, {}, "next-3"));
+  ASSERT_TRUE(third.lease.has_value());
+  ClaimOutcome last = value_of(
+      store().complete_and_claim(third.lease->trial_id, third.lease->lease_token, {}, "next-4"));
+  EXPECT_FALSE(last.lease.has_value());
+  EXPECT_EQ(last.done, 3);
+  EXPECT_EQ(last.pending + last.running, 0);
+  EXPECT_EQ(worker_record(store(), worker).current_trial, std::nullopt);
+  EXPECT_EQ(worker_record(store(), worker).trials_done, 3);
+}
+
 TEST_P(StoreTest, ClaimWithNothingPendingReturnsNoLease) {
   std::string worker = new_worker();
   ClaimOutcome before_any_grid = value_of(store().claim_next_trial(worker));

@@ -315,3 +315,62 @@ def test_a_malformed_claim_id_is_refused(server):
         assert response.status_code == 400, claim_id
         assert "claim_id" in response.json()["error"]
     assert claim(server, worker)["trial"]["attempt"] == 1
+
+
+def test_a_completion_can_claim_the_next_trial(server):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    seen = []
+    while lease is not None:
+        seen.append(lease["id"])
+        done = server.post(
+            f"/api/v1/trials/{lease['id']}/complete",
+            {
+                "lease_token": lease["lease_token"],
+                "results": {"score": len(seen)},
+                "next_claim_id": f"next-{len(seen)}",
+            },
+        )
+        assert done.status_code == 200, done.text
+        answer = done.json()
+        assert answer["ok"] is True
+        following = answer["next"]
+        assert following["done"] == len(seen) and following["total"] == 8
+        lease = following["trial"]
+    assert len(seen) == len(set(seen)) == 8
+    assert following["pending"] == following["running"] == 0
+    trials = server.get("/api/v1/experiments/sentiment_analysis1/trials").json()
+    assert sorted(t["results"]["score"] for t in trials) == list(range(1, 9))
+    metrics = server.get("/metrics").text
+    assert "gridexp_claims_total 8\n" in metrics
+    assert "gridexp_completions_total 8\n" in metrics
+
+
+def test_a_completion_whose_answer_was_lost_hands_its_next_lease_to_the_claim_id(server):
+    worker = register(server)
+    first = claim(server, worker)["trial"]
+    body = {"lease_token": first["lease_token"], "results": {}, "next_claim_id": "after-first"}
+    path = f"/api/v1/trials/{first['id']}/complete"
+    next_lease = server.post(path, body).json()["next"]["trial"]
+    # Sent again: the completion is already recorded (409) and claims nothing more ...
+    again = server.post(path, body)
+    assert again.status_code == 409 and "already done" in again.json()["error"]
+    # ... and the claim the worker then sends with that id gets the lease it made.
+    resumed = server.post(f"/api/v1/workers/{worker}/claim", {"claim_id": "after-first"})
+    trial = resumed.json()["trial"]
+    assert trial["resumed"] is True
+    assert (trial["id"], trial["lease_token"]) == (next_lease["id"], next_lease["lease_token"])
+    assert resumed.json()["running"] == 1
+
+
+def test_a_malformed_next_claim_id_is_refused_and_completes_nothing(server):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    for claim_id in ["", "x" * 65, "has space", 42, None]:
+        response = server.post(
+            f"/api/v1/trials/{lease['id']}/complete",
+            {"lease_token": lease["lease_token"], "results": {}, "next_claim_id": claim_id},
+        )
+        assert response.status_code == 400, claim_id
+        assert "next_claim_id" in response.json()["error"]
+    assert server.get(f"/api/v1/trials/{lease['id']}").json()["state"] == "running"
