@@ -3,7 +3,9 @@
 Scenarios (docs/performance.md has the targets and the latest figures):
 
 - ``coordinator``: the C++ load generator (bench/loadgen.cpp) against a real gridexp-server,
-  closed loop at N = 1, 16, 256 and open loop (fixed arrival rates) at N = 256.
+  closed loop at N = 1, 16, 256 and open loop (fixed arrival rates) at N = 256, each trial
+  one call as gridexp-worker makes it (a completion claims the next trial); at N = 16 also
+  two calls per trial (claim, then complete), interleaved, for comparison.
 - ``optuna``: Optuna + SQLite + GridSampler beside gridexp over the same grid
   (bench/optuna_side.py, run by this interpreter or each ``--optuna-python``).
 - ``end_to_end``: real gridexp-worker processes with a no-op ``run_one``.
@@ -196,10 +198,14 @@ def configure_loadgen_build() -> None:
     )
 
 
-def run_loadgen(server: Server, workers: int, seconds: float, rate: float = 0.0) -> dict[str, Any]:
-    """One load generator run: closed loop, or open loop at `rate` claim -> complete cycles/s."""
+def run_loadgen(
+    server: Server, workers: int, seconds: float, rate: float = 0.0, protocol: str = "one-call"
+) -> dict[str, Any]:
+    """One load generator run: closed loop, or open loop at `rate` trials/s; `protocol`
+    one-call (a completion claims the next trial) or two-calls (claim, then complete)."""
     command = [str(LOADGEN), "--port", str(server.port), "--password", PASSWORD]
     command += ["--workers", str(workers), "--seconds", str(seconds), "--rate", str(rate)]
+    command += ["--protocol", protocol]
     finished = subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=seconds + 120
     )
@@ -242,48 +248,65 @@ def open_loop(server: Server, workers: int, capacity: float, seconds: float, rep
     return results
 
 
+def measured_run(server: Server, workers: int, seconds: float, protocol: str) -> dict[str, Any]:
+    """A closed-loop run with the server's CPU time per trial and its peak RSS."""
+    cpu_before = cpu_seconds(server.pid)
+    report = run_loadgen(server, workers, seconds, protocol=protocol)
+    report["server_cpu_ms_per_trial"] = (
+        1000 * (cpu_seconds(server.pid) - cpu_before) / max(report["trials"], 1)
+    )
+    report["server_peak_rss_mb"] = status_kib(server.pid, "VmHWM") / 1024
+    return report
+
+
+def closed_loop_summary(runs: list[dict[str, Any]], points: int, threads: int) -> dict[str, Any]:
+    assert all(run["trials"] > 0 for run in runs), "the load generator completed no trial"
+    assert not any(run["errors"] for run in runs), runs[0]["first_error"]
+    assert all(run["duplicated_points"] == 0 for run in runs), "a grid point ran twice"
+    return {
+        "grid_points": points,
+        "server_threads": threads,
+        "trials_per_second": summary([r["trials_per_second"] for r in runs]),
+        "call_p50_ms": summary([r["call"]["p50_ms"] for r in runs]),
+        "call_p99_ms": summary([r["call"]["p99_ms"] for r in runs]),
+        "cycle_p99_ms": summary([r["cycle"]["p99_ms"] for r in runs]),
+        "server_cpu_ms_per_trial": summary([r["server_cpu_ms_per_trial"] for r in runs]),
+        "server_peak_rss_mb": summary([r["server_peak_rss_mb"] for r in runs]),
+        "failed_calls": sum(r["errors"] for r in runs),
+        "duplicated_points": sum(r["duplicated_points"] for r in runs),
+    }
+
+
 def coordinator(work: Path, quick: bool, reps: int) -> dict[str, Any]:
     seconds = 0.5 if quick else 2.0
     results: dict[str, Any] = {}
     for workers in (1, 16, 256):
         directory = work / f"coordinator-{workers}"
-        # N=256 also runs the open-loop rates: ~150,000 trials more than the closed loop
-        # (~10,000 in a quick run).
-        axes = {"a": 1000 if workers == 256 else 400, "b": 500}
-        quick_axes = {"a": 400 if workers == 256 else 100, "b": 100}
+        # N=16 also runs two calls per trial, N=256 the open-loop rates: ~250,000 trials more
+        # than the closed loop (~10,000 in a quick run).
+        axes = {"a": {1: 400, 16: 800, 256: 1000}[workers], "b": 500}
+        quick_axes = {"a": {1: 100, 16: 200, 256: 400}[workers], "b": 100}
         points = write_experiment(directory, quick_axes if quick else axes)
         # The HTTP thread pool holds one thread per keep-alive connection; 256 connections
         # need more than the default 64 threads.
         extra = ["--threads", "300"] if workers > 64 else []
         runs: list[dict[str, Any]] = []
+        two_call_runs: list[dict[str, Any]] = []
         open_loop_results: dict[str, Any] = {}
         with running_server(directory, *extra) as server:
             for _ in range(reps):
-                cpu_before = cpu_seconds(server.pid)
-                report = run_loadgen(server, workers, seconds)
-                report["server_cpu_ms_per_trial"] = (
-                    1000 * (cpu_seconds(server.pid) - cpu_before) / max(report["trials"], 1)
-                )
-                report["server_peak_rss_mb"] = status_kib(server.pid, "VmHWM") / 1024
-                runs.append(report)
+                runs.append(measured_run(server, workers, seconds, "one-call"))
+                if workers == 16:
+                    two_call_runs.append(measured_run(server, workers, seconds, "two-calls"))
             if workers == 256:
                 capacity = statistics.median(r["trials_per_second"] for r in runs)
                 open_loop_results = open_loop(server, workers, capacity, seconds, reps)
-        assert all(run["trials"] > 0 for run in runs), "the load generator completed no trial"
-        assert not any(run["errors"] for run in runs), runs[0]["first_error"]
-        assert all(run["duplicated_points"] == 0 for run in runs), "a grid point ran twice"
-        results[f"N={workers}"] = {
-            "grid_points": points,
-            "server_threads": 300 if extra else 64,
-            "trials_per_second": summary([r["trials_per_second"] for r in runs]),
-            "call_p50_ms": summary([r["call"]["p50_ms"] for r in runs]),
-            "call_p99_ms": summary([r["call"]["p99_ms"] for r in runs]),
-            "cycle_p99_ms": summary([r["cycle"]["p99_ms"] for r in runs]),
-            "server_cpu_ms_per_trial": summary([r["server_cpu_ms_per_trial"] for r in runs]),
-            "server_peak_rss_mb": summary([r["server_peak_rss_mb"] for r in runs]),
-            "failed_calls": sum(r["errors"] for r in runs),
-            "duplicated_points": sum(r["duplicated_points"] for r in runs),
-        }
+        threads = 300 if extra else 64
+        results[f"N={workers}"] = closed_loop_summary(runs, points, threads)
+        if two_call_runs:
+            results[f"N={workers} two calls/trial"] = closed_loop_summary(
+                two_call_runs, points, threads
+            )
         results.update(open_loop_results)
     return results
 

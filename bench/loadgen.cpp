@@ -1,18 +1,23 @@
 // gridexp-loadgen: simulated workers for the coordinator benchmark (bench/, scenario 1).
 //
 // Each of --workers threads opens its own keep-alive connection, registers once, waits for
-// every other thread at a start line, then loops claim -> complete (with a small result)
-// until --seconds have passed or the grid has nothing pending. It prints one JSON object on
-// stdout: trials completed, wall seconds, latency percentiles per call, error counts and the
-// number of grid points that were completed more than once (which must be 0).
+// every other thread at a start line, then runs trials (completed with a small result) until
+// --seconds have passed or the grid has nothing pending. It prints one JSON object on stdout:
+// trials completed, wall seconds, latency percentiles per call, error counts and the number
+// of grid points that were completed more than once (which must be 0).
 //
-// Closed loop (the default): each thread sends its next claim as soon as its last completion
-// is answered, so the offered load is whatever the server sustains. Open loop (--rate R): the
-// threads together start R claim -> complete cycles per second, evenly spaced (thread i of N
-// starts cycles at t0 + (k * N + i) / R). A claim's latency is measured from the time it was
-// scheduled, not from when it could be sent, so a server that falls behind shows its queueing
-// delay instead of hiding it (no coordinated omission); its completion is sent on the claim's
-// answer and timed from then.
+// A cycle is what one trial costs the coordinator. With --protocol one-call (the default, as
+// gridexp-worker does) it is one call: a completion that claims the next trial (a thread's
+// first cycle is a plain claim, and its last trial is completed without a next claim after the
+// deadline). With --protocol two-calls it is a claim, then a completion sent on its answer.
+//
+// Closed loop (the default): each thread starts its next cycle as soon as its last one is
+// answered, so the offered load is whatever the server sustains. Open loop (--rate R): the
+// threads together start R cycles per second, evenly spaced (thread i of N starts cycles at
+// t0 + (k * N + i) / R); with one call per cycle the time between a thread's cycles stands for
+// its trial's run. A cycle's first call is timed from when it was scheduled, not from when it
+// could be sent, so a server that falls behind shows its queueing delay instead of hiding it
+// (no coordinated omission); a two-call cycle's completion is timed from its claim's answer.
 //
 // Threads share nothing but the start line, an atomic stop flag and the per-thread result
 // slots, which the main thread reads after joining them.
@@ -42,7 +47,8 @@ struct Options {
   std::string password;
   int workers = 1;
   double seconds = 5.0;
-  double rate = 0.0;  // cycles per second, all threads together; 0 for a closed loop
+  double rate = 0.0;     // cycles per second, all threads together; 0 for a closed loop
+  bool one_call = true;  // a completion claims the next trial
 };
 
 struct WorkerResult {
@@ -59,7 +65,7 @@ struct WorkerResult {
 
 void usage_and_exit() {
   std::cerr << "usage: gridexp-loadgen --port N --password P [--host ADDR] [--workers N] "
-               "[--seconds S] [--rate CYCLES_PER_S]\n";
+               "[--seconds S] [--rate CYCLES_PER_S] [--protocol one-call|two-calls]\n";
   std::exit(2);
 }
 
@@ -81,6 +87,8 @@ Options parse_options(int argc, char** argv) {
       options.seconds = std::stod(value);
     } else if (name == "--rate") {
       options.rate = std::stod(value);
+    } else if (name == "--protocol" && (value == "one-call" || value == "two-calls")) {
+      options.one_call = value == "one-call";
     } else {
       usage_and_exit();
     }
@@ -145,6 +153,33 @@ void run_worker(const Options& options, int index, std::latch& registered_line,
   result.complete_ms.reserve(1 << 16);
   result.cycle_ms.reserve(1 << 16);
   const bool open_loop = options.rate > 0;
+  const nlohmann::json results = {{"accuracy", 0.5}, {"loss", 0.25}, {"epochs", 1}};
+  // A claim id per claim, sent again with its retries, as gridexp-worker does.
+  auto claim_id = [index](long cycle) {
+    return std::to_string(index) + "-" + std::to_string(cycle);
+  };
+  // The trial leased and not yet completed, or null.
+  nlohmann::json held = nullptr;
+  // Takes the trial a claim answer leased (or notes that the grid has nothing left).
+  auto take = [&](const nlohmann::json& answer) {
+    held = answer.at("trial");
+    if (held.is_null() && answer.at("running").get<long>() == 0) stop = true;
+  };
+  // Completes the held trial (claiming the next with `next_claim_id` when not empty).
+  auto complete = [&](const std::string& next_claim_id) {
+    const std::string trial_id = held.at("id").get<std::string>();
+    nlohmann::json completion = {{"lease_token", held.at("lease_token")}, {"results", results}};
+    if (!next_claim_id.empty()) completion["next_claim_id"] = next_claim_id;
+    held = nullptr;
+    auto completed = client.Post("/api/v1/trials/" + trial_id + "/complete", completion.dump(),
+                                 "application/json");
+    if (!completed || completed->status != 200) {
+      note_error(result, "complete", completed);
+      return;
+    }
+    result.completed_ids.push_back(trial_id);
+    if (!next_claim_id.empty()) take(nlohmann::json::parse(completed->body).at("next"));
+  };
   for (long cycle = 0; !stop.load(std::memory_order_relaxed); ++cycle) {
     auto started = Clock::now();
     if (open_loop) {
@@ -159,9 +194,14 @@ void run_worker(const Options& options, int index, std::latch& registered_line,
     } else if (started >= deadline) {
       break;
     }
-    // A claim id per claim, sent again with its retries, as gridexp-worker does.
-    const std::string claim_body =
-        R"({"claim_id":")" + std::to_string(index) + "-" + std::to_string(cycle) + R"("})";
+    if (options.one_call && !held.is_null()) {
+      complete(claim_id(cycle));
+      const double took = milliseconds_since(started);
+      result.complete_ms.push_back(took);
+      result.cycle_ms.push_back(took);
+      continue;
+    }
+    const std::string claim_body = R"({"claim_id":")" + claim_id(cycle) + R"("})";
     auto claimed = client.Post(claim_path, claim_body, "application/json");
     for (int retry = 0; retry < 5 && !claimed && claimed.error() == httplib::Error::Read; ++retry) {
       // The server closes a keep-alive connection idle for 2 s (threads that registered
@@ -174,27 +214,15 @@ void run_worker(const Options& options, int index, std::latch& registered_line,
       note_error(result, "claim", claimed);
       continue;
     }
-    auto answer = nlohmann::json::parse(claimed->body);
-    const auto& trial = answer.at("trial");
-    if (trial.is_null()) {
-      if (answer.at("running").get<long>() == 0) stop = true;
-      continue;
-    }
-    const std::string trial_id = trial.at("id").get<std::string>();
+    take(nlohmann::json::parse(claimed->body));
+    if (options.one_call || held.is_null()) continue;
     const auto cycle_started = started;
-    nlohmann::json completion = {{"lease_token", trial.at("lease_token")},
-                                 {"results", {{"accuracy", 0.5}, {"loss", 0.25}, {"epochs", 1}}}};
     started = Clock::now();
-    auto completed = client.Post("/api/v1/trials/" + trial_id + "/complete", completion.dump(),
-                                 "application/json");
+    complete("");
     result.complete_ms.push_back(milliseconds_since(started));
     result.cycle_ms.push_back(milliseconds_since(cycle_started));
-    if (completed && completed->status == 200) {
-      result.completed_ids.push_back(trial_id);
-    } else {
-      note_error(result, "complete", completed);
-    }
   }
+  if (!held.is_null()) complete("");  // the last trial, claimed by the last cycle
 }
 
 double percentile(std::vector<double>& values, double fraction) {

@@ -401,7 +401,10 @@ Status configure_connection(sqlite3* db, const SqliteOptions& sqlite_options) {
       db, std::string("PRAGMA synchronous = ") +
               (sqlite_options.synchronous_full ? "FULL" : "NORMAL") + "; PRAGMA cache_size = -" +
               std::to_string(kCacheSizeKib) +
-              "; PRAGMA journal_size_limit = " + std::to_string(kJournalSizeLimitBytes) + ";");
+              "; PRAGMA journal_size_limit = " + std::to_string(kJournalSizeLimitBytes) +
+              // Temporary files in memory: the savepoint journal of a shared transaction
+              // (GroupCommit) would otherwise spill to a file in /var/tmp past 64 KiB.
+              "; PRAGMA temp_store = MEMORY;");
   if (!status) return status;
 
   Result<std::string> version_text = query_text(db, "PRAGMA user_version");

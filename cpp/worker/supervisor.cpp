@@ -180,7 +180,8 @@ Status Supervisor::start_executor() {
 }
 
 Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartbeat,
-                           bool* ended_cancelled) {
+                           bool* ended_cancelled, const std::string& next_claim_id,
+                           std::optional<nlohmann::json>* next_claim) {
   FinishedTrial finished = original;
   auto forget = [&] {
     outbox_.remove(finished.trial_id);
@@ -212,6 +213,7 @@ Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartb
   nlohmann::json body = {{"lease_token", finished.lease_token}};
   if (finished.succeeded) {
     body["results"] = finished.results;
+    if (!next_claim_id.empty()) body["next_claim_id"] = next_claim_id;
   } else {
     body["error"] = finished.error;
     body["traceback"] = finished.traceback;
@@ -226,6 +228,9 @@ Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartb
   }
   if (answered && ended_cancelled != nullptr) {
     *ended_cancelled = answered->is_object() && answered->value("state", "") == "cancelled";
+  }
+  if (answered && next_claim != nullptr && answered->is_object() && answered->contains("next")) {
+    *next_claim = (*answered)["next"];
   }
   return answered ? Status::ok() : answered.status();
 }
@@ -432,8 +437,25 @@ int Supervisor::run() {
     return fail_with(kWorkerExitFailed, status.message());
 
   std::int64_t trials_run = 0;
+  // Each claim has an id, sent again with its retries, so a claim whose answer was lost gets
+  // its lease again instead of a second one (docs/protocol.md, "Claim"). A completion claims
+  // the next trial with the next id; when its answer does not bring that claim's answer, the
+  // loop sends the claim itself, with the same id.
+  std::string claim_id = random_hex(16);
+  std::optional<nlohmann::json> next_claim;  // the claim answer a completion brought
+  auto give_back_next_claim = [&] {
+    if (!next_claim || !(*next_claim)["trial"].is_object()) return;
+    const nlohmann::json& unstarted = (*next_claim)["trial"];
+    connection_.post_json(trial_path(unstarted["id"].get<std::string>(), "release"),
+                          {{"lease_token", unstarted["lease_token"]}});
+    next_claim.reset();
+  };
+  auto exit_interrupted = [&] {
+    give_back_next_claim();
+    return fail_with(kWorkerExitInterrupted, "interrupted");
+  };
   while (true) {
-    if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
+    if (interrupted_) return exit_interrupted();
     if (setup_.options.max_trials && trials_run >= *setup_.options.max_trials) {
       progress_.message("ran " + std::to_string(trials_run) + " trials (--max_trials); stopping");
       return kWorkerExitOk;
@@ -445,19 +467,25 @@ int Supervisor::run() {
     }
     if (!executor_) {
       if (Status status = start_executor(); !status) {
+        give_back_next_claim();
         return fail_with(interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup,
                          status.message());
       }
     }
-    // Retries send the same claim id, so a claim whose answer was lost gets its lease again
-    // instead of a second one (docs/protocol.md, "Claim").
-    const nlohmann::json claim = {{"claim_id", random_hex(16)}};
-    Result<nlohmann::json> claimed = call(
-        [&] { return connection_.post_json("/api/v1/workers/" + worker_id_ + "/claim", claim); });
+    Result<nlohmann::json> claimed = Status::internal("no claim sent");
+    if (next_claim) {
+      claimed = std::move(*next_claim);
+      next_claim.reset();
+    } else {
+      const nlohmann::json claim = {{"claim_id", claim_id}};
+      claimed = call(
+          [&] { return connection_.post_json("/api/v1/workers/" + worker_id_ + "/claim", claim); });
+    }
     if (!claimed) {
-      if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
+      if (interrupted_) return exit_interrupted();
       return fail_with(kWorkerExitFailed, claimed.status().message());
     }
+    claim_id = random_hex(16);
     std::int64_t pending = claimed->value("pending", 0);
     std::int64_t running = claimed->value("running", 0);
     if (claimed->contains("done") && claimed->contains("total")) {
@@ -521,14 +549,17 @@ int Supervisor::run() {
       progress_.message("cannot keep the outcome on disk (" + kept.message() + "); sending it now");
     }
     bool ended_cancelled = false;
-    Status delivered = deliver(finished, &heartbeat, &ended_cancelled);
+    // A worker that goes on claims its next trial with the completion: one round trip.
+    bool goes_on = !setup_.options.max_trials || trials_run < *setup_.options.max_trials;
+    Status delivered = deliver(finished, &heartbeat, &ended_cancelled,
+                               goes_on ? claim_id : std::string(), &next_claim);
     outcome.cancelled = outcome.cancelled || ended_cancelled;
     std::string summary = outcome.succeeded ? outcome.results.dump() : outcome.error;
     if (outcome.cancelled) summary = "cancelled by the user: " + summary;
     if (!delivered) summary += " (not delivered: " + delivered.message() + ")";
     progress_.trial_finished(trial_id, outcome.succeeded && delivered, summary);
     if (!delivered) deliver_outbox();  // e.g. after the server came back
-    if (interrupted_) return fail_with(kWorkerExitInterrupted, "interrupted");
+    if (interrupted_) return exit_interrupted();
     // A cancelled trial that stopped by raising is what the user asked for, not a failure.
     if (!outcome.succeeded && !outcome.cancelled && setup_.options.raise_on_failure) {
       return fail_with(

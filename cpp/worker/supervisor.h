@@ -62,8 +62,11 @@ class Supervisor {
   // Uploads the model while `heartbeat` (if any) keeps the lease alive, then flushes and stops
   // the heartbeat and completes or fails the trial.
   // `*ended_cancelled` (when given) turns true if the server recorded a failure as cancelled.
+  // A completion with a `next_claim_id` also claims the next trial; its answer, when the
+  // server's reply brought it, goes to `*next_claim`.
   Status deliver(const FinishedTrial& finished, TrialHeartbeat* heartbeat,
-                 bool* ended_cancelled = nullptr);
+                 bool* ended_cancelled = nullptr, const std::string& next_claim_id = "",
+                 std::optional<nlohmann::json>* next_claim = nullptr);
   Status deliver_outbox();
   // Runs one trial on the executor; `heartbeat` is null in a dry run. The heartbeat keeps
   // running afterwards, for the delivery.

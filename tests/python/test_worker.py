@@ -109,14 +109,25 @@ def test_two_workers_run_the_grid_exactly_once(start_server, workers, tmp_path):
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
+def leased_trial(path: str, answer: dict) -> dict | None:
+    """The trial a claim's answer, or a completion's answer with the next claim, leased."""
+    if path.endswith("/claim"):
+        return answer.get("trial")
+    if path.endswith("/complete"):
+        return (answer.get("next") or {}).get("trial")
+    return None
+
+
 class AnswerDroppingProxy(http.server.ThreadingHTTPServer):
-    """Relays HTTP to `server`, but closes the connection instead of relaying the answer of
-    the first claim that got a trial: the worker's claim went through, its answer was lost."""
+    """Relays HTTP to `server`, but closes the connection instead of relaying the first answer
+    to a call ending in `suffix` that leased a trial: the call went through, its answer was
+    lost."""
 
     daemon_threads = True
 
-    def __init__(self, server) -> None:
+    def __init__(self, server, suffix: str) -> None:
         self.upstream_port = server.port
+        self.suffix = suffix
         self.dropped: list[str] = []
         super().__init__(("127.0.0.1", 0), _RelayHandler)
         self.port = self.server_address[1]
@@ -135,14 +146,12 @@ class _RelayHandler(http.server.BaseHTTPRequestHandler):
         answer = upstream.getresponse()
         content = answer.read()
         upstream.close()
-        if (
-            self.path.endswith("/claim")
-            and not self.server.dropped
-            and json.loads(content).get("trial")
-        ):
-            self.server.dropped.append(json.loads(content)["trial"]["id"])
-            self.close_connection = True
-            return
+        if self.path.endswith(self.server.suffix) and not self.server.dropped:
+            leased = leased_trial(self.path, json.loads(content))
+            if leased:
+                self.server.dropped.append(leased["id"])
+                self.close_connection = True
+                return
         self.send_response(answer.status)
         for key, value in answer.getheaders():
             if key.lower() not in HOP_BY_HOP:
@@ -157,13 +166,24 @@ class _RelayHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_claim_whose_answer_is_lost_gets_its_lease_again(start_server, workers, tmp_path):
+def claim_requests(server) -> int:
+    """How many claims the server has answered, from the /metrics request histogram."""
+    route = 'route="/api/v1/workers/{id}/claim"'
+    for line in server.get("/metrics").text.splitlines():
+        if line.startswith("gridexp_http_request_duration_seconds_count{") and route in line:
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+@pytest.mark.parametrize("lost", ["/claim", "/complete"])
+def test_a_claim_whose_answer_is_lost_gets_its_lease_again(start_server, workers, tmp_path, lost):
     directory = tmp_path / "server"
     write_experiment(directory, 3)
     # A short lease: without the retry getting its lease back, the lost claim's trial would
-    # wait for it to expire and run as a second attempt.
+    # wait for it to expire and run as a second attempt. A completion claims the next trial
+    # itself: when its answer is lost, the claim sent then with the same id gets that lease.
     server = start_server(directory, "--lease-seconds", "4")
-    proxy = AnswerDroppingProxy(server)
+    proxy = AnswerDroppingProxy(server, lost)
     try:
         worker = workers(proxy, tmp_path / "w", "--download_scripts", "--save_models=False")
         assert worker.wait() == 0, worker.output()
@@ -176,6 +196,9 @@ def test_a_claim_whose_answer_is_lost_gets_its_lease_again(start_server, workers
     lost = server.get(f"/api/v1/trials/{proxy.dropped[0]}/attempts").json()
     assert [a["outcome"] for a in lost] == ["done"]
     assert f"claim of trial {proxy.dropped[0]} was lost on the way" in worker.output()
+    # Claims of their own: the first, the one sent again; every other one came with a
+    # completion.
+    assert claim_requests(server) == 2
 
 
 def test_the_seeds_exact_command_line_is_accepted(start_server, workers, tmp_path):
