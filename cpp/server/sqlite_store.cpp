@@ -15,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -1144,6 +1145,11 @@ Result<WorkerRecord> read_worker(const Statement& row) {
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, const Clock& clock,
                                                        StoreOptions options,
                                                        SqliteOptions sqlite_options) {
+  // SQLite's allocation statistics cost a global mutex per malloc; nothing here reads them.
+  // A process-wide setting SQLite accepts only before its first use (later it is refused and
+  // changes nothing).
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   sqlite3* db = nullptr;
   // The store's GroupCommit serializes every use of the connection.
   int rc = sqlite3_open_v2(
