@@ -160,10 +160,16 @@ void run_worker(const Options& options, int index, std::latch& registered_line,
   };
   // The trial leased and not yet completed, or null.
   nlohmann::json held = nullptr;
-  // Takes the trial a claim answer leased (or notes that the grid has nothing left).
+  // Takes the trial a claim answer leased. Without one, nothing is pending: the grid is
+  // finished once nothing runs either, and until then this thread has nothing left to claim
+  // (no simulated worker dies, so no lease comes back): it leaves instead of asking again
+  // while the last trials complete, as a worker waits --poll_seconds.
+  bool nothing_left = false;
   auto take = [&](const nlohmann::json& answer) {
     held = answer.at("trial");
-    if (held.is_null() && answer.at("running").get<long>() == 0) stop = true;
+    if (!held.is_null()) return;
+    nothing_left = true;
+    if (answer.at("running").get<long>() == 0) stop = true;
   };
   // Completes the held trial (claiming the next with `next_claim_id` when not empty).
   auto complete = [&](const std::string& next_claim_id) {
@@ -180,7 +186,7 @@ void run_worker(const Options& options, int index, std::latch& registered_line,
     result.completed_ids.push_back(trial_id);
     if (!next_claim_id.empty()) take(nlohmann::json::parse(completed->body).at("next"));
   };
-  for (long cycle = 0; !stop.load(std::memory_order_relaxed); ++cycle) {
+  for (long cycle = 0; !stop.load(std::memory_order_relaxed) && !nothing_left; ++cycle) {
     auto started = Clock::now();
     if (open_loop) {
       const auto scheduled = scheduled_start(options, index, cycle, started_at);
