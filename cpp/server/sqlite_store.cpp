@@ -222,8 +222,27 @@ UPDATE experiments SET
     R"sql(
 ALTER TABLE workers ADD COLUMN last_claim_id TEXT;
 )sql",
+    // v4: a trial's attempts are chained from its newest (trials.last_attempt_id, then each
+    // row's previous_attempt_id) instead of indexed by trial id: that index is keyed by a
+    // hash, so every claim wrote to a random page of it.
+    R"sql(
+ALTER TABLE trials ADD COLUMN last_attempt_id INTEGER;
+ALTER TABLE trial_attempts ADD COLUMN previous_attempt_id INTEGER;
+UPDATE trial_attempts SET previous_attempt_id = (SELECT max(p.id) FROM trial_attempts p
+  WHERE p.trial_id = trial_attempts.trial_id AND p.id < trial_attempts.id);
+UPDATE trials SET last_attempt_id = (SELECT max(a.id) FROM trial_attempts a
+  WHERE a.trial_id = trials.id) WHERE id IN (SELECT trial_id FROM trial_attempts);
+DROP INDEX trial_attempts_by_trial;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+// The ids of trial ?1's attempts, as the CTE `chain(id)`: from trials.last_attempt_id back
+// along previous_attempt_id (schema v4).
+constexpr const char* kAttemptChain =
+    "WITH RECURSIVE chain(id) AS (SELECT last_attempt_id FROM trials WHERE id = ?1 "
+    "AND last_attempt_id IS NOT NULL UNION ALL SELECT a.previous_attempt_id FROM "
+    "trial_attempts a JOIN chain c ON a.id = c.id WHERE a.previous_attempt_id IS NOT NULL) ";
 
 Status sqlite_status(sqlite3* db, int rc, std::string_view doing) {
   std::string message = "database error while " + std::string(doing) + ": " + sqlite3_errmsg(db);
@@ -660,8 +679,9 @@ struct SqliteStore::Impl {
     if (state == "done") return Status::conflict(prefix + "trial is already done");
     if (state == "failed") return Status::conflict(prefix + "trial has already failed");
     if (state == "cancelled") return Status::conflict(prefix + "trial was cancelled");
-    Statement past =
-        statement("SELECT outcome FROM trial_attempts WHERE trial_id = ?1 AND lease_token = ?2");
+    Statement past = statement(std::string(kAttemptChain) +
+                               "SELECT a.outcome FROM trial_attempts a JOIN chain c ON a.id = c.id "
+                               "WHERE a.lease_token = ?2");
     past.bind(1, trial_id).bind(2, lease_token);
     Result<bool> found = past.next_row();
     if (!found) return found.status();
@@ -679,7 +699,7 @@ struct SqliteStore::Impl {
                      const std::optional<std::string>& error, TimeMs now) {
     Statement ended = statement(
         "UPDATE trial_attempts SET ended_ms = ?2, outcome = ?3, error = ?4 "
-        "WHERE trial_id = ?1 AND outcome = 'running'");
+        "WHERE id = (SELECT last_attempt_id FROM trials WHERE id = ?1) AND outcome = 'running'");
     ended.bind(1, trial_id).bind(2, now).bind(3, outcome);
     return bind_optional(ended, 4, error).execute();
   }
@@ -751,29 +771,32 @@ struct SqliteStore::Impl {
     }
     if (outcome.lease && !outcome.resumed) {
       const Lease& lease = *outcome.lease;
-      // A claim starts the trial afresh: nothing of an earlier attempt stays attached.
       Status status = statement(
-                          "UPDATE trials SET state = 'running', attempts = ?2, "
-                          "lease_token = ?3, lease_expires_ms = ?4, worker_id = ?5, "
-                          "started_ms = ?6, finished_ms = NULL, error = NULL, "
-                          "traceback = NULL, model_sha256 = NULL, model_size = NULL, "
-                          "stop_requested = 0 WHERE id = ?1")
+                          "INSERT INTO trial_attempts (trial_id, attempt, worker_id, lease_token, "
+                          "started_ms, outcome, previous_attempt_id) VALUES (?1, ?2, ?3, ?4, ?5, "
+                          "'running', (SELECT last_attempt_id FROM trials WHERE id = ?1))")
                           .bind(1, lease.trial_id)
                           .bind(2, lease.attempt)
-                          .bind(3, lease.lease_token)
-                          .bind(4, lease.lease_expires_ms)
-                          .bind(5, worker_id)
-                          .bind(6, now)
+                          .bind(3, worker_id)
+                          .bind(4, lease.lease_token)
+                          .bind(5, now)
                           .execute();
       if (!status) return status;
+      const std::int64_t attempt_id = sqlite3_last_insert_rowid(db);
+      // A claim starts the trial afresh: nothing of an earlier attempt stays attached.
       status = statement(
-                   "INSERT INTO trial_attempts (trial_id, attempt, worker_id, lease_token, "
-                   "started_ms, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')")
+                   "UPDATE trials SET state = 'running', attempts = ?2, "
+                   "lease_token = ?3, lease_expires_ms = ?4, worker_id = ?5, "
+                   "started_ms = ?6, finished_ms = NULL, error = NULL, "
+                   "traceback = NULL, model_sha256 = NULL, model_size = NULL, "
+                   "stop_requested = 0, last_attempt_id = ?7 WHERE id = ?1")
                    .bind(1, lease.trial_id)
                    .bind(2, lease.attempt)
-                   .bind(3, worker_id)
-                   .bind(4, lease.lease_token)
-                   .bind(5, now)
+                   .bind(3, lease.lease_token)
+                   .bind(4, lease.lease_expires_ms)
+                   .bind(5, worker_id)
+                   .bind(6, now)
+                   .bind(7, attempt_id)
                    .execute();
       if (!status) return status;
       // A claim without an id leaves the last one alone: a claim is sent again only right
@@ -1505,8 +1528,9 @@ Result<std::vector<AttemptRecord>> SqliteStore::list_attempts(const std::string&
   return impl.transact(TransactionKind::kRead, [&](TimeMs) -> Result<std::vector<AttemptRecord>> {
     if (Status known = impl.require_trial(trial_id); !known) return known;
     Statement query = impl.statement(
-        "SELECT attempt, worker_id, started_ms, ended_ms, outcome, error FROM trial_attempts "
-        "WHERE trial_id = ?1 ORDER BY id");
+        std::string(kAttemptChain) +
+        "SELECT a.attempt, a.worker_id, a.started_ms, a.ended_ms, a.outcome, a.error "
+        "FROM trial_attempts a JOIN chain c ON a.id = c.id ORDER BY a.id");
     query.bind(1, trial_id);
     std::vector<AttemptRecord> attempts;
     Status read = query.each_row([&] {

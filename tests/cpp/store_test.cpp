@@ -944,9 +944,10 @@ TEST_P(StoreTest, RetryLeavesTrialsNoLongerInTheConfigAlone) {
 }
 
 TEST_P(StoreTest, AttemptHistoryRecordsEveryClaimInOrder) {
-  sync(config_over("exp", {1}));
+  sync(config_over("exp", {1, 2}));
   std::string worker = new_worker();
   Lease first = claim(worker);
+  Lease other = claim(new_worker());  // another trial's history, interleaved with the first's
   clock_.advance_ms(kLeaseMs + 1);
   expect_ok(store().requeue_expired().status());
   Lease second = claim(worker);
@@ -965,6 +966,9 @@ TEST_P(StoreTest, AttemptHistoryRecordsEveryClaimInOrder) {
   EXPECT_EQ(attempts[2].attempt, 2);  // a release gives the attempt back
   EXPECT_EQ(attempts[2].worker_id, worker);
   EXPECT_EQ(attempts[2].ended_ms, clock_.now_ms());
+  std::vector<AttemptRecord> others = value_of(store().list_attempts(other.trial_id));
+  ASSERT_EQ(others.size(), 1u);
+  EXPECT_EQ(others[0].outcome, "expired");
   EXPECT_TRUE(
       IsError(store().list_attempts("0000000000000000").status(), Code::kNotFound, "no trial"));
 }
@@ -1064,40 +1068,54 @@ TEST_F(SqliteStoreTest, TrialsAndLeasesSurviveAReopen) {
 
 TEST_F(SqliteStoreTest, AVersion1DatabaseIsMigratedKeepingEverything) {
   ExperimentConfig config = config_over("exp", {1, 2, 3});
-  std::string done_id;
-  std::string failed_id;
+  const std::string done_id = Grid(config).id_at(0);
+  const std::string failed_id = Grid(config).id_at(1);
+  std::string worker;
   {
     SqliteOptions version1;
     version1.migrate_up_to_version = 1;
     std::unique_ptr<SqliteStore> old = open_store(version1);
     expect_ok(old->sync_grid(Grid(config)));
-    std::string worker = value_of(old->register_worker(worker_on("a"))).id;
-    Lease done = *value_of(old->claim_next_trial(worker)).lease;
-    Lease failed = *value_of(old->claim_next_trial(worker)).lease;
-    expect_ok(old->fail(failed.trial_id, failed.lease_token, "ValueError: no", "tb"));
-    done_id = done.trial_id;
-    failed_id = failed.trial_id;
+    worker = value_of(old->register_worker(worker_on("a"))).id;
   }
   {
-    // Completed as version 1 did (today's complete() also keeps the version-2 durations).
+    // Claimed, completed, expired and failed as version 1 wrote them: one trial done, one
+    // failed on its second attempt after an expired first, their history rows interleaved.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
     std::string sql =
-        "UPDATE trials SET state = 'done', results = '{\"loss\":0.5}', "
-        "finished_ms = started_ms + 4000, lease_token = NULL, lease_expires_ms = NULL "
+        "UPDATE trials SET state = 'done', results = '{\"loss\":0.5}', attempts = 1, "
+        "worker_id = '" +
+        worker + "', started_ms = 1000, finished_ms = 5000 WHERE id = '" + done_id +
+        "'; UPDATE trials SET state = 'failed', attempts = 2, worker_id = '" + worker +
+        "', started_ms = 2000, finished_ms = 3000, error = 'ValueError: no', traceback = 'tb' "
         "WHERE id = '" +
-        done_id +
-        "'; UPDATE trial_attempts SET outcome = 'done' "
-        "WHERE trial_id = '" +
-        done_id + "';";
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+        failed_id +
+        "'; INSERT INTO trial_attempts (trial_id, attempt, worker_id, lease_token, started_ms, "
+        "ended_ms, outcome, error) VALUES ('" +
+        failed_id + "', 1, '" + worker + "', 't1', 500, 900, 'expired', NULL), ('" + done_id +
+        "', 1, '" + worker + "', 't2', 1000, 5000, 'done', NULL), ('" + failed_id + "', 2, '" +
+        worker + "', 't3', 2000, 3000, 'failed', 'ValueError: no');";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
     sqlite3_close(db);
   }
   std::unique_ptr<SqliteStore> store = open_store();
   TrialRecord done = value_of(store->get_trial(done_id));
   EXPECT_EQ(done.state, TrialState::kDone);
   EXPECT_EQ(done.results, nlohmann::json({{"loss", 0.5}}));
-  EXPECT_EQ(value_of(store->list_attempts(failed_id)).at(0).error, "ValueError: no");
+  auto outcomes = [&](const std::string& trial_id) {
+    std::vector<std::string> found;
+    for (const AttemptRecord& attempt : value_of(store->list_attempts(trial_id))) {
+      found.push_back(std::to_string(attempt.attempt) + " " + attempt.outcome);
+    }
+    return found;
+  };
+  // The attempt history survives version 4's chaining, in order.
+  EXPECT_EQ(outcomes(failed_id), (std::vector<std::string>{"1 expired", "2 failed"}));
+  EXPECT_EQ(value_of(store->list_attempts(failed_id)).at(1).error, "ValueError: no");
+  EXPECT_EQ(outcomes(done_id), (std::vector<std::string>{"1 done"}));
+  EXPECT_TRUE(IsError(store->complete(done_id, "t2", {}), Code::kConflict, "already done"));
   ExperimentSummary summary = summary_of(*store, "exp");
   EXPECT_EQ(summary.done, 1);
   EXPECT_EQ(summary.failed, 1);
@@ -1108,11 +1126,14 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseIsMigratedKeepingEverything) {
   EXPECT_EQ(value_of(store->cancel_trials({"exp", std::nullopt})).size(), 1u);
   EXPECT_EQ(value_of(store->retry_trials({"exp", std::nullopt})).size(), 2u);
   expect_summaries_match_trials(*store);
-  // And so do claim ids (version 3).
-  std::string worker = value_of(store->register_worker(worker_on("b"))).id;
-  Lease claimed = *value_of(store->claim_next_trial(worker, "after-migration")).lease;
-  EXPECT_TRUE(value_of(store->claim_next_trial(worker, "after-migration")).resumed);
+  // And so do claim ids (version 3), and a claim extends a migrated trial's history.
+  std::string new_worker = value_of(store->register_worker(worker_on("b"))).id;
+  Lease claimed = *value_of(store->claim_next_trial(new_worker, "after-migration")).lease;
+  EXPECT_EQ(claimed.trial_id, failed_id);
+  EXPECT_TRUE(value_of(store->claim_next_trial(new_worker, "after-migration")).resumed);
   EXPECT_EQ(value_of(store->get_trial(claimed.trial_id)).attempts, 1);
+  expect_ok(store->complete(claimed.trial_id, claimed.lease_token, {}));
+  EXPECT_EQ(outcomes(failed_id), (std::vector<std::string>{"1 expired", "2 failed", "1 done"}));
 }
 
 TEST_F(SqliteStoreTest, TheWalIsCheckpointedOffTheCommitPath) {
