@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import gridexp
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -511,6 +512,7 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
     sha256 = make_file(source, size)
     copy_rates, upload_rates, download_rates, rss_growth = [], [], [], []
     discard_rates: list[float] = []
+    client_rates: list[float] = []
     with running_server(directory) as server:
         session = auth_session()
         worker = api(session, "POST", f"{server.url}/api/v1/workers", json={"host": "bench"})
@@ -554,6 +556,17 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
             download_rates.append(size / MIB / timed_transfer([model], download))
             assert file_sha256(downloaded) == sha256, "the download differs"
             downloaded.unlink()
+            # gridexp's own client: SHA-256 checked against the server's digest, fsynced.
+            client_dir = work / f"client-{rep}"
+            client_dir.mkdir()
+
+            def client_download(client_dir: Path = client_dir, trial_id: str = trial["id"]) -> None:
+                gridexp.Client(f"127.0.0.1:{server.port}", password=PASSWORD).download_model(
+                    trial_id, client_dir
+                )
+
+            client_rates.append(size / MIB / timed_transfer([model], client_download))
+            shutil.rmtree(client_dir)
             # The server's side alone: the same uncached model, read and sent, not written.
             discard = functools.partial(curl, url)
             discard_rates.append(size / MIB / timed_transfer([model], discard))
@@ -573,6 +586,8 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
         "download_mb_per_s": summary(download_rates),
         "upload_share_of_copy": statistics.median(upload_rates) / copy_median,
         "download_share_of_copy": statistics.median(download_rates) / copy_median,
+        "download_gridexp_client_mb_per_s": summary(client_rates),
+        "download_gridexp_client_share_of_copy": statistics.median(client_rates) / copy_median,
         "download_discarded_mb_per_s": summary(discard_rates),
         "download_discarded_share_of_copy": statistics.median(discard_rates) / copy_median,
         "server_peak_rss_growth_mb": summary(rss_growth),
