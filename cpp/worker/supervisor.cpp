@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <thread>
+#include <utility>
 
 #include "common/random.h"
 #include "common/sha256.h"
@@ -472,15 +473,13 @@ int Supervisor::run() {
                          status.message());
       }
     }
-    Result<nlohmann::json> claimed = Status::internal("no claim sent");
-    if (next_claim) {
-      claimed = std::move(*next_claim);
-      next_claim.reset();
-    } else {
+    auto next_or_claim = [&]() -> Result<nlohmann::json> {
+      if (next_claim) return *std::exchange(next_claim, std::nullopt);
       const nlohmann::json claim = {{"claim_id", claim_id}};
-      claimed = call(
+      return call(
           [&] { return connection_.post_json("/api/v1/workers/" + worker_id_ + "/claim", claim); });
-    }
+    };
+    Result<nlohmann::json> claimed = next_or_claim();
     if (!claimed) {
       if (interrupted_) return exit_interrupted();
       return fail_with(kWorkerExitFailed, claimed.status().message());
