@@ -118,17 +118,18 @@ def leased_trial(path: str, answer: dict) -> dict | None:
     return None
 
 
-class AnswerDroppingProxy(http.server.ThreadingHTTPServer):
-    """Relays HTTP to `server`, but closes the connection instead of relaying the first answer
-    to a call ending in `suffix` that leased a trial: the call went through, its answer was
-    lost."""
+class RelayProxy(http.server.ThreadingHTTPServer):
+    """Relays HTTP to `server`. Before relaying the first answer to a call ending in `suffix`
+    that leased a trial, it records the trial and calls `on_lease(trial)`; when that returns
+    True, it closes the connection instead: the call went through, its answer was lost."""
 
     daemon_threads = True
 
-    def __init__(self, server, suffix: str) -> None:
+    def __init__(self, server, suffix: str, on_lease) -> None:
         self.upstream_port = server.port
         self.suffix = suffix
-        self.dropped: list[str] = []
+        self.on_lease = on_lease
+        self.leased: list[str] = []
         super().__init__(("127.0.0.1", 0), _RelayHandler)
         self.port = self.server_address[1]
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -146,12 +147,13 @@ class _RelayHandler(http.server.BaseHTTPRequestHandler):
         answer = upstream.getresponse()
         content = answer.read()
         upstream.close()
-        if self.path.endswith(self.server.suffix) and not self.server.dropped:
+        if self.path.endswith(self.server.suffix) and not self.server.leased:
             leased = leased_trial(self.path, json.loads(content))
             if leased:
-                self.server.dropped.append(leased["id"])
-                self.close_connection = True
-                return
+                self.server.leased.append(leased["id"])
+                if self.server.on_lease(leased):
+                    self.close_connection = True
+                    return
         self.send_response(answer.status)
         for key, value in answer.getheaders():
             if key.lower() not in HOP_BY_HOP:
@@ -183,19 +185,19 @@ def test_a_claim_whose_answer_is_lost_gets_its_lease_again(start_server, workers
     # wait for it to expire and run as a second attempt. A completion claims the next trial
     # itself: when its answer is lost, the claim sent then with the same id gets that lease.
     server = start_server(directory, "--lease-seconds", "4")
-    proxy = AnswerDroppingProxy(server, lost)
+    proxy = RelayProxy(server, lost, on_lease=lambda trial: True)
     try:
         worker = workers(proxy, tmp_path / "w", "--download_scripts", "--save_models=False")
         assert worker.wait() == 0, worker.output()
     finally:
         proxy.shutdown()
-    assert len(proxy.dropped) == 1
+    assert len(proxy.leased) == 1
     trials = trials_of(server)
     assert [t["state"] for t in trials] == ["done"] * 3
     assert [t["attempts"] for t in trials] == [1, 1, 1]
-    lost = server.get(f"/api/v1/trials/{proxy.dropped[0]}/attempts").json()
+    lost = server.get(f"/api/v1/trials/{proxy.leased[0]}/attempts").json()
     assert [a["outcome"] for a in lost] == ["done"]
-    assert f"claim of trial {proxy.dropped[0]} was lost on the way" in worker.output()
+    assert f"claim of trial {proxy.leased[0]} was lost on the way" in worker.output()
     # Claims of their own: the first, the one sent again; every other one came with a
     # completion.
     assert claim_requests(server) == 2
@@ -329,6 +331,36 @@ def test_ctrl_c_releases_the_running_trial(start_server, workers, tmp_path):
     trial = next(t for t in trials_of(server) if t["id"] == victim["id"])
     assert trial["state"] == "pending" and trial["attempts"] == 0
     assert "released" in worker.output().strip().splitlines()[-1]
+
+
+def test_ctrl_c_as_a_completion_brings_the_next_lease_gives_that_lease_back(
+    start_server, workers, tmp_path
+):
+    directory = tmp_path / "server"
+    write_experiment(directory, 2)
+    server = start_server(directory)
+    worker = None
+
+    def interrupt_the_worker(trial: dict) -> bool:
+        # The completion went through and claimed the next trial; the worker is interrupted
+        # before its answer arrives (a signal only sets a flag: it is seen after the call).
+        os.kill(worker.process.pid, signal.SIGINT)
+        time.sleep(0.5)
+        return False
+
+    proxy = RelayProxy(server, "/complete", on_lease=interrupt_the_worker)
+    try:
+        worker = workers(proxy, tmp_path / "w", "--download_scripts", "--save_models=False")
+        assert worker.wait(timeout=60) == 130, worker.output()
+    finally:
+        proxy.shutdown()
+    first, second = trials_of(server)
+    assert first["state"] == "done"
+    assert second["id"] == proxy.leased[0]
+    # The lease the completion brought was given back at once, not left to expire.
+    assert second["state"] == "pending" and second["attempts"] == 0
+    history = server.get(f"/api/v1/trials/{second['id']}/attempts").json()
+    assert [a["outcome"] for a in history] == ["released"]
 
 
 def test_a_second_worker_in_the_same_workdir_is_refused(start_server, workers, tmp_path):
