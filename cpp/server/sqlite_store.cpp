@@ -837,27 +837,22 @@ struct SqliteStore::Impl {
                         .bind(3, now)
                         .execute();
     if (!status) return status;
-    if (held->stop_requested) {
-      // Cancelled while it ran: its results stay (they may be partial), the trial is cancelled.
-      status = end_cancelled(trial_id, "cancelled by the user", now);
-      if (!status) return status;
-      status = end_attempt(trial_id, "cancelled", std::nullopt, now);
-      if (!status) return status;
-      status = worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0, /*failed=*/0);
-      if (!status) return status;
-      return held->worker_id;
-    }
-    status = statement(
-                 "UPDATE experiments SET done_count = done_count + 1, "
-                 "done_ms_total = done_ms_total + ?2 - (SELECT started_ms FROM trials "
-                 "WHERE id = ?1) WHERE name = (SELECT experiment FROM trials WHERE id = ?1)")
-                 .bind(1, trial_id)
-                 .bind(2, now)
-                 .execute();
+    // Cancelled while it ran: its results stay (they may be partial), the trial is cancelled.
+    const bool cancelled = held->stop_requested;
+    status = cancelled ? end_cancelled(trial_id, "cancelled by the user", now)
+                       : statement(
+                             "UPDATE experiments SET done_count = done_count + 1, "
+                             "done_ms_total = done_ms_total + ?2 - (SELECT started_ms FROM trials "
+                             "WHERE id = ?1) WHERE name = (SELECT experiment FROM trials WHERE "
+                             "id = ?1)")
+                             .bind(1, trial_id)
+                             .bind(2, now)
+                             .execute();
     if (!status) return status;
-    status = end_attempt(trial_id, "done", std::nullopt, now);
+    status = end_attempt(trial_id, cancelled ? "cancelled" : "done", std::nullopt, now);
     if (!status) return status;
-    status = worker_lease_ended(held->worker_id, trial_id, now, /*done=*/1, /*failed=*/0);
+    status = worker_lease_ended(held->worker_id, trial_id, now, /*done=*/cancelled ? 0 : 1,
+                                /*failed=*/0);
     if (!status) return status;
     return held->worker_id;
   }
