@@ -46,6 +46,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Where gridexp-server and gridexp-worker come from; --bin-dir points elsewhere (e.g. a build
 # of another commit, for before/after figures).
 BIN_DIR = Path(sys.executable).parent
+# gridexp-server --threads in scenario 1 (None: the server's default).
+SERVER_THREADS: int | None = None
 BUILD_DIR = REPO / "build" / "bench"
 LOADGEN = BUILD_DIR / "bench" / "gridexp-loadgen"
 RESULTS_DIR = REPO / "bench" / "results"
@@ -288,9 +290,9 @@ def coordinator(work: Path, quick: bool, reps: int) -> dict[str, Any]:
         axes = {"a": {1: 400, 16: 800, 256: 1000}[workers], "b": 500}
         quick_axes = {"a": {1: 100, 16: 200, 256: 400}[workers], "b": 100}
         points = write_experiment(directory, quick_axes if quick else axes)
-        # The HTTP thread pool holds one thread per keep-alive connection; 256 connections
-        # need more than the default 64 threads.
-        extra = ["--threads", "300"] if workers > 64 else []
+        # As shipped (64 threads: idle keep-alive connections hold none), unless
+        # --server-threads says otherwise (a build from before that needed one per connection).
+        extra = ["--threads", str(SERVER_THREADS)] if SERVER_THREADS else []
         runs: list[dict[str, Any]] = []
         two_call_runs: list[dict[str, Any]] = []
         open_loop_results: dict[str, Any] = {}
@@ -302,7 +304,7 @@ def coordinator(work: Path, quick: bool, reps: int) -> dict[str, Any]:
             if workers == 256:
                 capacity = statistics.median(r["trials_per_second"] for r in runs)
                 open_loop_results = open_loop(server, workers, capacity, seconds, reps)
-        threads = 300 if extra else 64
+        threads = SERVER_THREADS or 64
         results[f"N={workers}"] = closed_loop_summary(runs, points, threads)
         if two_call_runs:
             results[f"N={workers} two calls/trial"] = closed_loop_summary(
@@ -693,7 +695,7 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    global BIN_DIR  # noqa: PLW0603 (one setting for every scenario, fixed before any runs)
+    global BIN_DIR, SERVER_THREADS  # noqa: PLW0603 (settings fixed before any runs)
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny, once: a smoke check")
     parser.add_argument("--only", choices=sorted(SCENARIOS), action="append", help="scenario")
@@ -711,8 +713,15 @@ def main() -> int:
         default=BIN_DIR,
         help="where the gridexp-server and gridexp-worker to measure are (default: the venv's bin)",
     )
+    parser.add_argument(
+        "--server-threads",
+        type=int,
+        help="gridexp-server --threads for scenario 1 (default: the server's own, 64); builds "
+        "before HttpServer needed one per connection: 300 for N=256",
+    )
     options = parser.parse_args()
     BIN_DIR = options.bin_dir.resolve()
+    SERVER_THREADS = options.server_threads
     scenarios = dict(SCENARIOS)
     scenarios["optuna"] = functools.partial(
         optuna_side_by_side, optuna_pythons=options.optuna_python or [sys.executable]

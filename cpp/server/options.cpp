@@ -139,9 +139,9 @@ options:
                        heartbeat (default 30)
   --max-attempts N     leases that may expire before a trial is failed (default 3)
   --max-upload-mb N    largest accepted model upload or request body (default 16384)
-  --threads N          HTTP worker threads (default 64); an open keep-alive connection
-                       holds one until it has been idle 2 s, so with hundreds of workers
-                       running trials of a few seconds or less, give one per worker
+  --threads N          requests served at once (default 64); idle keep-alive
+                       connections hold no thread, so hundreds of workers need no
+                       more; each model upload or download holds one while it streams
   --max-wrong-passwords N
                        an address giving N wrong passwords within a minute is refused
                        (429) for the rest of it (default 20; 0: never — use behind a

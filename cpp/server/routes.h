@@ -4,9 +4,9 @@
 //
 // Every route except GET /healthz and POST /api/v1/session (the login) requires the
 // password, as an Authorization header or a dashboard session cookie; the gate runs before
-// any body is read. Handlers run concurrently on httplib's thread pool; everything they share
-// is either thread-safe (Store, ExperimentFiles, ModelFiles, Sessions, ServerMetrics, atomics)
-// or immutable after start-up.
+// any body is read. Handlers run concurrently on HttpServer's threads (http_server.h); everything
+// they share is either thread-safe (Store, ExperimentFiles, ModelFiles, Sessions, ServerMetrics,
+// atomics) or immutable after start-up.
 #pragma once
 
 #include <atomic>

@@ -16,6 +16,7 @@
 #include "server/config.h"
 #include "server/experiment_files.h"
 #include "server/grid.h"
+#include "server/http_server.h"
 #include "server/model_files.h"
 #include "server/password.h"
 #include "server/plotly_js.h"
@@ -83,14 +84,6 @@ class ShutdownSignals {
  private:
   sigset_t signals_;
   std::thread waiter_;
-};
-
-// cpp-httplib listens with a backlog of 5 (a compile-time constant of the Debian library): a
-// fleet of workers connecting at once would see most connections dropped and retried by the
-// kernel after 1 s and 3 s. Listening again on the bound socket raises the backlog.
-class HttpServer final : public httplib::Server {
- public:
-  void widen_listen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
 };
 
 std::string listen_url(const std::string& host, int port) {
@@ -176,14 +169,12 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   if (!explicit_plotly && environment_plotly) explicit_plotly = environment_plotly;
   context.plotly_js = find_plotly_js(running_program_dir(), explicit_plotly);
 
-  HttpServer http;
-  int threads = options.threads;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  HttpServer http(options.threads);
   http.set_payload_max_length(context.max_upload_bytes);
   http.set_read_timeout(60);
   http.set_write_timeout(60);
   http.set_keep_alive_max_count(100000);
-  // An idle keep-alive connection holds a pool thread, and delays a graceful stop, this long.
+  // An idle keep-alive connection is closed after this long (it holds no thread meanwhile).
   http.set_keep_alive_timeout(2);
   http.set_tcp_nodelay(true);
   install_routes(http, context);
@@ -248,6 +239,7 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   });
   bool served = http.listen_after_bind();
   listen_returned = true;
+  http.close_connections();
   out << "gridexp-server: stopped\n" << std::flush;
   return served ? kExitOk : kExitFailure;
 }

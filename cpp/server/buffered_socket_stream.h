@@ -1,0 +1,85 @@
+// BufferedSocketStream: cpp-httplib's Stream over an accepted connection, with a receive
+// buffer and a send buffer of its own.
+//
+// cpp-httplib reads a request's head one byte per read() and its body in pieces of its
+// compiled-in CPPHTTPLIB_RECV_BUFSIZ (4 KiB in Debian 12's library); its own stream turns
+// every body piece into a recv(). This one receives up to 16 KiB at a time, and up to 256 KiB
+// once a request's body has passed 64 KiB (a model upload), so a piece is usually a memcpy. A
+// response's small writes (its head, a JSON body) are collected and sent together, in one
+// send() when the request ends (end_request()) or before the stream waits for input (a
+// "100 Continue" goes out before the body is read); a write of 16 KiB or more is sent at once.
+//
+// The socket stays blocking; its SO_RCVTIMEO/SO_SNDTIMEO bound each recv()/send(), and
+// is_readable()/is_writable() wait at most the timeouts given here. Owns the socket: the
+// destructor shuts it down and closes it. Not thread-safe: one request at a time, served by
+// one thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <httplib.h>
+
+namespace gridexp {
+
+class BufferedSocketStream final : public httplib::Stream {
+ public:
+  static constexpr std::size_t kSmallReceiveBuffer = 16 << 10;
+  static constexpr std::size_t kLargeReceiveBuffer = 256 << 10;
+  // A request whose body has brought this much switches to the large buffer.
+  static constexpr std::size_t kLargeBodyBytes = 64 << 10;
+  static constexpr std::size_t kSendBuffer = 16 << 10;
+
+  BufferedSocketStream(int socket, std::chrono::milliseconds read_timeout,
+                       std::chrono::milliseconds write_timeout);
+  ~BufferedSocketStream() override;
+  BufferedSocketStream(const BufferedSocketStream&) = delete;
+  BufferedSocketStream& operator=(const BufferedSocketStream&) = delete;
+
+  // httplib::Stream.
+  bool is_readable() const override;
+  bool is_writable() const override;
+  ssize_t read(char* data, std::size_t size) override;
+  ssize_t write(const char* data, std::size_t size) override;
+  void get_remote_ip_and_port(std::string& ip, int& port) const override;
+  void get_local_ip_and_port(std::string& ip, int& port) const override;
+  int socket() const override { return socket_; }
+
+  const std::string& remote_ip() const { return remote_ip_; }
+  int remote_port() const { return remote_port_; }
+  const std::string& local_ip() const { return local_ip_; }
+  int local_port() const { return local_port_; }
+
+  // Bytes received and not yet read: the start of a request the client pipelined.
+  bool has_buffered_input() const { return received_at_ < received_end_; }
+  // Sends what is buffered and goes back to the small receive buffer; false when the
+  // connection can no longer be written to.
+  bool end_request();
+
+ private:
+  bool flush() const;
+  bool fill() const;
+
+  int socket_;
+  std::chrono::milliseconds read_timeout_;
+  std::chrono::milliseconds write_timeout_;
+  std::string remote_ip_;
+  int remote_port_ = 0;
+  std::string local_ip_;
+  int local_port_ = 0;
+  // Mutable: is_readable() is const in httplib::Stream, yet must send what is buffered
+  // before it waits for the client's next bytes.
+  mutable std::unique_ptr<char[]> received_;
+  mutable std::size_t received_capacity_ = 0;
+  mutable std::size_t received_at_ = 0;
+  mutable std::size_t received_end_ = 0;
+  mutable std::size_t request_bytes_ = 0;
+  mutable std::string unsent_;
+  mutable bool broken_ = false;
+};
+
+}  // namespace gridexp

@@ -1,0 +1,160 @@
+#include "server/connection_service.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace gridexp {
+namespace {
+
+constexpr std::uint64_t kWakeUp = 0;  // connection ids start at 1
+constexpr std::uint32_t kWaitForRequest = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct ConnectionService::Connection {
+  Connection(std::uint64_t connection_id, int socket, const Options& options)
+      : id(connection_id), stream(socket, options.read_timeout, options.write_timeout) {}
+
+  const std::uint64_t id;
+  BufferedSocketStream stream;
+  std::size_t served = 0;
+  bool busy = false;
+  std::int64_t idle_since_ns = 0;
+};
+
+ConnectionService::ConnectionService(Options options, Serve serve)
+    : options_(options),
+      serve_(std::move(serve)),
+      idle_check_period_(std::clamp(options.idle_timeout / 4, std::chrono::milliseconds(10),
+                                    std::chrono::milliseconds(1000))) {
+  epoll_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_ < 0 || wake_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "ConnectionService: epoll/eventfd");
+  }
+  // Level-triggered: once written, every thread's epoll_wait sees it.
+  epoll_event wake{};
+  wake.events = EPOLLIN;
+  wake.data.u64 = kWakeUp;
+  epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &wake);
+  threads_.reserve(static_cast<std::size_t>(std::max(options_.threads, 1)));
+  for (int i = 0; i < std::max(options_.threads, 1); ++i) threads_.emplace_back([this] { run(); });
+}
+
+ConnectionService::~ConnectionService() {
+  stop();
+  ::close(wake_);
+  ::close(epoll_);
+}
+
+void ConnectionService::adopt(int socket) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) {
+    BufferedSocketStream closing(socket, options_.read_timeout, options_.write_timeout);
+    return;
+  }
+  std::uint64_t id = next_id_++;
+  auto connection = std::make_unique<Connection>(id, socket, options_);
+  connection->idle_since_ns = steady_ns();
+  epoll_event waiting{};
+  waiting.events = kWaitForRequest;
+  waiting.data.u64 = id;
+  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, socket, &waiting) != 0) return;  // closed with it
+  connections_.emplace(id, std::move(connection));
+}
+
+void ConnectionService::stop() {
+  std::call_once(stopped_, [this] {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      // The idle ones now; those being served once their request is answered.
+      std::erase_if(connections_, [](const auto& entry) { return !entry.second->busy; });
+    }
+    std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t written = ::write(wake_, &one, sizeof one);
+    for (std::thread& thread : threads_) thread.join();
+    std::lock_guard lock(mutex_);
+    connections_.clear();
+  });
+}
+
+std::size_t ConnectionService::open_connections() const {
+  std::lock_guard lock(mutex_);
+  return connections_.size();
+}
+
+void ConnectionService::run() {
+  while (true) {
+    epoll_event event{};
+    int ready = epoll_wait(epoll_, &event, 1, static_cast<int>(idle_check_period_.count()));
+    if (stopping_) return;
+    if (ready < 0 && errno != EINTR) return;
+    close_idle_if_due();
+    if (ready <= 0 || event.data.u64 == kWakeUp) continue;
+    Connection* connection = take(event.data.u64);
+    if (connection == nullptr) continue;
+    park_or_close(*connection, serve_connection(*connection));
+  }
+}
+
+ConnectionService::Connection* ConnectionService::take(std::uint64_t id) {
+  std::lock_guard lock(mutex_);
+  auto found = connections_.find(id);
+  if (found == connections_.end() || found->second->busy) return nullptr;
+  found->second->busy = true;
+  return found->second.get();
+}
+
+bool ConnectionService::serve_connection(Connection& connection) {
+  while (true) {
+    bool last = ++connection.served >= options_.max_requests || stopping_;
+    bool keep = serve_(connection.stream, last);
+    keep = connection.stream.end_request() && keep;
+    if (!keep || last) return false;
+    // A request the client pipelined is already here: epoll would not report it again.
+    if (!connection.stream.has_buffered_input()) return true;
+  }
+}
+
+void ConnectionService::park_or_close(Connection& connection, bool keep) {
+  std::lock_guard lock(mutex_);
+  if (keep && !stopping_) {
+    connection.busy = false;
+    connection.idle_since_ns = steady_ns();
+    epoll_event waiting{};
+    waiting.events = kWaitForRequest;
+    waiting.data.u64 = connection.id;
+    if (epoll_ctl(epoll_, EPOLL_CTL_MOD, connection.stream.socket(), &waiting) == 0) return;
+  }
+  connections_.erase(connection.id);  // closes the socket, which leaves the epoll set
+}
+
+void ConnectionService::close_idle_if_due() {
+  std::int64_t now = steady_ns();
+  std::int64_t due = next_idle_check_ns_.load(std::memory_order_relaxed);
+  if (now < due) return;
+  std::int64_t period = std::chrono::nanoseconds(idle_check_period_).count();
+  if (!next_idle_check_ns_.compare_exchange_strong(due, now + period)) return;
+  std::int64_t idle_limit = std::chrono::nanoseconds(options_.idle_timeout).count();
+  std::lock_guard lock(mutex_);
+  std::erase_if(connections_, [&](const auto& entry) {
+    const Connection& connection = *entry.second;
+    return !connection.busy && now - connection.idle_since_ns > idle_limit;
+  });
+}
+
+}  // namespace gridexp

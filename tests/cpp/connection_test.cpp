@@ -1,0 +1,422 @@
+// HttpServer's connection handling (ConnectionService, BufferedSocketStream) against real
+// loopback sockets: many keep-alive connections on few threads, pipelined requests, the idle
+// timeout, the per-connection request limit, large and chunked bodies, the client's address,
+// and a stop with requests in progress.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/buffered_socket_stream.h"
+#include "server/http_server.h"
+
+namespace gridexp {
+namespace {
+
+// An HttpServer on a free loopback port, listening on a thread of its own until destroyed.
+class RunningServer {
+ public:
+  explicit RunningServer(int threads, std::function<void(HttpServer&)> routes,
+                         time_t idle_timeout_s = 30, std::size_t max_requests = 1000)
+      : server_(threads) {
+    server_.set_keep_alive_timeout(idle_timeout_s);
+    server_.set_keep_alive_max_count(max_requests);
+    server_.set_read_timeout(30);
+    server_.set_write_timeout(30);
+    routes(server_);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    listening_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() is ignored until the accept loop runs.
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~RunningServer() { stop(); }
+
+  void stop() {
+    if (!listening_.joinable()) return;
+    server_.stop();
+    listening_.join();
+    server_.close_connections();
+  }
+  int port() const { return port_; }
+  HttpServer& server() { return server_; }
+
+ private:
+  HttpServer server_;
+  int port_ = 0;
+  std::thread listening_;
+};
+
+// A blocking loopback socket with a receive timeout, for requests written byte for byte.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) : socket_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval timeout{30, 0};
+    setsockopt(socket_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    connected_ = ::connect(socket_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  }
+  ~RawConnection() { ::close(socket_); }
+
+  bool connected() const { return connected_; }
+  void send_text(const std::string& text) {
+    ASSERT_EQ(::send(socket_, text.data(), text.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(text.size()));
+  }
+  // Reads until `text` has arrived `times` times in all, or the peer closes (then returns
+  // what came), or the 30 s receive timeout passes (then fails the test).
+  std::string receive_until(const std::string& text, int times = 1) {
+    std::string received;
+    char buffer[4096];
+    while (count(received, text) < times) {
+      ssize_t got = ::recv(socket_, buffer, sizeof buffer, 0);
+      if (got == 0) break;
+      if (got < 0) {
+        ADD_FAILURE() << "no answer within 30 s (errno " << errno << ")";
+        break;
+      }
+      received.append(buffer, static_cast<std::size_t>(got));
+    }
+    return received;
+  }
+  // True once the server has closed the connection (recv returns 0); false if it is still
+  // open after the receive timeout or sends something.
+  bool closed_by_server() {
+    char byte;
+    return ::recv(socket_, &byte, 1, 0) == 0;
+  }
+
+ private:
+  static int count(const std::string& haystack, const std::string& needle) {
+    int found = 0;
+    for (std::size_t at = haystack.find(needle); at != std::string::npos;
+         at = haystack.find(needle, at + needle.size())) {
+      ++found;
+    }
+    return found;
+  }
+
+  int socket_;
+  bool connected_ = false;
+};
+
+void hello_route(HttpServer& server) {
+  server.Get("/hello", [](const httplib::Request& request, httplib::Response& response) {
+    response.set_content("hello " + request.get_param_value("n"), "text/plain");
+  });
+}
+
+TEST(HttpServerTest, ManyKeepAliveConnectionsAreServedByTwoThreads) {
+  // With a thread per connection, the third client would wait for the first two to close (30 s
+  // of idle timeout here, past the clients' 20 s read timeout).
+  RunningServer running(2, hello_route);
+  std::vector<std::unique_ptr<httplib::Client>> clients;
+  for (int i = 0; i < 24; ++i) {
+    clients.push_back(std::make_unique<httplib::Client>("127.0.0.1", running.port()));
+    clients.back()->set_keep_alive(true);
+    clients.back()->set_read_timeout(20);
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+      std::string n = std::to_string(round * 100 + static_cast<int>(i));
+      httplib::Result answer = clients[i]->Get("/hello?n=" + n);
+      ASSERT_TRUE(answer) << "round " << round << ", client " << i << ": "
+                          << httplib::to_string(answer.error());
+      EXPECT_EQ(answer->body, "hello " + n);
+    }
+  }
+}
+
+TEST(HttpServerTest, ConcurrentClientsOnFewThreadsAllGetTheirOwnAnswers) {
+  RunningServer running(3, hello_route);
+  std::atomic<int> right{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      httplib::Client client("127.0.0.1", running.port());
+      client.set_keep_alive(true);
+      client.set_read_timeout(20);
+      for (int i = 0; i < 200; ++i) {
+        std::string n = std::to_string(t * 1000 + i);
+        httplib::Result answer = client.Get("/hello?n=" + n);
+        if (answer && answer->body == "hello " + n) ++right;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(right, 8 * 200);
+}
+
+TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  RunningServer running(2, hello_route);
+  RawConnection connection(running.port());
+  ASSERT_TRUE(connection.connected());
+  // Both requests in one send: the second is already buffered when the first is answered.
+  connection.send_text(
+      "GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /hello?n=2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string answers = connection.receive_until("hello 2");
+  std::size_t first = answers.find("hello 1");
+  std::size_t second = answers.find("hello 2");
+  ASSERT_NE(first, std::string::npos) << answers;
+  ASSERT_NE(second, std::string::npos) << answers;
+  EXPECT_LT(first, second);
+  // And the connection still serves a request sent later.
+  connection.send_text("GET /hello?n=3 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(connection.receive_until("hello 3").find("hello 3"), std::string::npos);
+}
+
+TEST(HttpServerTest, AnIdleConnectionIsClosedAfterTheKeepAliveTimeout) {
+  RunningServer running(2, hello_route, /*idle_timeout_s=*/1);
+  RawConnection connection(running.port());
+  connection.send_text("GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(connection.receive_until("hello 1").find("hello 1"), std::string::npos);
+  // The receive timeout is 30 s: only the server's idle timeout ends this wait with a close.
+  EXPECT_TRUE(connection.closed_by_server());
+}
+
+TEST(HttpServerTest, TheLastRequestAllowedOnAConnectionIsAnsweredWithClose) {
+  RunningServer running(2, hello_route, 30, /*max_requests=*/3);
+  RawConnection connection(running.port());
+  for (int i = 1; i <= 3; ++i) {
+    connection.send_text("GET /hello?n=" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string answer = connection.receive_until("hello " + std::to_string(i));
+    EXPECT_EQ(answer.find("Connection: close") != std::string::npos, i == 3) << answer;
+  }
+  EXPECT_TRUE(connection.closed_by_server());
+}
+
+TEST(HttpServerTest, ARequestAskingForCloseClosesTheConnection) {
+  RunningServer running(2, hello_route);
+  RawConnection connection(running.port());
+  connection.send_text("GET /hello?n=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(connection.receive_until("hello 1").find("hello 1"), std::string::npos);
+  EXPECT_TRUE(connection.closed_by_server());
+}
+
+TEST(HttpServerTest, LargeAndChunkedBodiesArriveWhole) {
+  std::string body(5 * 1024 * 1024 + 123, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>((i * 7919) % 251);
+  std::mutex mutex;
+  std::string received;
+  RunningServer running(2, [&](HttpServer& server) {
+    server.Post("/upload", [&](const httplib::Request&, httplib::Response& response,
+                               const httplib::ContentReader& reader) {
+      std::string whole;
+      reader([&](const char* data, std::size_t length) {
+        whole.append(data, length);
+        return true;
+      });
+      std::lock_guard lock(mutex);
+      received = std::move(whole);
+      response.set_content(std::to_string(received.size()), "text/plain");
+    });
+  });
+  httplib::Client client("127.0.0.1", running.port());
+  client.set_read_timeout(30);
+  client.set_write_timeout(30);
+  httplib::Result sized = client.Post("/upload", body, "application/octet-stream");
+  ASSERT_TRUE(sized);
+  EXPECT_EQ(sized->body, std::to_string(body.size()));
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_TRUE(received == body);
+  }
+  // Without a length: chunked transfer encoding, in uneven pieces.
+  httplib::Result chunked = client.Post(
+      "/upload",
+      [&](std::size_t offset, httplib::DataSink& sink) {
+        std::size_t piece = std::min<std::size_t>(body.size() - offset, 70001);
+        sink.write(body.data() + offset, piece);
+        if (offset + piece == body.size()) sink.done();
+        return true;
+      },
+      "application/octet-stream");
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->body, std::to_string(body.size()));
+  std::lock_guard lock(mutex);
+  EXPECT_TRUE(received == body);
+}
+
+TEST(HttpServerTest, HandlersSeeTheClientsAddress) {
+  RunningServer running(2, [](HttpServer& server) {
+    server.Get("/whoami", [](const httplib::Request& request, httplib::Response& response) {
+      response.set_content(request.remote_addr, "text/plain");
+    });
+  });
+  httplib::Client client("127.0.0.1", running.port());
+  httplib::Result answer = client.Get("/whoami");
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->body, "127.0.0.1");
+}
+
+TEST(HttpServerTest, StopAnswersTheRequestInProgressAndClosesIdleConnections) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false;
+  bool released = false;
+  RunningServer running(2, [&](HttpServer& server) {
+    hello_route(server);
+    server.Get("/slow", [&](const httplib::Request&, httplib::Response& response) {
+      std::unique_lock lock(mutex);
+      entered = true;
+      changed.notify_all();
+      changed.wait(lock, [&] { return released; });
+      response.set_content("finished", "text/plain");
+    });
+  });
+  RawConnection idle(running.port());
+  idle.send_text("GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_NE(idle.receive_until("hello 1").find("hello 1"), std::string::npos);
+
+  RawConnection busy(running.port());
+  busy.send_text("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return entered; });
+  }
+  std::thread stopping([&] { running.stop(); });
+  EXPECT_TRUE(idle.closed_by_server());
+  {
+    std::lock_guard lock(mutex);
+    released = true;
+  }
+  changed.notify_all();
+  EXPECT_NE(busy.receive_until("finished").find("finished"), std::string::npos);
+  stopping.join();
+  EXPECT_TRUE(busy.closed_by_server());
+}
+
+// BufferedSocketStream alone, over a socket pair.
+class StreamPair : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int sockets[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
+    stream_ = std::make_unique<BufferedSocketStream>(sockets[0], std::chrono::milliseconds(200),
+                                                     std::chrono::milliseconds(200));
+    peer_ = sockets[1];
+  }
+  void TearDown() override { ::close(peer_); }
+
+  // What the peer can read without waiting.
+  std::string available_to_peer() {
+    std::string got;
+    char buffer[65536];
+    ssize_t n;
+    while ((n = ::recv(peer_, buffer, sizeof buffer, MSG_DONTWAIT)) > 0) {
+      got.append(buffer, static_cast<std::size_t>(n));
+    }
+    return got;
+  }
+
+  std::unique_ptr<BufferedSocketStream> stream_;
+  int peer_ = -1;
+};
+
+TEST_F(StreamPair, SmallWritesWaitForTheEndOfTheRequest) {
+  EXPECT_EQ(stream_->write("HTTP/1.1 200 OK\r\n", 17), 17);
+  EXPECT_EQ(stream_->write("\r\n", 2), 2);
+  EXPECT_EQ(available_to_peer(), "");
+  EXPECT_TRUE(stream_->end_request());
+  EXPECT_EQ(available_to_peer(), "HTTP/1.1 200 OK\r\n\r\n");
+}
+
+TEST_F(StreamPair, WaitingForInputSendsWhatIsBufferedFirst) {
+  // As a "100 Continue" must reach the client before the server waits for the body.
+  EXPECT_EQ(stream_->write("HTTP/1.1 100 Continue\r\n\r\n", 25), 25);
+  EXPECT_FALSE(stream_->is_readable());  // nothing from the peer within 200 ms
+  EXPECT_EQ(available_to_peer(), "HTTP/1.1 100 Continue\r\n\r\n");
+  EXPECT_EQ(stream_->write("x", 1), 1);
+  ASSERT_EQ(::send(peer_, "body", 4, 0), 4);
+  char buffer[8];
+  EXPECT_EQ(stream_->read(buffer, sizeof buffer), 4);
+  EXPECT_EQ(available_to_peer(), "x");
+}
+
+TEST_F(StreamPair, ALargeWriteGoesOutAfterWhatWasBufferedAndInOrder) {
+  std::string head = "head:";
+  std::string large(3 * BufferedSocketStream::kSendBuffer, 'L');
+  EXPECT_EQ(stream_->write(head.data(), head.size()), static_cast<ssize_t>(head.size()));
+  std::string sent_back;
+  std::thread reader([&] {
+    char buffer[65536];
+    while (sent_back.size() < head.size() + large.size() + 4) {
+      ssize_t n = ::recv(peer_, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      sent_back.append(buffer, static_cast<std::size_t>(n));
+    }
+  });
+  std::size_t written = 0;
+  while (written < large.size()) {
+    ssize_t n = stream_->write(large.data() + written, large.size() - written);
+    ASSERT_GT(n, 0);
+    written += static_cast<std::size_t>(n);
+  }
+  EXPECT_EQ(stream_->write(":end", 4), 4);
+  EXPECT_TRUE(stream_->end_request());
+  reader.join();
+  EXPECT_EQ(sent_back, head + large + ":end");
+}
+
+TEST_F(StreamPair, ReadsServeByteByByteAndTellWhatWasPipelined) {
+  ASSERT_EQ(::send(peer_, "ab", 2, 0), 2);
+  char byte = 0;
+  EXPECT_EQ(stream_->read(&byte, 1), 1);
+  EXPECT_EQ(byte, 'a');
+  EXPECT_TRUE(stream_->has_buffered_input());
+  EXPECT_EQ(stream_->read(&byte, 1), 1);
+  EXPECT_EQ(byte, 'b');
+  EXPECT_FALSE(stream_->has_buffered_input());
+  ::shutdown(peer_, SHUT_WR);
+  EXPECT_EQ(stream_->read(&byte, 1), -1);  // the peer closed
+}
+
+TEST_F(StreamPair, ALargeBodyIsReadWholeAcrossBufferSizes) {
+  std::string body(BufferedSocketStream::kLargeBodyBytes * 5 + 17, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i % 253);
+  std::thread writer([&] {
+    std::size_t sent = 0;
+    while (sent < body.size()) {
+      ssize_t n = ::send(peer_, body.data() + sent, body.size() - sent, 0);
+      if (n <= 0) break;
+      sent += static_cast<std::size_t>(n);
+    }
+  });
+  std::string got;
+  char piece[4096];
+  while (got.size() < body.size()) {
+    ssize_t n = stream_->read(piece, std::min(sizeof piece, body.size() - got.size()));
+    ASSERT_GT(n, 0);
+    got.append(piece, static_cast<std::size_t>(n));
+  }
+  writer.join();
+  EXPECT_TRUE(got == body);
+  EXPECT_TRUE(stream_->end_request());
+}
+
+TEST_F(StreamPair, WritesFailOnceThePeerIsGone) {
+  ::close(peer_);
+  peer_ = -1;
+  EXPECT_EQ(stream_->write("abc", 3), 3);  // buffered
+  EXPECT_FALSE(stream_->end_request());
+  EXPECT_EQ(stream_->write("abc", 3), -1);
+}
+
+}  // namespace
+}  // namespace gridexp
