@@ -25,10 +25,10 @@ std::int64_t steady_ns() {
 }  // namespace
 
 struct ConnectionService::Connection {
-  Connection(std::uint64_t connection_id, int socket, const Options& options)
-      : id(connection_id), stream(socket, options.read_timeout, options.write_timeout) {}
+  Connection(int socket, const Options& options)
+      : stream(socket, options.read_timeout, options.write_timeout) {}
 
-  const std::uint64_t id;
+  std::uint64_t id = 0;
   BufferedSocketStream stream;
   std::size_t served = 0;
   bool busy = false;
@@ -61,19 +61,17 @@ ConnectionService::~ConnectionService() {
 }
 
 void ConnectionService::adopt(int socket) {
+  // Its addresses are looked up here, outside the lock; the id is set under it.
+  auto connection = std::make_unique<Connection>(socket, options_);
   std::lock_guard lock(mutex_);
-  if (stopping_) {
-    BufferedSocketStream closing(socket, options_.read_timeout, options_.write_timeout);
-    return;
-  }
-  std::uint64_t id = next_id_++;
-  auto connection = std::make_unique<Connection>(id, socket, options_);
+  if (stopping_) return;  // closed with it
+  connection->id = next_id_++;
   connection->idle_since_ns = steady_ns();
   epoll_event waiting{};
   waiting.events = kWaitForRequest;
-  waiting.data.u64 = id;
-  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, socket, &waiting) != 0) return;  // closed with it
-  connections_.emplace(id, std::move(connection));
+  waiting.data.u64 = connection->id;
+  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, socket, &waiting) != 0) return;
+  connections_.emplace(connection->id, std::move(connection));
 }
 
 void ConnectionService::stop() {
@@ -83,6 +81,11 @@ void ConnectionService::stop() {
       stopping_ = true;
       // The idle ones now; those being served once their request is answered.
       std::erase_if(connections_, [](const auto& entry) { return !entry.second->busy; });
+      for (Spare* spare : spares_) {
+        spare->woken = true;
+        spare->wake.notify_one();
+      }
+      spares_.clear();
     }
     std::uint64_t one = 1;
     [[maybe_unused]] ssize_t written = ::write(wake_, &one, sizeof one);
@@ -98,6 +101,11 @@ std::size_t ConnectionService::open_connections() const {
 }
 
 void ConnectionService::run() {
+  Spare spare;
+  {
+    std::unique_lock lock(mutex_);
+    wait_for_requests(lock, spare);
+  }
   while (true) {
     epoll_event event{};
     int ready = epoll_wait(epoll_, &event, 1, static_cast<int>(idle_check_period_.count()));
@@ -107,8 +115,22 @@ void ConnectionService::run() {
     if (ready <= 0 || event.data.u64 == kWakeUp) continue;
     Connection* connection = take(event.data.u64);
     if (connection == nullptr) continue;
-    park_or_close(*connection, serve_connection(*connection));
+    bool keep = serve_connection(*connection);
+    std::unique_lock lock(mutex_);
+    park_or_close(*connection, keep);
+    wait_for_requests(lock, spare);
   }
+}
+
+void ConnectionService::wait_for_requests(std::unique_lock<std::mutex>& lock, Spare& spare) {
+  // Enough threads already wait in epoll: this one waits as a spare, until they have all
+  // been taken (or the service stops). The spare that waited last is woken first.
+  while (!stopping_ && waiting_ >= options_.waiting_threads) {
+    spare.woken = false;
+    spares_.push_back(&spare);
+    spare.wake.wait(lock, [&] { return spare.woken || stopping_.load(); });
+  }
+  ++waiting_;
 }
 
 ConnectionService::Connection* ConnectionService::take(std::uint64_t id) {
@@ -116,6 +138,13 @@ ConnectionService::Connection* ConnectionService::take(std::uint64_t id) {
   auto found = connections_.find(id);
   if (found == connections_.end() || found->second->busy) return nullptr;
   found->second->busy = true;
+  // This thread stops waiting; if it was the last, a spare takes its place.
+  if (--waiting_ == 0 && !spares_.empty()) {
+    Spare* next = spares_.back();
+    spares_.pop_back();
+    next->woken = true;
+    next->wake.notify_one();
+  }
   return found->second.get();
 }
 
@@ -131,7 +160,6 @@ bool ConnectionService::serve_connection(Connection& connection) {
 }
 
 void ConnectionService::park_or_close(Connection& connection, bool keep) {
-  std::lock_guard lock(mutex_);
   if (keep && !stopping_) {
     connection.busy = false;
     connection.idle_since_ns = steady_ns();

@@ -1,12 +1,13 @@
 // ConnectionService: serves keep-alive HTTP connections with a fixed number of threads.
 //
 // An idle connection waits in one epoll set, not on a thread of its own. When a request
-// arrives, one of the threads (each waits in epoll_wait; the kernel wakes one per ready
-// connection) takes the connection, calls `serve` for that request and for any the client
-// pipelined behind it, and parks the connection again (EPOLLONESHOT: only one thread has it
-// at a time). A thread that parks a connection goes straight on to the next ready one, so a
-// busy server hands requests over without a thread waking per request, and a thousand idle
-// workers cost a thousand registry entries, not a thousand sleeping threads.
+// arrives, a thread waiting in epoll_wait (the kernel wakes one per ready connection) takes
+// the connection, calls `serve` for that request and for any the client pipelined behind it,
+// and parks the connection again (EPOLLONESHOT: only one thread has it at a time). Only
+// `waiting_threads` threads wait in epoll at once; the others wait as spares and are woken,
+// the most recently active first, when every waiting thread has been taken (many requests at
+// once, or long transfers). So a thousand idle workers cost a thousand registry entries, not
+// a thousand sleeping threads, and light traffic runs on a few warm threads.
 //
 // A connection is closed when `serve` says so, after `max_requests` requests (the last is
 // served with `last` set, to answer "Connection: close"), or when it has been idle for
@@ -19,6 +20,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -36,6 +38,10 @@ class ConnectionService {
  public:
   struct Options {
     int threads = 64;
+    // Threads waiting in epoll at most; the others wait as spares, woken (the most recently
+    // active first) only when every waiting thread has been taken. A small set of threads
+    // stays busy and warm, where epoll alone would rotate requests through all of them.
+    int waiting_threads = 4;
     std::chrono::milliseconds idle_timeout{2000};
     std::size_t max_requests = 100;
     std::chrono::milliseconds read_timeout{60000};
@@ -61,8 +67,14 @@ class ConnectionService {
   struct Connection;
 
   void run();
+  struct Spare {
+    std::condition_variable wake;
+    bool woken = false;
+  };
+  void wait_for_requests(std::unique_lock<std::mutex>& lock, Spare& spare);
   Connection* take(std::uint64_t id);
   bool serve_connection(Connection& connection);
+  // Under mutex_.
   void park_or_close(Connection& connection, bool keep);
   void close_idle_if_due();
 
@@ -79,6 +91,8 @@ class ConnectionService {
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
   std::uint64_t next_id_ = 1;
   std::atomic<std::int64_t> next_idle_check_ns_{0};
+  int waiting_ = 0;             // threads in (or entering) epoll_wait
+  std::vector<Spare*> spares_;  // the other idle threads, newest last
 
   std::vector<std::thread> threads_;
 };

@@ -162,6 +162,40 @@ TEST(HttpServerTest, ConcurrentClientsOnFewThreadsAllGetTheirOwnAnswers) {
   EXPECT_EQ(right, 8 * 200);
 }
 
+TEST(HttpServerTest, AsManyRequestsAsThreadsRunAtOnce) {
+  // Four threads wait in epoll; the other four are spares, woken as the four are taken.
+  constexpr int kThreads = 8;
+  std::mutex mutex;
+  std::condition_variable changed;
+  int inside = 0;
+  bool released = false;
+  RunningServer running(kThreads, [&](HttpServer& server) {
+    server.Get("/slow", [&](const httplib::Request&, httplib::Response& response) {
+      std::unique_lock lock(mutex);
+      ++inside;
+      changed.notify_all();
+      changed.wait(lock, [&] { return released; });
+      response.set_content("finished", "text/plain");
+    });
+  });
+  std::vector<std::unique_ptr<RawConnection>> connections;
+  for (int i = 0; i < kThreads; ++i) {
+    connections.push_back(std::make_unique<RawConnection>(running.port()));
+    connections.back()->send_text("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  }
+  {
+    std::unique_lock lock(mutex);
+    EXPECT_TRUE(
+        changed.wait_for(lock, std::chrono::seconds(20), [&] { return inside == kThreads; }))
+        << inside << " of " << kThreads << " requests got a thread";
+    released = true;
+  }
+  changed.notify_all();
+  for (auto& connection : connections) {
+    EXPECT_NE(connection->receive_until("finished").find("finished"), std::string::npos);
+  }
+}
+
 TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   RunningServer running(2, hello_route);
   RawConnection connection(running.port());
