@@ -394,6 +394,30 @@ def optuna_side_by_side(
     return results
 
 
+def add_steady_ratios(results: dict[str, Any]) -> None:
+    """Scenario 2's ratios also against scenario 1's steady rate, when both ran.
+
+    gridexp's 240-point run lasts ~40 ms from a fresh server (its first claims, threads and
+    caches included), where Optuna's time box is 8 s; scenario 1 measures gridexp's steady
+    rate at the same N, on the same server build, in the same run.
+    """
+    coordinator, optuna = results.get("coordinator"), results.get("optuna")
+    if not coordinator or not optuna or "skipped" in optuna:
+        return
+    for processes in (1, 16):
+        steady = coordinator.get(f"N={processes}", {}).get("trials_per_second")
+        case = optuna.get(f"N={processes}")
+        if not steady or not case:
+            continue
+        case["steady_gridexp_trials_per_second"] = steady["median"]
+        for key, value in list(case.items()):
+            if key.startswith("optuna_") and key.endswith("_trials_per_second"):
+                version = key.removeprefix("optuna_").removesuffix("_trials_per_second")
+                case[f"ratio_steady_gridexp_over_optuna_{version}"] = (
+                    steady["median"] / value["median"]
+                )
+
+
 # --------------------------------------------------------------------------------------------
 # Scenario 3: end to end with real workers
 
@@ -738,6 +762,7 @@ def main() -> int:
             (work / name).mkdir()
             results[name] = scenarios[name](work / name, options.quick, reps)
             print(f"   {time.perf_counter() - scenario_started:.1f} s", flush=True)
+        add_steady_ratios(results)
     finally:
         if not options.keep:
             shutil.rmtree(work, ignore_errors=True)
