@@ -95,11 +95,6 @@ void ConnectionService::stop() {
   });
 }
 
-std::size_t ConnectionService::open_connections() const {
-  std::lock_guard lock(mutex_);
-  return connections_.size();
-}
-
 void ConnectionService::run() {
   Spare spare;
   {

@@ -61,8 +61,6 @@ class ConnectionService {
   void adopt(int socket);
   void stop();
 
-  std::size_t open_connections() const;
-
  private:
   struct Connection;
 
@@ -87,7 +85,7 @@ class ConnectionService {
   std::atomic<bool> stopping_{false};
   std::once_flag stopped_;
 
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
   std::uint64_t next_id_ = 1;
   std::atomic<std::int64_t> next_idle_check_ns_{0};
