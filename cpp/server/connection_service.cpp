@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <stdexcept>
-#include <string>
 #include <system_error>
 
 namespace gridexp {
@@ -50,8 +48,9 @@ ConnectionService::ConnectionService(Options options, Serve serve)
   wake.events = EPOLLIN;
   wake.data.u64 = kWakeUp;
   epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &wake);
-  threads_.reserve(static_cast<std::size_t>(std::max(options_.threads, 1)));
-  for (int i = 0; i < std::max(options_.threads, 1); ++i) threads_.emplace_back([this] { run(); });
+  const int threads = std::max(options_.threads, 1);
+  threads_.reserve(static_cast<std::size_t>(threads));
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
 ConnectionService::~ConnectionService() {
