@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 namespace gridexp {
 namespace {
@@ -90,6 +91,35 @@ bool BufferedSocketStream::fill() const {
   received_at_ = 0;
   received_end_ = static_cast<std::size_t>(got);
   return true;
+}
+
+bool BufferedSocketStream::receive_arrived() {
+  if (!received_) {
+    received_.reset(new char[kSmallReceiveBuffer]);
+    received_capacity_ = kSmallReceiveBuffer;
+  }
+  if (received_at_ > 0) {  // keep the unread bytes at the front
+    std::memmove(received_.get(), received_.get() + received_at_, received_end_ - received_at_);
+    received_end_ -= received_at_;
+    received_at_ = 0;
+  }
+  if (received_end_ == received_capacity_) return true;
+  ssize_t got;
+  do {
+    got = ::recv(socket_, received_.get() + received_end_, received_capacity_ - received_end_,
+                 MSG_DONTWAIT);
+  } while (got < 0 && errno == EINTR);
+  if (got == 0) return false;
+  if (got < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+  received_end_ += static_cast<std::size_t>(got);
+  return true;
+}
+
+bool BufferedSocketStream::head_complete() const {
+  if (received_ && received_end_ - received_at_ == received_capacity_) return true;
+  std::string_view buffered(received_.get() + received_at_, received_end_ - received_at_);
+  return buffered.find("\n\r\n") != std::string_view::npos ||
+         buffered.find("\n\n") != std::string_view::npos;
 }
 
 ssize_t BufferedSocketStream::read(char* data, std::size_t size) {

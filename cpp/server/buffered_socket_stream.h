@@ -9,6 +9,9 @@
 // send() when the request ends (end_request()) or before the stream waits for input (a
 // "100 Continue" goes out before the body is read); a write of 16 KiB or more is sent at once.
 //
+// receive_arrived() and head_complete() let a server wait (in epoll) until a request's head
+// is all there before it gives the request a thread.
+//
 // The socket stays blocking; its SO_RCVTIMEO/SO_SNDTIMEO bound each recv()/send(), and
 // is_readable()/is_writable() wait at most the timeouts given here. Owns the socket: the
 // destructor shuts it down and closes it. Not thread-safe: one request at a time, served by
@@ -56,6 +59,12 @@ class BufferedSocketStream final : public httplib::Stream {
 
   // Bytes received and not yet read: the start of a request the client pipelined.
   bool has_buffered_input() const { return received_at_ < received_end_; }
+  // Adds to the buffer what has arrived, without waiting; false once the client has closed
+  // the connection (or it failed).
+  bool receive_arrived();
+  // Whether a request's whole head (up to its blank line) is buffered, or the buffer is full
+  // without one (cpp-httplib then answers that the head is too long).
+  bool head_complete() const;
   // Sends what is buffered and goes back to the small receive buffer; false when the
   // connection can no longer be written to.
   bool end_request();

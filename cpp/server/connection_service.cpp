@@ -144,6 +144,13 @@ ConnectionService::Connection* ConnectionService::take(std::uint64_t id) {
 
 bool ConnectionService::serve_connection(Connection& connection) {
   while (true) {
+    // A request is served once its whole head has arrived: a client that sends part of one
+    // (slowly, or never the rest) holds no thread; its connection waits in epoll again, and
+    // is closed if it stays idle for the idle timeout.
+    if (!connection.stream.head_complete()) {
+      if (!connection.stream.receive_arrived()) return false;
+      if (!connection.stream.head_complete()) return true;
+    }
     bool last = ++connection.served >= options_.max_requests || stopping_;
     bool keep = serve_(connection.stream, last);
     keep = connection.stream.end_request() && keep;

@@ -9,6 +9,9 @@
 // once, or long transfers). So a thousand idle workers cost a thousand registry entries, not
 // a thousand sleeping threads, and light traffic runs on a few warm threads.
 //
+// A request is served only once its whole head has arrived (BufferedSocketStream::
+// head_complete()): a client that sends part of one holds no thread.
+//
 // A connection is closed when `serve` says so, after `max_requests` requests (the last is
 // served with `last` set, to answer "Connection: close"), or when it has been idle for
 // `idle_timeout`. stop() closes the idle connections and returns once every request in

@@ -218,6 +218,31 @@ TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_NE(connection.receive_until("hello 3").find("hello 3"), std::string::npos);
 }
 
+TEST(HttpServerTest, APartialRequestHeadHoldsNoThread) {
+  // One thread: if it waited for the rest of the slow client's head (30 s read timeout), the
+  // other client would get no answer within its 20 s.
+  RunningServer running(1, hello_route);
+  RawConnection slow(running.port());
+  slow.send_text("GET /hello?n=1 HTTP/1.1\r\nHo");
+  httplib::Client other("127.0.0.1", running.port());
+  other.set_read_timeout(20);
+  for (int i = 0; i < 3; ++i) {
+    httplib::Result answer = other.Get("/hello?n=2");
+    ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+    EXPECT_EQ(answer->body, "hello 2");
+  }
+  slow.send_text("st: x\r\n");
+  slow.send_text("\r\n");
+  EXPECT_NE(slow.receive_until("hello 1").find("hello 1"), std::string::npos);
+}
+
+TEST(HttpServerTest, APartialRequestHeadIsClosedAfterTheKeepAliveTimeout) {
+  RunningServer running(2, hello_route, /*idle_timeout_s=*/1);
+  RawConnection slow(running.port());
+  slow.send_text("GET /hello?n=1 HTTP/1.1\r\n");
+  EXPECT_TRUE(slow.closed_by_server());
+}
+
 TEST(HttpServerTest, AnIdleConnectionIsClosedAfterTheKeepAliveTimeout) {
   RunningServer running(2, hello_route, /*idle_timeout_s=*/1);
   RawConnection connection(running.port());
