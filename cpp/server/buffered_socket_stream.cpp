@@ -77,12 +77,7 @@ bool BufferedSocketStream::is_writable() const {
 bool BufferedSocketStream::fill() const {
   // Whatever the answer so far is must reach the client before it sends more.
   if (!flush()) return false;
-  std::size_t wanted =
-      request_bytes_ >= kLargeBodyBytes ? kLargeReceiveBuffer : kSmallReceiveBuffer;
-  if (received_capacity_ != wanted) {
-    received_.reset(new char[wanted]);
-    received_capacity_ = wanted;
-  }
+  use_buffer(request_bytes_ >= kLargeBodyBytes ? kLargeReceiveBuffer : kSmallReceiveBuffer);
   ssize_t got;
   do {
     got = ::recv(socket_, received_.get(), received_capacity_, 0);
@@ -93,11 +88,14 @@ bool BufferedSocketStream::fill() const {
   return true;
 }
 
+void BufferedSocketStream::use_buffer(std::size_t capacity) const {
+  if (received_capacity_ == capacity) return;
+  received_.reset(new char[capacity]);
+  received_capacity_ = capacity;
+}
+
 bool BufferedSocketStream::receive_arrived() {
-  if (!received_) {
-    received_.reset(new char[kSmallReceiveBuffer]);
-    received_capacity_ = kSmallReceiveBuffer;
-  }
+  if (!received_) use_buffer(kSmallReceiveBuffer);
   if (received_at_ > 0) {  // keep the unread bytes at the front
     std::memmove(received_.get(), received_.get() + received_at_, received_end_ - received_at_);
     received_end_ -= received_at_;

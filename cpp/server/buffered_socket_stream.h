@@ -71,7 +71,10 @@ class BufferedSocketStream final : public httplib::Stream {
 
  private:
   bool flush() const;
+  // Waits for and receives the next bytes; only when nothing is buffered.
   bool fill() const;
+  // A receive buffer of `capacity` (the buffered bytes are dropped if it changes).
+  void use_buffer(std::size_t capacity) const;
 
   int socket_;
   std::chrono::milliseconds read_timeout_;

@@ -21,7 +21,17 @@ HttpServer::HttpServer(int threads) : threads_(threads) {
 
 HttpServer::~HttpServer() { close_connections(); }
 
-void HttpServer::widen_listen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+int HttpServer::bind(const std::string& host, int port) {
+  if (port == 0) {
+    port = bind_to_any_port(host);
+  } else if (!bind_to_port(host, port)) {
+    port = -1;
+  }
+  // cpp-httplib listens with a backlog of 5: a fleet of workers connecting at once would
+  // see most connections dropped and retried by the kernel after 1 s and 3 s.
+  if (port > 0) ::listen(svr_sock_, SOMAXCONN);
+  return port > 0 ? port : -1;
+}
 
 void HttpServer::close_connections() {
   if (connections_) connections_->stop();

@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include <httplib.h>
 
@@ -27,7 +28,9 @@ class HttpServer final : public httplib::Server {
   explicit HttpServer(int threads);
   ~HttpServer() override;
 
-  void widen_listen_backlog();
+  // Binds to `host`:`port` (0: any free port) and listens with a backlog of SOMAXCONN;
+  // returns the port, or -1 if it cannot bind.
+  int bind(const std::string& host, int port);
   void close_connections();
 
  private:

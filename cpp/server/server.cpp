@@ -179,15 +179,12 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   http.set_tcp_nodelay(true);
   install_routes(http, context);
 
-  int port = options.port;
-  bool bound = port == 0 ? (port = http.bind_to_any_port(options.host)) > 0
-                         : http.bind_to_port(options.host, port);
-  if (!bound) {
+  int port = http.bind(options.host, options.port);
+  if (port < 0) {
     err << "gridexp-server: cannot listen on " << listen_url(options.host, options.port)
         << " (is another server using the port?)\n";
     return kExitFailure;
   }
-  http.widen_listen_backlog();
 
   ExperimentSummary counts;
   if (auto experiments = (*store)->list_experiments(); experiments) {

@@ -37,10 +37,7 @@ class RunningServer {
     server_.set_read_timeout(30);
     server_.set_write_timeout(30);
     routes(server_);
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    // As gridexp-server does: with cpp-httplib's backlog of 5, a 6th simultaneous connect
-    // waits for the kernel to retry it after 1 s.
-    server_.widen_listen_backlog();
+    port_ = server_.bind("127.0.0.1", 0);
     listening_ = std::thread([this] { server_.listen_after_bind(); });
     // stop() is ignored until the accept loop runs.
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
