@@ -23,8 +23,10 @@ import http.client
 import json
 import math
 import os
+import queue
 import socket
 import tempfile
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -44,7 +46,8 @@ __all__ = [
 
 DEFAULT_ADDRESS = "127.0.0.1:8030"
 _PASSWORD_IN_EXPERIMENT_DIR = Path(".gridexp") / "password"
-_DOWNLOAD_CHUNK_BYTES = 64 * 1024
+_DOWNLOAD_PIECE_BYTES = 128 * 1024
+_DOWNLOAD_PIECES = 8
 # JSON cannot carry non-finite floats; workers send them as these strings (docs/protocol.md).
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _FIXED_COLUMNS = ("id", "state", "attempts", "worker", "duration_seconds")
@@ -335,13 +338,15 @@ def parse_time(text: str) -> datetime:
 def _copy_hashing(response, descriptor: int, trial_id: str) -> str:
     """Writes the response body to the open file `descriptor` (closing it); its SHA-256.
 
-    One buffer, reused: a piece small enough to stay in the CPU's cache while it is hashed
-    and written is faster than large fresh ones (docs/performance.md, scenario 4).
+    The SHA-256 runs on a thread of its own, a few pieces behind the receiving and writing:
+    hashlib, ``readinto`` and ``os.write`` all release the GIL, so on two cores they overlap
+    (docs/performance.md, scenario 4). The pieces are reused, small enough to stay in the
+    CPU's cache while they are written and hashed.
     """
-    digest = hashlib.sha256()
-    piece = memoryview(bytearray(_DOWNLOAD_CHUNK_BYTES))
+    hasher = _BackgroundSha256(_DOWNLOAD_PIECE_BYTES, _DOWNLOAD_PIECES)
     try:
         while True:
+            piece = hasher.free_piece()
             try:
                 received = response.readinto(piece)
             except (http.client.HTTPException, ConnectionError, socket.timeout) as error:
@@ -350,14 +355,60 @@ def _copy_hashing(response, descriptor: int, trial_id: str) -> str:
                 ) from None
             if not received:
                 break
-            digest.update(piece[:received])
             written = 0
             while written < received:
                 written += os.write(descriptor, piece[written:received])
+            hasher.update(piece, received)
         os.fsync(descriptor)
+        return hasher.hexdigest()
     finally:
+        hasher.stop()
         os.close(descriptor)
-    return digest.hexdigest()
+
+
+class _BackgroundSha256:
+    """The SHA-256 of pieces handed over in order, computed on a thread of its own.
+
+    ``free_piece()`` lends one of `pieces` buffers (waiting until the thread has hashed one);
+    ``update(piece, size)`` queues its first `size` bytes and gives the buffer back to the
+    thread, which returns it to the free ones once hashed. One thread lends and updates.
+    """
+
+    def __init__(self, piece_bytes: int, pieces: int) -> None:
+        self._digest = hashlib.sha256()
+        self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+        self._queued: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
+        for _ in range(pieces):
+            self._free.put(memoryview(bytearray(piece_bytes)))
+        self._thread = threading.Thread(target=self._hash_queued, name="gridexp-sha256")
+        self._thread.start()
+
+    def free_piece(self) -> memoryview:
+        while True:
+            try:
+                return self._free.get(timeout=1.0)
+            except queue.Empty:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the SHA-256 thread of a model download died") from None
+
+    def update(self, piece: memoryview, size: int) -> None:
+        self._queued.put((piece, size))
+
+    def hexdigest(self) -> str:
+        """The digest of everything updated so far; stops the thread."""
+        self.stop()
+        return self._digest.hexdigest()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queued.put(None)
+            self._thread.join()
+
+    def _hash_queued(self) -> None:
+        while (item := self._queued.get()) is not None:
+            piece, size = item
+            self._digest.update(piece[:size])
+            self._free.put(piece)
 
 
 def _etag_digest(etag: str | None) -> str | None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import gridexp
@@ -16,6 +18,7 @@ import pytest
 import requests
 from conftest import PASSWORD, claim, register
 from gridexp import Client, ClientError
+from gridexp import client as client_module
 
 EXPERIMENT = "sentiment_analysis1"
 
@@ -341,6 +344,44 @@ def test_a_corrupt_download_raises_and_leaves_no_file(server, tmp_path):
         client.download_model(trial_id, destination)
     assert destination.read_bytes() == b"kept"
     assert list(downloads.iterdir()) == [destination]
+
+
+class _PiecewiseBody:
+    """A response body handed out in uneven pieces, optionally breaking off after `break_at`."""
+
+    def __init__(self, data: bytes, break_at: int | None = None) -> None:
+        self.data, self.at, self.break_at, self.sizes = data, 0, break_at, [7, 70_000, 1, 300_000]
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self.break_at is not None and self.at >= self.break_at:
+            raise ConnectionResetError("connection reset by peer")
+        size = min(len(buffer), self.sizes[self.at % len(self.sizes)], len(self.data) - self.at)
+        buffer[:size] = self.data[self.at : self.at + size]
+        self.at += size
+        return size
+
+
+def hashing_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "gridexp-sha256"]
+
+
+def test_a_download_is_hashed_in_order_across_many_reused_pieces(tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 12345)  # far more pieces than the client lends
+    descriptor = os.open(tmp_path / "model.part", os.O_WRONLY | os.O_CREAT)
+    digest = client_module._copy_hashing(_PiecewiseBody(data), descriptor, "t1")
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "model.part").read_bytes() == data
+    assert hashing_threads() == []
+
+
+def test_a_download_that_breaks_off_stops_its_hashing_thread(tmp_path):
+    descriptor = os.open(tmp_path / "model.part", os.O_WRONLY | os.O_CREAT)
+    body = _PiecewiseBody(os.urandom(2 * 1024 * 1024), break_at=1024 * 1024)
+    with pytest.raises(ClientError, match="trial t1 broke off"):
+        client_module._copy_hashing(body, descriptor, "t1")
+    assert hashing_threads() == []
+    with pytest.raises(OSError):
+        os.fstat(descriptor)  # closed
 
 
 def test_a_trial_without_a_model_has_nothing_to_download(server, tmp_path):
