@@ -3,10 +3,12 @@
 #include <string>
 #include <vector>
 
+#include "server/malloc_tuning.h"
 #include "server/options.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
+  gridexp::restart_with_server_malloc_settings(argv);
   std::vector<std::string> arguments(argv + 1, argv + argc);
   gridexp::Result<gridexp::ServerOptions> options = gridexp::parse_server_options(arguments);
   if (!options) {

@@ -1,11 +1,14 @@
-"""Start-up: config errors, edited configs, the banner, signals and the seed's flag forms."""
+"""Start-up: config errors, edited configs, the banner, signals, the seed's flag forms and
+the malloc settings the server restarts itself with."""
 
 from __future__ import annotations
 
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
+import requests
 from conftest import PASSWORD, claim, register, server_binary
 
 
@@ -106,3 +109,26 @@ def test_seed_style_port_flag_and_visible_password_warning(start_server, experim
     assert server.get("/healthz").status_code == 200
     server.password = "very_secure"
     assert server.get("/api/v1/experiments").status_code == 200
+
+
+def server_tunables(server) -> list[str]:
+    environment = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
+    for entry in environment:
+        if entry.startswith(b"GLIBC_TUNABLES="):
+            return entry.decode().split("=", 1)[1].split(":")
+    return []
+
+
+def test_the_server_runs_with_a_larger_malloc_thread_cache(start_server, experiment_dir):
+    # It executes itself once more with the setting (the same process id), and answers.
+    server = start_server(experiment_dir)
+    assert server_tunables(server) == ["glibc.malloc.tcache_count=64"]
+    assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+
+
+def test_the_users_own_tcache_setting_is_kept(start_server, experiment_dir, monkeypatch):
+    # (That other tunables are kept beside the server's is tested in C++: how glibc shows the
+    # environment of a process whose tunables it has parsed differs between its versions.)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=7")
+    server = start_server(experiment_dir)
+    assert server_tunables(server) == ["glibc.malloc.tcache_count=7"]
