@@ -528,95 +528,130 @@ def curl(*arguments: str, output: Path = Path("/dev/null")) -> None:
     subprocess.run([*command, "-H", f"Authorization: Bearer {PASSWORD}", *arguments], check=True)
 
 
+TRANSFERS = ("copy", "upload", "download", "client", "discard")
+
+
 def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
+    """Scenario 4. Each repetition runs every kind of transfer once, each starting one place
+    later in the order than in the repetition before (copy first in the first, upload first in
+    the second, ...): how fast this VM writes fresh page cache depends on what ran just
+    before, so no kind may always run first or always follow the same one. The downloads
+    fetch a model uploaded before the first repetition (not timed)."""
     if shutil.which("curl") is None:
         return {"skipped": "curl is not installed (the transfer client)"}
     size = 16 * MIB if quick else 1024 * MIB
     directory = work / "model-transfer"
-    write_experiment(directory, {"a": reps + 1})
+    write_experiment(directory, {"a": reps + 2})
     source = work / "model.bin"
     sha256 = make_file(source, size)
-    copy_rates, upload_rates, download_rates, rss_growth = [], [], [], []
-    discard_rates: list[float] = []
-    client_rates: list[float] = []
+    rates: dict[str, list[float]] = {kind: [] for kind in TRANSFERS}
+    rss_growth: list[float] = []
     with running_server(directory) as server:
         session = auth_session()
         worker = api(session, "POST", f"{server.url}/api/v1/workers", json={"host": "bench"})
         rss_before = status_kib(server.pid, "VmHWM")
-        for rep in range(reps):
-            copy = work / f"copy-{rep}.bin"
 
-            def copy_file(copy: Path = copy) -> None:
-                shutil.copyfile(source, copy)
-                fsync_file(copy)
-
-            copy_rates.append(size / MIB / timed_transfer([source], copy_file))
-            copy.unlink()
-
+        def upload_model() -> tuple[float, str]:
+            """Seconds one timed upload takes; the trial it went to."""
             claimed = api(
                 session, "POST", f"{server.url}/api/v1/workers/{worker['worker_id']}/claim"
             )
             trial = claimed["trial"]
-            url = f"{server.url}/api/v1/trials/{trial['id']}/model"
-            lease = f"X-Gridexp-Lease-Token: {trial['lease_token']}"
             upload = functools.partial(
                 curl,
                 "--upload-file",
                 str(source),
                 "-H",
-                lease,
+                f"X-Gridexp-Lease-Token: {trial['lease_token']}",
                 "-H",
                 f"X-Gridexp-Sha256: {sha256}",
-                url,
+                f"{server.url}/api/v1/trials/{trial['id']}/model",
             )
-            upload_rates.append(size / MIB / timed_transfer([source], upload))
+            seconds = timed_transfer([source], upload)
             model = directory / "models" / f"{trial['id']}.pt"
             assert model.stat().st_size == size, "the upload did not arrive whole"
-
-            downloaded = work / f"download-{rep}.bin"
-
-            def download(downloaded: Path = downloaded, url: str = url) -> None:
-                curl(url, output=downloaded)
-                fsync_file(downloaded)
-
-            download_rates.append(size / MIB / timed_transfer([model], download))
-            assert file_sha256(downloaded) == sha256, "the download differs"
-            downloaded.unlink()
-            # gridexp's own client: SHA-256 checked against the server's digest, fsynced.
-            client_dir = work / f"client-{rep}"
-            client_dir.mkdir()
-
-            def client_download(client_dir: Path = client_dir, trial_id: str = trial["id"]) -> None:
-                gridexp.Client(f"127.0.0.1:{server.port}", password=PASSWORD).download_model(
-                    trial_id, client_dir
-                )
-
-            client_rates.append(size / MIB / timed_transfer([model], client_download))
-            shutil.rmtree(client_dir)
-            # The server's side alone: the same uncached model, read and sent, not written.
-            discard = functools.partial(curl, url)
-            discard_rates.append(size / MIB / timed_transfer([model], discard))
             api(
                 session,
                 "POST",
                 f"{server.url}/api/v1/trials/{trial['id']}/complete",
                 json={"lease_token": trial["lease_token"], "results": {}},
             )
+            return seconds, trial["id"]
+
+        _, trial_id = upload_model()
+        model = directory / "models" / f"{trial_id}.pt"
+        url = f"{server.url}/api/v1/trials/{trial_id}/model"
+
+        def copy() -> float:
+            copied = work / "copy.bin"
+
+            def copy_file() -> None:
+                shutil.copyfile(source, copied)
+                fsync_file(copied)
+
+            seconds = timed_transfer([source], copy_file)
+            copied.unlink()
+            return seconds
+
+        def download() -> float:  # curl GET into a file, fsynced
+            downloaded = work / "download.bin"
+
+            def fetch() -> None:
+                curl(url, output=downloaded)
+                fsync_file(downloaded)
+
+            seconds = timed_transfer([model], fetch)
+            assert file_sha256(downloaded) == sha256, "the download differs"
+            downloaded.unlink()
+            return seconds
+
+        def client() -> float:  # gridexp's own client: SHA-256 checked, fsynced, renamed
+            client_dir = work / "client"
+            client_dir.mkdir()
+            gridexp_client = gridexp.Client(f"127.0.0.1:{server.port}", password=PASSWORD)
+            seconds = timed_transfer(
+                [model], lambda: gridexp_client.download_model(trial_id, client_dir)
+            )
+            shutil.rmtree(client_dir)
+            return seconds
+
+        def discard() -> float:  # the server's side alone: read and sent, not written
+            return timed_transfer([model], functools.partial(curl, url))
+
+        run: dict[str, Callable[[], float]] = {
+            "copy": copy,
+            "upload": lambda: upload_model()[0],
+            "download": download,
+            "client": client,
+            "discard": discard,
+        }
+        for rep in range(reps):
+            for kind in TRANSFERS[rep % len(TRANSFERS) :] + TRANSFERS[: rep % len(TRANSFERS)]:
+                rates[kind].append(size / MIB / run[kind]())
             rss_growth.append((status_kib(server.pid, "VmHWM") - rss_before) / 1024)
-    copy_median = statistics.median(copy_rates)
+    copy_median = statistics.median(rates["copy"])
+
+    def share(kind: str) -> float:
+        return statistics.median(rates[kind]) / copy_median
+
     return {
         "file_mib": size // MIB,
         "client": "curl",
-        "copy_mb_per_s": summary(copy_rates),
-        "upload_mb_per_s": summary(upload_rates),
-        "download_mb_per_s": summary(download_rates),
-        "upload_share_of_copy": statistics.median(upload_rates) / copy_median,
-        "download_share_of_copy": statistics.median(download_rates) / copy_median,
-        "download_gridexp_client_mb_per_s": summary(client_rates),
-        "download_gridexp_client_share_of_copy": statistics.median(client_rates) / copy_median,
-        "download_discarded_mb_per_s": summary(discard_rates),
-        "download_discarded_share_of_copy": statistics.median(discard_rates) / copy_median,
+        "order": "rotated: repetition i starts with kind i (mod 5)",
+        "copy_mb_per_s": summary(rates["copy"]),
+        "upload_mb_per_s": summary(rates["upload"]),
+        "download_mb_per_s": summary(rates["download"]),
+        "upload_share_of_copy": share("upload"),
+        "download_share_of_copy": share("download"),
+        "download_gridexp_client_mb_per_s": summary(rates["client"]),
+        "download_gridexp_client_share_of_copy": share("client"),
+        "download_discarded_mb_per_s": summary(rates["discard"]),
+        "download_discarded_share_of_copy": share("discard"),
         "server_peak_rss_growth_mb": summary(rss_growth),
+        # MB/s per repetition, in repetition order: where each kind ran first, second, ...
+        "mb_per_s_by_repetition": {
+            kind: [round(rate) for rate in rates[kind]] for kind in TRANSFERS
+        },
     }
 
 
