@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -92,6 +93,11 @@ void BufferedSocketStream::use_buffer(std::size_t capacity) const {
   if (received_capacity_ == capacity) return;
   received_.reset(new char[capacity]);
   received_capacity_ = capacity;
+}
+
+bool BufferedSocketStream::socket_has_input() const {
+  int pending = 0;
+  return ::ioctl(socket_, FIONREAD, &pending) == 0 && pending > 0;
 }
 
 bool BufferedSocketStream::receive_arrived() {

@@ -59,6 +59,8 @@ class BufferedSocketStream final : public httplib::Stream {
 
   // Bytes received and not yet read: the start of a request the client pipelined.
   bool has_buffered_input() const { return received_at_ < received_end_; }
+  // Bytes that arrived at the socket and are not received yet (none once the client closed).
+  bool socket_has_input() const;
   // Adds to the buffer what has arrived, without waiting; false once the client has closed
   // the connection (or it failed).
   bool receive_arrived();

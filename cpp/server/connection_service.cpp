@@ -182,7 +182,10 @@ void ConnectionService::close_idle_if_due() {
   std::lock_guard lock(mutex_);
   std::erase_if(connections_, [&](const auto& entry) {
     const Connection& connection = *entry.second;
-    return !connection.busy && now - connection.idle_since_ns > idle_limit;
+    // A request that arrived after the timeout but before this sweep is served, not dropped
+    // unanswered: epoll has reported it (perhaps to this very thread) and a thread takes it.
+    return !connection.busy && now - connection.idle_since_ns > idle_limit &&
+           !connection.stream.socket_has_input();
   });
 }
 

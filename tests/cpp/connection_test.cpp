@@ -249,6 +249,49 @@ TEST(HttpServerTest, AnIdleConnectionIsClosedAfterTheKeepAliveTimeout) {
   EXPECT_TRUE(connection.closed_by_server());
 }
 
+TEST(HttpServerTest, ARequestArrivingOnAConnectionIdlePastTheTimeoutIsAnswered) {
+  // The one serving thread is held by a slow request while another connection, idle for
+  // longer than the keep-alive timeout, sends a request. When the thread comes back, the
+  // idle sweep must not close that connection with its request unanswered (a client cannot
+  // tell whether a POST it sent then ran).
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false;
+  bool released = false;
+  RunningServer running(
+      1,
+      [&](HttpServer& server) {
+        hello_route(server);
+        server.Get("/slow", [&](const httplib::Request&, httplib::Response& response) {
+          std::unique_lock lock(mutex);
+          entered = true;
+          changed.notify_all();
+          changed.wait(lock, [&] { return released; });
+          response.set_content("finished", "text/plain");
+        });
+      },
+      /*idle_timeout_s=*/1);
+  RawConnection waiting(running.port());
+  waiting.send_text("GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_NE(waiting.receive_until("hello 1").find("hello 1"), std::string::npos);
+  RawConnection busy(running.port());
+  busy.send_text("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return entered; });
+  }
+  // Past the 1 s timeout (and the sweep's 250 ms period), with no thread free to sweep.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  waiting.send_text("GET /hello?n=2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  {
+    std::lock_guard lock(mutex);
+    released = true;
+  }
+  changed.notify_all();
+  EXPECT_NE(busy.receive_until("finished").find("finished"), std::string::npos);
+  EXPECT_NE(waiting.receive_until("hello 2").find("hello 2"), std::string::npos);
+}
+
 TEST(HttpServerTest, TheLastRequestAllowedOnAConnectionIsAnsweredWithClose) {
   RunningServer running(2, hello_route, 30, /*max_requests=*/3);
   RawConnection connection(running.port());
