@@ -121,6 +121,43 @@ void hello_route(HttpServer& server) {
   });
 }
 
+// GET /slow, whose requests wait inside the handler until release(): holds serving threads.
+// Declare it before the RunningServer that installs it (the handler refers to it).
+class SlowRoute {
+ public:
+  void install(HttpServer& server) {
+    server.Get("/slow", [this](const httplib::Request&, httplib::Response& response) {
+      std::unique_lock lock(mutex_);
+      ++inside_;
+      changed_.notify_all();
+      changed_.wait(lock, [this] { return released_; });
+      response.set_content("finished", "text/plain");
+    });
+  }
+  // Whether `count` requests are inside the handler within 20 s.
+  bool wait_until_inside(int count) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(20), [&] { return inside_ >= count; });
+  }
+  int inside() {
+    std::lock_guard lock(mutex_);
+    return inside_;
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      released_ = true;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int inside_ = 0;
+  bool released_ = false;
+};
+
 TEST(HttpServerTest, ManyKeepAliveConnectionsAreServedByTwoThreads) {
   // With a thread per connection, the third client would wait for the first two to close (30 s
   // of idle timeout here, past the clients' 20 s read timeout).
@@ -165,32 +202,16 @@ TEST(HttpServerTest, ConcurrentClientsOnFewThreadsAllGetTheirOwnAnswers) {
 TEST(HttpServerTest, AsManyRequestsAsThreadsRunAtOnce) {
   // Four threads wait in epoll; the other four are spares, woken as the four are taken.
   constexpr int kThreads = 8;
-  std::mutex mutex;
-  std::condition_variable changed;
-  int inside = 0;
-  bool released = false;
-  RunningServer running(kThreads, [&](HttpServer& server) {
-    server.Get("/slow", [&](const httplib::Request&, httplib::Response& response) {
-      std::unique_lock lock(mutex);
-      ++inside;
-      changed.notify_all();
-      changed.wait(lock, [&] { return released; });
-      response.set_content("finished", "text/plain");
-    });
-  });
+  SlowRoute slow;
+  RunningServer running(kThreads, [&](HttpServer& server) { slow.install(server); });
   std::vector<std::unique_ptr<RawConnection>> connections;
   for (int i = 0; i < kThreads; ++i) {
     connections.push_back(std::make_unique<RawConnection>(running.port()));
     connections.back()->send_text("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
   }
-  {
-    std::unique_lock lock(mutex);
-    EXPECT_TRUE(
-        changed.wait_for(lock, std::chrono::seconds(20), [&] { return inside == kThreads; }))
-        << inside << " of " << kThreads << " requests got a thread";
-    released = true;
-  }
-  changed.notify_all();
+  EXPECT_TRUE(slow.wait_until_inside(kThreads))
+      << slow.inside() << " of " << kThreads << " requests got a thread";
+  slow.release();
   for (auto& connection : connections) {
     EXPECT_NE(connection->receive_until("finished").find("finished"), std::string::npos);
   }
@@ -254,21 +275,12 @@ TEST(HttpServerTest, ARequestArrivingOnAConnectionIdlePastTheTimeoutIsAnswered) 
   // longer than the keep-alive timeout, sends a request. When the thread comes back, the
   // idle sweep must not close that connection with its request unanswered (a client cannot
   // tell whether a POST it sent then ran).
-  std::mutex mutex;
-  std::condition_variable changed;
-  bool entered = false;
-  bool released = false;
+  SlowRoute slow;
   RunningServer running(
       1,
       [&](HttpServer& server) {
         hello_route(server);
-        server.Get("/slow", [&](const httplib::Request&, httplib::Response& response) {
-          std::unique_lock lock(mutex);
-          entered = true;
-          changed.notify_all();
-          changed.wait(lock, [&] { return released; });
-          response.set_content("finished", "text/plain");
-        });
+        slow.install(server);
       },
       /*idle_timeout_s=*/1);
   RawConnection waiting(running.port());
@@ -276,18 +288,11 @@ TEST(HttpServerTest, ARequestArrivingOnAConnectionIdlePastTheTimeoutIsAnswered) 
   ASSERT_NE(waiting.receive_until("hello 1").find("hello 1"), std::string::npos);
   RawConnection busy(running.port());
   busy.send_text("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
-  {
-    std::unique_lock lock(mutex);
-    changed.wait(lock, [&] { return entered; });
-  }
+  ASSERT_TRUE(slow.wait_until_inside(1));
   // Past the 1 s timeout (and the sweep's 250 ms period), with no thread free to sweep.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   waiting.send_text("GET /hello?n=2 HTTP/1.1\r\nHost: x\r\n\r\n");
-  {
-    std::lock_guard lock(mutex);
-    released = true;
-  }
-  changed.notify_all();
+  slow.release();
   EXPECT_NE(busy.receive_until("finished").find("finished"), std::string::npos);
   EXPECT_NE(waiting.receive_until("hello 2").find("hello 2"), std::string::npos);
 }
@@ -368,19 +373,10 @@ TEST(HttpServerTest, HandlersSeeTheClientsAddress) {
 }
 
 TEST(HttpServerTest, StopAnswersTheRequestInProgressAndClosesIdleConnections) {
-  std::mutex mutex;
-  std::condition_variable changed;
-  bool entered = false;
-  bool released = false;
+  SlowRoute slow;
   RunningServer running(2, [&](HttpServer& server) {
     hello_route(server);
-    server.Get("/slow", [&](const httplib::Request&, httplib::Response& response) {
-      std::unique_lock lock(mutex);
-      entered = true;
-      changed.notify_all();
-      changed.wait(lock, [&] { return released; });
-      response.set_content("finished", "text/plain");
-    });
+    slow.install(server);
   });
   RawConnection idle(running.port());
   idle.send_text("GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -388,17 +384,10 @@ TEST(HttpServerTest, StopAnswersTheRequestInProgressAndClosesIdleConnections) {
 
   RawConnection busy(running.port());
   busy.send_text("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
-  {
-    std::unique_lock lock(mutex);
-    changed.wait(lock, [&] { return entered; });
-  }
+  ASSERT_TRUE(slow.wait_until_inside(1));
   std::thread stopping([&] { running.stop(); });
   EXPECT_TRUE(idle.closed_by_server());
-  {
-    std::lock_guard lock(mutex);
-    released = true;
-  }
-  changed.notify_all();
+  slow.release();
   EXPECT_NE(busy.receive_until("finished").find("finished"), std::string::npos);
   stopping.join();
   EXPECT_TRUE(busy.closed_by_server());
