@@ -542,14 +542,13 @@ TRANSFERS = ("copy", "upload", "download", "client", "discard")
 
 
 def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
-    """Scenario 4. Each repetition runs every kind of transfer once, each starting one place
-    later in the order than in the repetition before (copy first in the first, upload first in
-    the second, ...), and every transfer's output is removed after it, the upload's stored
-    model included: on a disk mounted with `discard` (this VM's ext4), a write that follows
-    one whose file was kept ran at ~40% of one that follows a removed file, whatever wrote
-    it. The downloads fetch a model uploaded before the first repetition (not timed),
-    followed by one untimed copy so that the first timed transfer too follows a removed
-    file."""
+    """Scenario 4. Each round runs every kind of transfer once, each round starting one place
+    later in the order than the round before (copy first in the first, upload first in the
+    second, ...), and every transfer's output is removed after it, the upload's stored model
+    included: on this VM a write that follows one whose 1 GiB file was kept ran at ~40% of
+    one that follows a removed file, whatever wrote it. The downloads fetch a model uploaded
+    before the first round (not timed), followed by one untimed copy so that the first timed
+    transfer too follows a removed file."""
     if shutil.which("curl") is None:
         return {"skipped": "curl is not installed (the transfer client)"}
     size = 16 * MIB if quick else 1024 * MIB
@@ -642,8 +641,8 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
             "discard": discard,
         }
         copy()
-        # Twice the repetitions (each kind runs first in two of them): single transfers here
-        # vary up to 2x (docs/performance.md, "Why the transfer figures vary").
+        # Rounds: twice the repetitions (each kind runs first in two of them), since single
+        # transfers here vary up to 2x (docs/performance.md, "Why the transfer figures vary").
         for rep in range(2 * reps):
             for kind in TRANSFERS[rep % len(TRANSFERS) :] + TRANSFERS[: rep % len(TRANSFERS)]:
                 rates[kind].append(size / MIB / run[kind]())
@@ -656,7 +655,7 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
     return {
         "file_mib": size // MIB,
         "client": "curl",
-        "order": "rotated: repetition i starts with kind i (mod 5); every output removed",
+        "order": "rotated: round i starts with kind i (mod 5); every output removed",
         "copy_mb_per_s": summary(rates["copy"]),
         "upload_mb_per_s": summary(rates["upload"]),
         "download_mb_per_s": summary(rates["download"]),
@@ -667,7 +666,7 @@ def model_transfer(work: Path, quick: bool, reps: int) -> dict[str, Any]:
         "download_discarded_mb_per_s": summary(rates["discard"]),
         "download_discarded_share_of_copy": share("discard"),
         "server_peak_rss_growth_mb": summary(rss_growth),
-        # MB/s per repetition, in repetition order: where each kind ran first, second, ...
+        # MB/s per round, in round order: where each kind ran first, second, ...
         "mb_per_s_by_repetition": {
             kind: [round(rate) for rate in rates[kind]] for kind in TRANSFERS
         },
