@@ -125,8 +125,9 @@ void run_worker(const Options& options, int index, std::latch& registered_line,
                 WorkerResult& result) {
   LeanHttpClient client(options.host, options.port, options.password);
 
-  // 256 simultaneous connects overflow the server's listen backlog (cpp-httplib's default
-  // of 5): a refused or reset first call is retried as a real worker would, and counted.
+  // Hundreds of simultaneous connects can overflow a listen backlog (cpp-httplib's default of
+  // 5 in builds before HttpServer::bind): a refused or reset first call is retried as a real
+  // worker would, and counted.
   std::string worker_id;
   for (int attempt = 0; attempt < 20 && worker_id.empty(); ++attempt) {
     HttpAnswer registered =
