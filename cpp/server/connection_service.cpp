@@ -31,6 +31,8 @@ struct ConnectionService::Connection {
   std::size_t served = 0;
   bool busy = false;
   std::int64_t idle_since_ns = 0;
+  // When the connection was first parked with part of a request head, 0 with none.
+  std::int64_t head_started_ns = 0;
 };
 
 ConnectionService::ConnectionService(Options options, Serve serve)
@@ -164,6 +166,11 @@ void ConnectionService::park_or_close(Connection& connection, bool keep) {
   if (keep && !stopping_) {
     connection.busy = false;
     connection.idle_since_ns = steady_ns();
+    if (!connection.stream.has_buffered_input()) {
+      connection.head_started_ns = 0;
+    } else if (connection.head_started_ns == 0) {
+      connection.head_started_ns = connection.idle_since_ns;
+    }
     epoll_event waiting{};
     waiting.events = kWaitForRequest;
     waiting.data.u64 = connection.id;
@@ -179,13 +186,18 @@ void ConnectionService::close_idle_if_due() {
   std::int64_t period = std::chrono::nanoseconds(idle_check_period_).count();
   if (!next_idle_check_ns_.compare_exchange_strong(due, now + period)) return;
   std::int64_t idle_limit = std::chrono::nanoseconds(options_.idle_timeout).count();
+  std::int64_t head_limit = std::chrono::nanoseconds(options_.read_timeout).count();
   std::lock_guard lock(mutex_);
   std::erase_if(connections_, [&](const auto& entry) {
     const Connection& connection = *entry.second;
+    if (connection.busy) return false;
+    // A client that sends a head a byte at a time, each within the idle timeout.
+    if (connection.head_started_ns != 0 && now - connection.head_started_ns > head_limit) {
+      return true;
+    }
     // A request that arrived after the timeout but before this sweep is served, not dropped
     // unanswered: epoll has reported it (perhaps to this very thread) and a thread takes it.
-    return !connection.busy && now - connection.idle_since_ns > idle_limit &&
-           !connection.stream.socket_has_input();
+    return now - connection.idle_since_ns > idle_limit && !connection.stream.socket_has_input();
   });
 }
 

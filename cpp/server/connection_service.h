@@ -15,7 +15,8 @@
 // A connection is closed when `serve` says so, after `max_requests` requests (the last is
 // served with `last` set, to answer "Connection: close"), or when it has been idle for
 // `idle_timeout` with nothing sent (a request that arrived after the timeout, before the
-// connection was closed, is still served). stop() closes the idle connections and returns once
+// connection was closed, is still served), or when a request's head has not arrived whole
+// within `read_timeout` of its first part. stop() closes the idle connections and returns once
 // every request in progress has been answered.
 //
 // Thread-safety: adopt() from any thread; stop() once, from a thread that is not serving (it

@@ -30,11 +30,12 @@ namespace {
 class RunningServer {
  public:
   explicit RunningServer(int threads, std::function<void(HttpServer&)> routes,
-                         time_t idle_timeout_s = 30, std::size_t max_requests = 1000)
+                         time_t idle_timeout_s = 30, std::size_t max_requests = 1000,
+                         time_t read_timeout_s = 30)
       : server_(threads) {
     server_.set_keep_alive_timeout(idle_timeout_s);
     server_.set_keep_alive_max_count(max_requests);
-    server_.set_read_timeout(30);
+    server_.set_read_timeout(read_timeout_s);
     server_.set_write_timeout(30);
     routes(server_);
     port_ = server_.bind("127.0.0.1", 0);
@@ -74,6 +75,7 @@ class RawConnection {
   ~RawConnection() { ::close(socket_); }
 
   bool connected() const { return connected_; }
+  int socket() const { return socket_; }
   void send_text(const std::string& text) {
     ASSERT_EQ(::send(socket_, text.data(), text.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(text.size()));
@@ -259,6 +261,30 @@ TEST(HttpServerTest, APartialRequestHeadIsClosedAfterTheKeepAliveTimeout) {
   RawConnection slow(running.port());
   slow.send_text("GET /hello?n=1 HTTP/1.1\r\n");
   EXPECT_TRUE(slow.closed_by_server());
+}
+
+TEST(HttpServerTest, ARequestHeadSentAByteAtATimeIsClosedAfterTheReadTimeout) {
+  // Each byte comes well within the 1 s idle timeout; the head as a whole must still arrive
+  // within the 2 s read timeout.
+  RunningServer running(2, hello_route, /*idle_timeout_s=*/1, /*max_requests=*/1000,
+                        /*read_timeout_s=*/2);
+  RawConnection slow(running.port());
+  const std::string head = "GET /hello?n=1 HTTP/1.1\r\nX-Padding: ";
+  const auto started = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (int sent = 0; !closed && sent < 100; ++sent) {
+    // Once the server has closed, a send fails (EPIPE/ECONNRESET) or the peek sees the end.
+    if (::send(slow.socket(), sent < static_cast<int>(head.size()) ? &head[sent] : "x", 1,
+               MSG_NOSIGNAL) != 1) {
+      closed = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    char byte;
+    closed = ::recv(slow.socket(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  }
+  EXPECT_TRUE(closed) << "still open after 20 s of a byte every 200 ms";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15));
 }
 
 TEST(HttpServerTest, AnIdleConnectionIsClosedAfterTheKeepAliveTimeout) {
