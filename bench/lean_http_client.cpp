@@ -11,7 +11,9 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace gridexp::bench {
@@ -32,6 +34,49 @@ bool equals_ignoring_case(std::string_view a, std::string_view b) {
 
 std::string system_error(const char* what) {
   return std::string(what) + ": " + std::strerror(errno);
+}
+
+struct AnswerHead {
+  int status = 0;
+  std::size_t content_length = 0;
+  bool keep_alive = true;
+};
+
+// Reads an answer's head (its status line and headers, without the blank line); false, with
+// `error`, when this client cannot take the answer.
+bool parse_head(std::string_view head, AnswerHead& parsed, std::string& error) {
+  // "HTTP/1.1 200 OK"
+  if (head.size() < 12 || head.substr(0, 5) != "HTTP/") {
+    error = "not an HTTP answer";
+    return false;
+  }
+  std::from_chars(head.data() + 9, head.data() + 12, parsed.status);
+  bool has_length = false;
+  std::size_t line_end = head.find("\r\n");  // the end of the status line
+  while (line_end != std::string_view::npos) {
+    std::size_t next = head.find("\r\n", line_end + 2);
+    std::string_view line =
+        head.substr(line_end + 2,
+                    next == std::string_view::npos ? std::string_view::npos : next - line_end - 2);
+    line_end = next;
+    std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (equals_ignoring_case(name, "content-length")) {
+      has_length =
+          std::from_chars(value.data(), value.data() + value.size(), parsed.content_length).ec ==
+          std::errc();
+    } else if (equals_ignoring_case(name, "connection")) {
+      parsed.keep_alive = !equals_ignoring_case(value, "close");
+    } else if (equals_ignoring_case(name, "transfer-encoding")) {
+      error = "a chunked answer (this client needs Content-Length)";
+      return false;
+    }
+  }
+  if (!has_length) error = "an answer without Content-Length";
+  return has_length;
 }
 
 }  // namespace
@@ -94,59 +139,25 @@ bool LeanHttpClient::send_all(std::string_view data, std::string& error) {
 }
 
 bool LeanHttpClient::read_answer(HttpAnswer& answer) {
-  std::size_t header_end = std::string::npos;
-  std::size_t content_length = 0;
+  std::optional<AnswerHead> head;
   std::size_t body_start = 0;
-  bool keep_alive = true;
   while (true) {
-    if (header_end == std::string::npos) {
-      header_end = buffer_.find("\r\n\r\n");
-      if (header_end != std::string::npos) {
-        std::string_view head(buffer_.data(), header_end);
-        // "HTTP/1.1 200 OK"
-        if (head.size() < 12 || head.substr(0, 5) != "HTTP/") {
-          answer.error = "not an HTTP answer";
+    if (!head) {
+      std::size_t head_end = buffer_.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        AnswerHead parsed;
+        if (!parse_head(std::string_view(buffer_).substr(0, head_end), parsed, answer.error)) {
           return false;
         }
-        int status = 0;
-        std::from_chars(head.data() + 9, head.data() + 12, status);
-        bool has_length = false;
-        std::size_t line_start = head.find("\r\n");
-        while (line_start != std::string_view::npos && line_start + 2 < head.size()) {
-          std::size_t line_end = head.find("\r\n", line_start + 2);
-          std::string_view line = head.substr(
-              line_start + 2,
-              (line_end == std::string_view::npos ? head.size() : line_end) - line_start - 2);
-          std::size_t colon = line.find(':');
-          if (colon != std::string_view::npos) {
-            std::string_view name = line.substr(0, colon);
-            std::string_view value = line.substr(colon + 1);
-            while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-            if (equals_ignoring_case(name, "content-length")) {
-              has_length =
-                  std::from_chars(value.data(), value.data() + value.size(), content_length).ec ==
-                  std::errc();
-            } else if (equals_ignoring_case(name, "connection")) {
-              keep_alive = !equals_ignoring_case(value, "close");
-            } else if (equals_ignoring_case(name, "transfer-encoding")) {
-              answer.error = "a chunked answer (this client needs Content-Length)";
-              return false;
-            }
-          }
-          line_start = line_end;
-        }
-        if (!has_length) {
-          answer.error = "an answer without Content-Length";
-          return false;
-        }
-        answer.status = status;
-        body_start = header_end + 4;
+        head = parsed;
+        body_start = head_end + 4;
       }
     }
-    if (header_end != std::string::npos && buffer_.size() >= body_start + content_length) {
-      answer.body.assign(buffer_, body_start, content_length);
-      buffer_.erase(0, body_start + content_length);
-      if (!keep_alive) close_socket();
+    if (head && buffer_.size() >= body_start + head->content_length) {
+      answer.status = head->status;
+      answer.body.assign(buffer_, body_start, head->content_length);
+      buffer_.erase(0, body_start + head->content_length);
+      if (!head->keep_alive) close_socket();
       return true;
     }
     std::size_t had = buffer_.size();
@@ -155,7 +166,6 @@ bool LeanHttpClient::read_answer(HttpAnswer& answer) {
     buffer_.resize(had + static_cast<std::size_t>(got > 0 ? got : 0));
     if (got > 0) continue;
     if (got < 0 && errno == EINTR) continue;
-    answer.status = 0;
     answer.closed_before_answer = had == 0;
     answer.error = got == 0 ? "the server closed the connection" : system_error("recv");
     return false;
