@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${GRIDEXP_VENV:-$ROOT/.venv}"
 EXAMPLE="$ROOT/examples/sentiment"
 PORT="${PORT:-8030}"
-"$ROOT/scripts/setup.sh"
+"$ROOT/scripts/setup.sh" "$@"
 
 password_note="the password is in \$GRIDEXP_PASSWORD"
 if [ -z "${GRIDEXP_PASSWORD:-}" ]; then
@@ -27,11 +27,28 @@ trap cleanup EXIT
 
 "$VENV/bin/gridexp-server" "$EXAMPLE" --host 127.0.0.1 --port "$PORT" &
 server_pid=$!
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null || { echo "run-example: the server did not start" >&2; exit 1; }
-  sleep 0.1
-done
+# Ready when /healthz answers; a server that exits or is not up within 60 s is an error.
+"$VENV/bin/python" - "$PORT" "$server_pid" <<'PY' || exit 1
+import os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 60
+while True:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            break
+    except OSError as error:
+        reason = error
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            exited = stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        exited = True
+    if exited:
+        sys.exit("run-example: the server exited before it answered (its output is above)")
+    if time.monotonic() > deadline:
+        sys.exit(f"run-example: the server did not answer /healthz within 60 s: {reason}")
+    time.sleep(0.1)
+PY
 
 echo "run-example: watch the grid on the dashboard at http://127.0.0.1:$PORT/ ($password_note)"
 echo "run-example: starting two workers (their output is prefixed with the trial id)"
@@ -47,4 +64,7 @@ for pid in "${worker_pids[@]}"; do wait "$pid" || status=$?; done
 echo
 "$VENV/bin/gridexp" --address "127.0.0.1:$PORT" results sentiment_analysis1 --sort val_accuracy \
   --columns val_accuracy,val_loss
+echo
+echo "run-example: the programs are in $VENV/bin; '. $VENV/bin/activate' puts gridexp-server," \
+  "gridexp-worker and gridexp on PATH"
 exit "$status"
