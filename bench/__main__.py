@@ -834,6 +834,11 @@ def main() -> int:
     )
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{report['seconds']:.0f} s; results in {output.relative_to(REPO)}")
+    not_run = [name for name, cases in results.items() if "skipped" in cases or "error" in cases]
+    if options.quick and not_run:
+        # The smoke check exists to show that every scenario runs: one that cannot is a failure.
+        print(f"bench --quick: not every scenario ran: {', '.join(not_run)}", file=sys.stderr)
+        return 1
     return 0
 
 

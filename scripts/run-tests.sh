@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: set everything up, check formatting and lint, run the C++ unit tests
 # under AddressSanitizer + UndefinedBehaviorSanitizer, then the system tests (pytest) against
-# the installed gridexp-server. Extra arguments go to pytest.
+# the installed gridexp-server, the benchmarks' smoke check, and (in CI, or with
+# GRIDEXP_FRESH_MACHINE=1) README command 1 on fresh debootstrap roots. Extra arguments go to
+# pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${GRIDEXP_VENV:-$ROOT/.venv}"
@@ -28,3 +30,11 @@ PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests/python "$@"
 echo "== benchmark smoke check (python -m bench --quick: checks that every scenario runs, never a speed)"
 "$VENV/bin/python" -m pip --disable-pip-version-check -q install optuna
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m bench --quick
+
+echo "== fresh machine (README command 1 in minimal Debian 12 roots: as root, and --no-root as a user)"
+if [ "${CI:-}" = true ] || [ "${GRIDEXP_FRESH_MACHINE:-0}" = 1 ]; then
+  bash tests/fresh_machine/run.sh
+else
+  echo "NOT RUN here: it needs root and about 10 minutes; CI runs it (CI=true), and"
+  echo "GRIDEXP_FRESH_MACHINE=1 scripts/run-tests.sh runs it here"
+fi

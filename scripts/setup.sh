@@ -40,6 +40,29 @@ LIBRARY_PACKAGES=(libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev libzip-d
 TOOL_PACKAGES=(g++ cmake ninja-build pkg-config curl)
 TEST_PACKAGES=(clang-format libgtest-dev chromium)
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# Installs those of the packages that are missing, as root or through sudo.
+apt_install() {
+  local missing=() package sudo_cmd=()
+  for package in "$@"; do installed "$package" || missing+=("$package"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 ||
+      fail "installing ${missing[*]} needs root and there is no sudo: run scripts/setup.sh --no-root to build without root"
+    sudo_cmd=(sudo)
+  fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# A minimal Debian has no Python at all: Debian's python3 is the default one.
+if [ "$PYTHON" = python3 ] && [ "$NO_ROOT" -eq 0 ] && ! command -v python3 >/dev/null 2>&1 &&
+  command -v apt-get >/dev/null 2>&1; then
+  apt_install python3 python3-venv
+fi
 command -v "$PYTHON" >/dev/null 2>&1 ||
   fail "no $PYTHON on PATH: install Python 3.9 or newer (Debian: apt-get install python3), or name one with GRIDEXP_PYTHON=/path/to/python"
 
@@ -80,8 +103,6 @@ fi
 [ "$PY_VENV" -eq 1 ] || [ "${#PYTHON_PACKAGES[@]}" -gt 0 ] ||
   fail "$PYTHON ($PY_REAL) has no venv/ensurepip module: use a Python that has it (GRIDEXP_PYTHON=...)"
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-
 if [ "$NO_ROOT" -eq 1 ]; then
   command -v g++ >/dev/null 2>&1 ||
     fail "--no-root needs a C++20 compiler (g++ 12 or newer) on PATH: ask for one, or load it (module load gcc)"
@@ -95,20 +116,7 @@ if [ "$NO_ROOT" -eq 1 ]; then
 else
   wanted=("${TOOL_PACKAGES[@]}" "${LIBRARY_PACKAGES[@]}" "${PYTHON_PACKAGES[@]}")
   [ "$WITH_TESTS" -eq 1 ] && wanted+=("${TEST_PACKAGES[@]}")
-  missing=()
-  for package in "${wanted[@]}"; do installed "$package" || missing+=("$package"); done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup: installing Debian packages: ${missing[*]}"
-    sudo_cmd=()
-    if [ "$(id -u)" -ne 0 ]; then
-      command -v sudo >/dev/null 2>&1 ||
-        fail "installing ${missing[*]} needs root and there is no sudo: run scripts/setup.sh --no-root to build without root"
-      sudo_cmd=(sudo)
-    fi
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" >/dev/null
-  fi
+  apt_install "${wanted[@]}"
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -42,7 +42,7 @@ fi
 
 # The host's Debian mirror (Debian 12 or 13 host alike), for debootstrap and the root's apt.
 mirror="$(grep -rhoE '^(URIs:|deb) *[^ ]*debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
-  awk '{print $2}' | head -n 1)"
+  awk '{print $2}' | head -n 1 || true)"
 mirror="${mirror:-http://deb.debian.org/debian}"
 security_mirror="${mirror%/debian*}/debian-security"
 
