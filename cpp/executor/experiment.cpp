@@ -46,6 +46,59 @@ std::string describe_object(py::handle object) {
   return (vowel ? "an " : "a ") + name;
 }
 
+// The original framework's later version named the functions of experiment.py in CamelCase.
+// Someone porting such a file is told what to rename, not only what is missing.
+struct OriginalLaterName {
+  const char* name;
+  const char* counterpart;  // nullptr: gridexp has none
+};
+constexpr OriginalLaterName kOriginalLaterNames[] = {{"InitDataset", "init_dataset"},
+                                                     {"RunOne", "run_one"},
+                                                     {"SaveModel", "save_model"},
+                                                     {"CreateModel", nullptr}};
+
+// "a", "a and b", "a, b and c".
+std::string join_with_and(const std::vector<std::string>& words) {
+  std::string text;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) text += i + 1 == words.size() ? " and " : ", ";
+    text += words[i];
+  }
+  return text;
+}
+
+// What to say after "experiment.py does not define ..." when `module` has the original's later
+// names: "; it defines RunOne, which belongs to ...: rename RunOne to run_one"; else "".
+std::string original_later_names_hint(py::handle module) {
+  std::vector<std::string> defined;
+  std::vector<std::string> renames;
+  std::vector<std::string> without_counterpart;
+  for (const OriginalLaterName& later : kOriginalLaterNames) {
+    if (!py::hasattr(module, later.name)) continue;
+    defined.emplace_back(later.name);
+    if (later.counterpart != nullptr) {
+      renames.push_back(std::string(later.name) + " to " + later.counterpart);
+    } else {
+      without_counterpart.emplace_back(later.name);
+    }
+  }
+  if (defined.empty()) return "";
+  std::string hint = "; it defines " + join_with_and(defined) + ", which " +
+                     (defined.size() == 1 ? "belongs" : "belong") +
+                     " to another version of the original framework's contract";
+  std::string separator = ": ";
+  if (!renames.empty()) {
+    hint += separator + "rename ";
+    for (std::size_t i = 0; i < renames.size(); ++i) hint += (i > 0 ? ", " : "") + renames[i];
+    separator = "; ";
+  }
+  if (!without_counterpart.empty()) {
+    hint += separator + join_with_and(without_counterpart) +
+            " has no counterpart (build the model inside run_one, which returns it)";
+  }
+  return hint;
+}
+
 // docs/executor.md step 4: experiment.py's save_model(model, path) when it has one, else
 // torch.save of the model's state_dict(), or of the model itself.
 std::optional<TrialFailure> save_model_file(py::handle save_callback /* or None */,
@@ -124,7 +177,9 @@ std::optional<StartFailure> Experiment::start(const StartCommand& command) {
   if (!missing.empty()) {
     std::string names = missing.front();
     if (missing.size() == 2) names += " or " + missing.back();
-    return StartFailure{"experiment.py does not define " + names, in_experiment_py, ""};
+    return StartFailure{
+        "experiment.py does not define " + names + original_later_names_hint(module),
+        in_experiment_py, ""};
   }
   for (auto [name, function] :
        {std::pair{"init_dataset", &init_dataset_}, std::pair{"run_one", &run_one_},

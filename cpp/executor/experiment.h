@@ -38,8 +38,10 @@ class Experiment {
   Experiment(const Experiment&) = delete;
   Experiment& operator=(const Experiment&) = delete;
 
-  // Imports <workdir>/experiment.py, checks it defines init_dataset and run_one, and with
-  // consistent_dataset calls init_dataset(config). Call once; empty on success.
+  // Imports <workdir>/experiment.py, checks it defines init_dataset and run_one (when it
+  // lacks them but has the original framework's later names, InitDataset, RunOne, ..., the
+  // failure says what to rename), and with consistent_dataset calls init_dataset(config).
+  // Call once; empty on success.
   std::optional<StartFailure> start(const StartCommand& command);
 
   // Runs a trial after a successful start(); `context` serves gridexp.trial/should_stop/report

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "executor/python_errors.h"
@@ -42,6 +43,30 @@ std::string qualified_type_name(py::handle object) {
 std::string with_article(const std::string& noun) {
   bool vowel = !noun.empty() && std::string_view("aeiouAEIOU").find(noun[0]) != std::string::npos;
   return (vowel ? "an " : "a ") + noun;
+}
+
+// Whether `object` is an instance of `module_name`.`type_name`, looked up in sys.modules
+// only: a type whose module was never imported can have no instances, and converting results
+// must not import anything.
+bool is_instance_of(py::handle object, const char* module_name, const char* type_name) {
+  PyObject* module = PyDict_GetItemString(PyImport_GetModuleDict(), module_name);  // borrowed
+  if (module == nullptr) return false;
+  py::object type = py::getattr(module, type_name, py::none());
+  if (!PyType_Check(type.ptr())) return false;
+  int is_instance = PyObject_IsInstance(object.ptr(), type.ptr());
+  if (is_instance < 0) throw py::error_already_set();
+  return is_instance == 1;
+}
+
+// The string a date, time or path stands for (ISO 8601 for datetime.date, .datetime and .time,
+// and their subclasses such as pandas.Timestamp; str() for any pathlib.PurePath), or nullopt
+// for any other object. json.dumps refuses these; every analysis tool reads the strings.
+std::optional<std::string> date_time_or_path_string(py::handle object) {
+  if (is_instance_of(object, "datetime", "date") || is_instance_of(object, "datetime", "time")) {
+    return py::str(object.attr("isoformat")()).cast<std::string>();
+  }
+  if (is_instance_of(object, "pathlib", "PurePath")) return py::str(object).cast<std::string>();
+  return std::nullopt;
 }
 
 // numpy and torch values convert through their own .item() / .tolist(); recognizing them by
@@ -85,6 +110,7 @@ class Converter {
       return convert_sequence(object, path, depth);
     }
     if (is_numpy_or_torch(object)) return convert_numpy_or_torch(object, path, depth);
+    if (std::optional<std::string> text = date_time_or_path_string(object)) return json(*text);
     return unsupported(object, path);
   }
 
@@ -117,21 +143,74 @@ class Converter {
     return value;
   }
 
+  // The JSON key json.dumps makes of `key`: a str as it is; an int or float as int.__repr__ or
+  // float.__repr__ spell it (1, 1.5, 1e+100, NaN, Infinity), True as "true", None as "null".
+  // Beyond json.dumps: numpy and torch scalars by their .item(), dates, times and paths as
+  // their values are. Any other key (a tuple, say) is kInvalidArgument.
+  Result<std::string> key_string(py::handle key, const PathStep* path,
+                                 bool plain_only = false) const {
+    PyObject* raw = key.ptr();
+    if (PyUnicode_Check(raw)) return utf8(key);
+    if (PyBool_Check(raw)) return std::string(raw == Py_True ? "true" : "false");
+    if (key.is_none()) return std::string("null");
+    if (PyLong_Check(raw)) return repr_as(&PyLong_Type, key);
+    if (PyFloat_Check(raw)) {
+      double value = PyFloat_AS_DOUBLE(raw);
+      if (std::isnan(value) || std::isinf(value)) return convert_float(value).get<std::string>();
+      return repr_as(&PyFloat_Type, key);
+    }
+    if (!plain_only && is_numpy_or_torch(key) && py::hasattr(key, "item")) {
+      return key_string(key.attr("item")(), path, /*plain_only=*/true);
+    }
+    if (std::optional<std::string> text = date_time_or_path_string(key)) return *text;
+    return error(path, "has a key " + py::repr(key).cast<std::string>() + " (" +
+                           qualified_type_name(key) +
+                           "); JSON object keys must be str, int, float, bool or None");
+  }
+
+  // `object` spelled by `type`'s own repr, as json.dumps does for subclasses (an IntEnum key is
+  // its number, not its name).
+  static std::string repr_as(PyTypeObject* type, py::handle object) {
+    auto text = py::reinterpret_steal<py::object>(type->tp_repr(object.ptr()));
+    if (!text) throw py::error_already_set();
+    return text.cast<std::string>();
+  }
+
+  // Two keys of one dict that become the same JSON key (1 and "1", None and "null"): json.dumps
+  // would write the key twice and a reader keep one of them, so neither is silently dropped.
+  Status colliding_keys(py::handle items, std::size_t later, const std::string& key_text,
+                        const PathStep* path) const {
+    py::handle later_key = PyTuple_GET_ITEM(PyList_GET_ITEM(items.ptr(), later), 0);
+    for (std::size_t i = 0; i < later; ++i) {
+      py::handle earlier_key = PyTuple_GET_ITEM(PyList_GET_ITEM(items.ptr(), i), 0);
+      Result<std::string> earlier_text = key_string(earlier_key, path);
+      if (!earlier_text || *earlier_text != key_text) continue;
+      return error(path, "has the keys " + py::repr(earlier_key).cast<std::string>() + " (" +
+                             qualified_type_name(earlier_key) + ") and " +
+                             py::repr(later_key).cast<std::string>() + " (" +
+                             qualified_type_name(later_key) + "), which both become the JSON key " +
+                             json(key_text).dump());
+    }
+    return error(path, "has two keys that become the JSON key " + json(key_text).dump());
+  }
+
   Result<json> convert_dict(py::handle object, const PathStep* path, int depth) {
     json result = json::object();
     // Copied items: converting a value may run Python code (.tolist()) that changes the dict.
     py::list items = py::reinterpret_steal<py::list>(PyDict_Items(object.ptr()));
     if (!items) throw py::error_already_set();
-    for (py::handle item : items) {
+    json::object_t& members = result.get_ref<json::object_t&>();
+    const auto size = static_cast<std::size_t>(PyList_GET_SIZE(items.ptr()));
+    for (std::size_t i = 0; i < size; ++i) {
+      py::handle item = PyList_GET_ITEM(items.ptr(), i);
       py::handle key = PyTuple_GET_ITEM(item.ptr(), 0);
-      if (!PyUnicode_Check(key.ptr())) {
-        return error(path, "has a key " + py::repr(key).cast<std::string>() + " (" +
-                               qualified_type_name(key) + "); JSON object keys must be str");
-      }
+      Result<std::string> key_text = key_string(key, path);
+      if (!key_text) return key_text.status();
+      if (members.count(*key_text) != 0) return colliding_keys(items, i, *key_text, path);
       PathStep step{path, key};
       Result<json> value = convert(PyTuple_GET_ITEM(item.ptr(), 1), &step, depth + 1);
       if (!value) return value.status();
-      result[utf8(key)] = std::move(*value);
+      members.emplace(std::move(*key_text), std::move(*value));
     }
     return result;
   }

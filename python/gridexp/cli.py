@@ -5,6 +5,7 @@
     gridexp retry [NAME] [--id ID ...]  failed and cancelled trials back to pending
     gridexp cancel [NAME] [--id ID ...] cancel pending trials, stop running ones
     gridexp workers                     the workers that registered
+    gridexp export NAME DIR [--layout L] trials and models to a directory (gridexp.export)
 
 Contract: the server is `--address` (default: GRIDEXP_ADDRESS, else 127.0.0.1:8030); the
 password comes from `--password-file`, GRIDEXP_PASSWORD, GRIDEXP_PASSWORD_FILE or
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 from gridexp.client import (
     DEFAULT_ADDRESS,
@@ -33,6 +35,7 @@ from gridexp.client import (
     flatten_results,
     parse_time,
 )
+from gridexp.export import LAYOUTS, ExportError, export
 
 _DESCRIPTION = "Watch and steer a running gridexp-server: progress, results, workers, actions."
 _EPILOG = """\
@@ -45,6 +48,7 @@ examples:
   gridexp results sentiment_analysis1 --csv > results.csv
   gridexp retry                       # every failed and cancelled trial of the active experiment
   gridexp cancel --id 3f2a9c1e8b7d6a50
+  gridexp export sentiment_analysis1 ./analysis   # results/ and models/ as the original wrote
 """
 
 
@@ -62,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         return _run(parser, arguments)
-    except (ClientError, _CommandError) as error:
+    except (ClientError, ExportError, _CommandError) as error:
         print(f"gridexp: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `gridexp results | head`: the reader has all it wanted
@@ -187,6 +191,25 @@ def _parser() -> argparse.ArgumentParser:
         "Every worker that registered: host, devices, current trial, counts.",
     )
     workers.set_defaults(command=_workers)
+
+    export_command = command(
+        "export",
+        "write an experiment's trials and model files to a directory",
+        "Write the trials of experiment NAME and their model files (SHA-256 checked) to DIR. "
+        "--layout original (the default): DIR/results/<id>, a YAML mapping with results and "
+        "exp_info for each done trial, DIR/models/<id> its model and DIR/config.yaml, as the "
+        "original framework's server held them; jsonl, csv or parquet: DIR/trials.<layout>, "
+        "one row per trial, and DIR/models/<id>.pt. Parquet needs pyarrow.",
+    )
+    export_command.add_argument("name", metavar="NAME", help="the experiment")
+    export_command.add_argument("directory", metavar="DIR", help="where to write (created)")
+    export_command.add_argument(
+        "--layout", choices=LAYOUTS, default="original", help="what to write (default: original)"
+    )
+    export_command.add_argument(
+        "--no-models", dest="models", action="store_false", help="do not download model files"
+    )
+    export_command.set_defaults(command=_export)
     return parser
 
 
@@ -320,7 +343,7 @@ def _print_best(
     )
     print("  hyperparameters:", json.dumps(best["hyperparameters"]))
     if best.get("model"):
-        print(f"  model: {client.base_url}/api/v1/trials/{best['id']}/model")
+        print(f"  model: {client.base_url}/api/v1/trials/{quote(best['id'], safe='')}/model")
     return 0
 
 
@@ -489,6 +512,30 @@ def _format_ago(timestamp: str | None, now: datetime) -> str:
         return "-"
     seconds = max(0.0, (now - parse_time(timestamp)).total_seconds())
     return f"{_format_eta(seconds)} ago"
+
+
+# gridexp export
+
+
+def _export(client: Client, arguments: argparse.Namespace) -> int:
+    summary = export(
+        client, arguments.name, arguments.directory, arguments.layout, models=arguments.models
+    )
+    for note in summary.notes:
+        print(f"gridexp: note: {note}", file=sys.stderr)
+    what = (
+        _plural(len(summary.files), "results file")
+        if arguments.layout == "original"
+        else str(summary.files[0])
+    )
+    models = _plural(summary.models_downloaded + summary.models_kept, "model")
+    if summary.models_kept:
+        models += f" ({summary.models_kept} already there)"
+    print(
+        f"exported {_plural(summary.trials, 'trial')} of {arguments.name} to "
+        f"{arguments.directory} ({arguments.layout}): {what}, {models}"
+    )
+    return 0
 
 
 # Shared.

@@ -42,6 +42,7 @@ __all__ = [
     "duration_seconds",
     "flatten_results",
     "parse_time",
+    "table_row",
 ]
 
 DEFAULT_ADDRESS = "127.0.0.1:8030"
@@ -137,6 +138,11 @@ class Client:
         log = self._request("GET", f"/api/v1/trials/{_quote(trial_id)}/log")
         return log.decode("utf-8", errors="replace")
 
+    def config(self) -> dict[str, Any]:
+        """The active experiment's config: ``{"experiment_name", "config": {...}}``, the whole
+        top level of its config.yaml (the server exposes no other experiment's)."""
+        return self._get_json("/api/v1/config")
+
     def workers(self) -> list[dict[str, Any]]:
         """Every worker that registered, with ``online`` and its current trial."""
         return self._get_json("/api/v1/workers")
@@ -157,7 +163,7 @@ class Client:
                 "Client.dataframe needs pandas: pip install pandas "
                 "(or: pip install 'gridexp[pandas]')"
             ) from None
-        rows = [_dataframe_row(trial) for trial in self.trials(name)]
+        rows = [table_row(trial) for trial in self.trials(name)]
         columns = list(_FIXED_COLUMNS)
         for row in rows:
             columns.extend(column for column in row if column not in columns)
@@ -306,7 +312,9 @@ def flatten_results(results: Any) -> dict[str, Any]:
     return flat
 
 
-def _dataframe_row(trial: dict[str, Any]) -> dict[str, Any]:
+def table_row(trial: dict[str, Any]) -> dict[str, Any]:
+    """One trial as a row of ``Client.dataframe``: the fixed columns, the hyperparameters
+    (lists and mappings as JSON text) and the flattened scalar results."""
     row: dict[str, Any] = {
         "id": trial["id"],
         "state": trial["state"],

@@ -376,9 +376,60 @@ TEST(ExecutorPythonJson, NamesThePathAndTypeOfWhatCannotBeSent) {
             "results['x'] is a complex (builtins.complex), which cannot be sent as JSON");
 }
 
-TEST(ExecutorPythonJson, RequiresStrKeys) {
-  EXPECT_EQ(conversion_error("{'per_epoch': {0: 0.5}}"),
-            "results['per_epoch'] has a key 0 (builtins.int); JSON object keys must be str");
+// What json.dumps makes of `expression`, parsed: the reference for keys.
+json as_json_dumps_makes_it(const std::string& expression, const std::string& setup = "") {
+  return json::parse(
+      evaluate("json.dumps(" + expression + ")", "import json\n" + setup).cast<std::string>());
+}
+
+TEST(ExecutorPythonJson, TurnsKeysJsonDumpsAcceptsIntoItsStrings) {
+  EXPECT_EQ(to_json("{'per_class_acc': {0: 0.5, 1: 0.25}}"),
+            json({{"per_class_acc", {{"0", 0.5}, {"1", 0.25}}}}));
+  std::string setup =
+      "import enum\n"
+      "class Color(enum.IntEnum):\n    RED = 3\n";
+  for (const char* keys :
+       {"{1.5: 'a', -0.0: 'b', 1e100: 'c', 2**70: 'd', -7: 'e'}", "{True: 1, None: 2}",
+        "{False: 3}", "{Color.RED: 'red'}", "{'x': {0.1: {None: [1]}}}"}) {
+    EXPECT_EQ(to_json(keys, setup), as_json_dumps_makes_it(keys, setup)) << keys;
+  }
+  EXPECT_EQ(to_json("{1.5: 0, True: 1, None: 2}"), json({{"1.5", 0}, {"true", 1}, {"null", 2}}));
+  EXPECT_EQ(to_json("{float('nan'): 1, float('inf'): 2, -float('inf'): 3}"),
+            json({{"NaN", 1}, {"Infinity", 2}, {"-Infinity", 3}}));
+}
+
+TEST(ExecutorPythonJson, RefusesKeysThatBecomeTheSameString) {
+  EXPECT_EQ(conversion_error("{'per_class_acc': {1: 'a', '1': 'b'}}"),
+            "results['per_class_acc'] has the keys 1 (builtins.int) and '1' (builtins.str), "
+            "which both become the JSON key \"1\"");
+  EXPECT_EQ(conversion_error("{'null': 0, None: 1}"),
+            "results has the keys 'null' (builtins.str) and None (builtins.NoneType), "
+            "which both become the JSON key \"null\"");
+}
+
+TEST(ExecutorPythonJson, RefusesKeysJsonDumpsRefuses) {
+  EXPECT_EQ(conversion_error("{'pairs': {(1, 2): 0.5}}"),
+            "results['pairs'] has a key (1, 2) (builtins.tuple); JSON object keys must be str, "
+            "int, float, bool or None");
+}
+
+TEST(ExecutorPythonJson, SendsDatesAndTimesInIso8601AndPathsAsStrings) {
+  std::string setup = "import datetime, pathlib\n";
+  EXPECT_EQ(to_json("{'when': datetime.datetime(2024, 1, 2, 3, 4, 5, 600000), "
+                    "'aware': datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc), "
+                    "'day': datetime.date(2024, 1, 2), 'at': datetime.time(12, 30)}",
+                    setup),
+            json({{"when", "2024-01-02T03:04:05.600000"},
+                  {"aware", "2024-01-02T00:00:00+00:00"},
+                  {"day", "2024-01-02"},
+                  {"at", "12:30:00"}}));
+  EXPECT_EQ(to_json("[pathlib.Path('runs') / 'a.pt', pathlib.PureWindowsPath('C:/data')]", setup),
+            json({"runs/a.pt", "C:\\data"}));
+  EXPECT_EQ(to_json("{datetime.date(2024, 1, 2): 1, pathlib.PurePosixPath('/d'): 2}", setup),
+            json({{"2024-01-02", 1}, {"/d", 2}}));
+  std::string message = conversion_error("{'took': datetime.timedelta(seconds=3)}", setup);
+  EXPECT_EQ(message,
+            "results['took'] is a timedelta (datetime.timedelta), which cannot be sent as JSON");
 }
 
 TEST(ExecutorPythonJson, RefusesAListThatContainsItself) {
@@ -399,8 +450,11 @@ TEST(ExecutorPythonJson, ConvertsNumpyValues) {
   EXPECT_EQ(to_json("np.arange(6).reshape(2, 3)", setup), json({{0, 1, 2}, {3, 4, 5}}));
   EXPECT_EQ(to_json("np.array([np.nan, np.inf])", setup), json({"NaN", "Infinity"}));
   EXPECT_EQ(to_json("{'m': np.array(2.5)}", setup), json({{"m", 2.5}}));
-  EXPECT_EQ(conversion_error("{'when': np.datetime64('2024-01-01')}", setup),
-            "results['when'] is a date (datetime.date), which cannot be sent as JSON");
+  EXPECT_EQ(to_json("{'when': np.datetime64('2024-01-01')}", setup),
+            json({{"when", "2024-01-01"}}));
+  EXPECT_EQ(
+      to_json("{np.int64(3): 1, np.float32(0.5): 2, np.bool_(False): 3, np.str_('s'): 4}", setup),
+      json({{"3", 1}, {"0.5", 2}, {"false", 3}, {"s", 4}}));
 }
 
 TEST(ExecutorPythonJson, ConvertsTorchValues) {
@@ -410,6 +464,8 @@ TEST(ExecutorPythonJson, ConvertsTorchValues) {
   EXPECT_EQ(to_json("torch.tensor([[1, 2], [3, 4]])", setup), json({{1, 2}, {3, 4}}));
   EXPECT_EQ(to_json("torch.ones(2, requires_grad=True) * 2", setup), json({2.0, 2.0}));
   EXPECT_EQ(to_json("torch.tensor([float('nan')])", setup), json({"NaN"}));
+  EXPECT_EQ(to_json("{torch.tensor(2): 'a', torch.tensor(0.5): 'b'}", setup),
+            json({{"2", "a"}, {"0.5", "b"}}));
   std::string message = conversion_error("{'dtype': torch.float32}", setup);
   EXPECT_NE(message.find("results['dtype'] is a dtype (torch.dtype)"), std::string::npos)
       << message;
@@ -757,6 +813,34 @@ TEST_F(ExecutorExperiment, FailsToStartWithoutRunOneOrInitDataset) {
   failure = Experiment(workdir_.path()).start(start_command());
   ASSERT_TRUE(failure.has_value());
   EXPECT_EQ(failure->error, "experiment.py defines run_one, but as an int, not a function");
+}
+
+TEST_F(ExecutorExperiment, NamesTheOriginalsLaterNamesAndWhatToRenameThem) {
+  write_experiment(
+      "def InitDataset(config):\n    return None\n"
+      "def CreateModel(hyperparameters):\n    return None\n"
+      "def RunOne(hyperparameters, dataset):\n    return {}, None\n"
+      "def SaveModel(model, path):\n    pass\n");
+  std::optional<StartFailure> failure = Experiment(workdir_.path()).start(start_command());
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->error,
+            "experiment.py does not define init_dataset(config) or run_one(hyperparameters, "
+            "dataset); it defines InitDataset, RunOne, SaveModel and CreateModel, which belong to "
+            "another version of the original framework's contract: rename InitDataset to "
+            "init_dataset, RunOne to run_one, SaveModel to save_model; CreateModel has no "
+            "counterpart (build the model inside run_one, which returns it)");
+  EXPECT_EQ(failure->location.file, "experiment.py");
+
+  py::module_::import("sys").attr("modules").attr("pop")("experiment");
+  write_experiment(
+      "def init_dataset(config):\n    return None\n"
+      "def RunOne(hyperparameters, dataset):\n    return {}, None\n");
+  failure = Experiment(workdir_.path()).start(start_command());
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->error,
+            "experiment.py does not define run_one(hyperparameters, dataset); it defines RunOne, "
+            "which belongs to another version of the original framework's contract: rename "
+            "RunOne to run_one");
 }
 
 TEST_F(ExecutorExperiment, FailsToStartWhenInitDatasetRaises) {

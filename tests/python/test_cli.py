@@ -69,7 +69,7 @@ def scored(server) -> dict[str, float]:
 def test_help_lists_the_commands():
     result = gridexp(None, "--help")
     assert result.returncode == 0
-    for command in ("status", "results", "retry", "cancel", "workers", "--password-file"):
+    for command in ("status", "results", "retry", "cancel", "workers", "export", "--password-file"):
         assert command in result.stdout
     result = gridexp(None, "results", "--help")
     assert result.returncode == 0 and "--sort METRIC" in result.stdout

@@ -6,6 +6,7 @@ The helpers here (`client_of`, `run_trial`) are shared with test_cli.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import socket
@@ -457,3 +458,40 @@ def test_bulk_cancel_and_retry(server):
     now = states(client)
     assert [now[i] for i in [failed, *pending]] == ["pending"] * (1 + len(pending))
     assert client.retry() == []
+
+
+# Experiment names are path segments: every character a URL gives a meaning travels encoded.
+
+AWKWARD_NAME = "runs #1? 50% a/b c+d&e=f;g é 名"
+
+
+def start_awkward_server(start_server, tmp_path: Path, name: str = AWKWARD_NAME):
+    directory = tmp_path / "awkward"
+    directory.mkdir()
+    # A JSON string is a YAML double-quoted scalar: the name exactly, whatever it holds.
+    (directory / "config.yaml").write_text(
+        f"experiment_name: {json.dumps(name)}\nhyperparameters:\n  index: [0, 1, 2]\n",
+        encoding="utf-8",
+    )
+    return start_server(directory)
+
+
+def test_experiment_names_with_url_syntax_reach_their_experiment(start_server, tmp_path):
+    server = start_awkward_server(start_server, tmp_path)
+    client = client_of(server)
+    assert client.active_experiment() == AWKWARD_NAME
+    trials = client.trials(AWKWARD_NAME)
+    assert [trial["experiment"] for trial in trials] == [AWKWARD_NAME] * 3
+    assert client.trials() == trials
+    assert len(client.trials_csv(AWKWARD_NAME).splitlines()) == 4
+    assert list(client.dataframe(AWKWARD_NAME).id) == [trial["id"] for trial in trials]
+
+    failed = run_trial(server, register(server), fail="ValueError: x")
+    assert client.retry(experiment=AWKWARD_NAME) == [failed]
+    assert client.cancel([trials[1]["id"]], experiment=AWKWARD_NAME) == [trials[1]["id"]]
+    assert client.retry(experiment=AWKWARD_NAME) == [trials[1]["id"]]
+    assert sorted(client.cancel(experiment=AWKWARD_NAME)) == sorted(t["id"] for t in trials)
+
+    with pytest.raises(ClientError) as raised:
+        client.trials("runs #1? 50% a/b")  # a prefix of the name, cut at its slash
+    assert raised.value.status == 404
