@@ -136,7 +136,8 @@ if [ "$NO_ROOT" -eq 1 ]; then
 fi
 if [ "$WITH_TESTS" -eq 1 ]; then
   "${PIP[@]}" install "pytest>=7" "requests>=2.28" ruff "pandas>=1.5" "playwright>=1.40" \
-    "prometheus-client>=0.17"
+    "prometheus-client>=0.17" "pyyaml>=6" "pyarrow>=12" "nbclient>=0.7" "nbformat>=5.7" \
+    "ipykernel>=6"
 fi
 echo "setup: building and installing gridexp"
 "${PIP[@]}" install --no-build-isolation "$ROOT"
