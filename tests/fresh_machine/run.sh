@@ -149,7 +149,7 @@ run_example() {  # run_example NAME ROOT USER DIR ARGS
   if in_root "$root" "$user" "cd $dir && PORT=$port scripts/run-example.sh $args" >"$log" 2>&1 &&
     grep -q "^best trial by val_accuracy" "$log"; then
     say "[$name] passed in $((SECONDS - started)) s; its last lines:"
-    tail -n 4 "$log" | sed 's/^/    /'
+    tail -n 16 "$log" | sed 's/^/    /'
   else
     say "[$name] FAILED after $((SECONDS - started)) s; the last 40 lines of its output:"
     tail -n 40 "$log" | sed 's/^/    /'
