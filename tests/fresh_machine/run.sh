@@ -99,6 +99,7 @@ make_root() {
   local root="$1" folder file
   mkdir -p "$root"
   tar -C "$root" -xf "$base_tar"
+  chmod 755 "$root"  # tar gave it the mode of debootstrap's mktemp folder (0700)
   cat >"$root/etc/apt/sources.list" <<SOURCES
 deb $mirror $SUITE main
 deb $mirror $SUITE-updates main
