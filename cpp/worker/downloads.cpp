@@ -20,6 +20,7 @@
 #include <httplib.h>
 
 #include "common/sha256.h"
+#include "common/url.h"
 
 namespace gridexp {
 namespace {
@@ -231,6 +232,7 @@ class Transfer {
         client_(base_url) {
     client_.set_connection_timeout(kConnectTimeout);
     client_.set_read_timeout(kReadTimeout);
+    client_.set_url_encode(false);  // the path is encoded by encode_path_segment
     current_ = read_first_line(pointer_path(cache_, name_));
     std::error_code error;
     if (!is_sha256_hex(current_) ||
@@ -313,7 +315,8 @@ class Transfer {
       disk_error = part_.append(data, size);
       return disk_error.is_ok();
     };
-    httplib::Result result = client_.Get("/api/v1/files/" + name_, headers, on_response, on_body);
+    httplib::Result result =
+        client_.Get("/api/v1/files/" + encode_path_segment(name_), headers, on_response, on_body);
     if (result.error() != httplib::Error::Success || !receiving) part_.close();
 
     if (!disk_error) return disk_error;

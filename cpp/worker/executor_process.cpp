@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 namespace gridexp {
@@ -59,6 +60,20 @@ void for_each_line(int fd, const std::function<void(std::string)>& on_line,
   ::close(fd);
 }
 
+// The worker's environment minus what must not reach the user's code: the server's password
+// and where it is kept.
+std::vector<std::string> executor_environment() {
+  static constexpr std::string_view kWithheld[] = {"GRIDEXP_PASSWORD=", "GRIDEXP_PASSWORD_FILE="};
+  std::vector<std::string> environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string_view variable(*entry);
+    bool withheld = false;
+    for (std::string_view prefix : kWithheld) withheld = withheld || variable.starts_with(prefix);
+    if (!withheld) environment.emplace_back(variable);
+  }
+  return environment;
+}
+
 std::string signal_name(int number) {
   const char* description = ::sigabbrev_np(number);
   return description ? std::string("SIG") + description : "signal " + std::to_string(number);
@@ -79,6 +94,11 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::spawn(const ExecutorLa
   std::vector<char*> argv;
   for (std::string& argument : arguments) argv.push_back(argument.data());
   argv.push_back(nullptr);
+  // Built before fork: the child may only make async-signal-safe calls.
+  std::vector<std::string> environment = executor_environment();
+  std::vector<char*> envp;
+  for (std::string& variable : environment) envp.push_back(variable.data());
+  envp.push_back(nullptr);
   pid_t parent = ::getpid();
 
   pid_t pid = ::fork();
@@ -103,7 +123,7 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::spawn(const ExecutorLa
     // Whatever else the supervisor inherited or opened stays out of the user's code.
     ::close_range(kChildEventFd + 1, ~0U, 0);
     if (::chdir(workdir.c_str()) != 0) ::_exit(126);
-    ::execv(executable.c_str(), argv.data());
+    ::execve(executable.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(command_pipe[0]);

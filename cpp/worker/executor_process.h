@@ -3,7 +3,9 @@
 // hands out its events, relays its stdout/stderr line by line, and explains its death
 // ("killed by signal 9 (SIGKILL) — possibly out of memory").
 //
-// The child is in its own process group and dies with the supervisor (PR_SET_PDEATHSIG).
+// The child is in its own process group, dies with the supervisor (PR_SET_PDEATHSIG), and
+// gets the supervisor's environment without GRIDEXP_PASSWORD and GRIDEXP_PASSWORD_FILE: the
+// user's code has no business with the server's password.
 // send() and next_event() are for one thread (the supervisor's main loop); the output
 // callback runs on internal reader threads, one for stdout and one for stderr.
 #pragma once

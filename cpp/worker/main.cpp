@@ -4,11 +4,13 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
 #include "common/auth.h"
 #include "worker/options.h"
+#include "worker/orphans.h"
 #include "worker/progress.h"
 #include "worker/supervisor.h"
 
@@ -18,6 +20,20 @@ std::filesystem::path own_directory() {
   std::error_code error;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
   return error ? std::filesystem::path(".") : self.parent_path();
+}
+
+// Removes `name` from the environment, first blanking its value where the process started
+// with it: /proc/<pid>/environ shows that original block, and the user's code (our child)
+// could read it there.
+void scrub_environment_variable(const char* name) {
+  std::size_t length = std::strlen(name);
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, name, length) == 0 && (*entry)[length] == '=') {
+      char* value = *entry + length + 1;
+      std::memset(value, 0, std::strlen(value));
+    }
+  }
+  ::unsetenv(name);
 }
 
 gridexp::Result<std::string> choose_password(const gridexp::WorkerOptions& options,
@@ -65,6 +81,7 @@ int main(int argc, char** argv) {
     return gridexp::kWorkerExitOk;
   }
   gridexp::Result<std::string> password = choose_password(*options, progress);
+  scrub_environment_variable("GRIDEXP_PASSWORD");
   if (!password) {
     progress.message("error: " + password.status().message());
     return gridexp::kWorkerExitBadSetup;
@@ -80,6 +97,7 @@ int main(int argc, char** argv) {
     while (sigwait(&signals, &received) == 0) {
       if (interrupted.exchange(true)) {
         progress.message("second interrupt: exiting at once");
+        gridexp::end_orphans(-1, std::chrono::milliseconds(1000));
         std::_Exit(gridexp::kWorkerExitInterrupted);
       }
       progress.message(std::string(received == SIGINT ? "SIGINT" : "SIGTERM") +

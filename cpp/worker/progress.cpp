@@ -6,6 +6,15 @@
 
 namespace gridexp {
 
+std::string bounded_text(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  std::size_t cut = max_bytes;
+  // Back up over UTF-8 continuation bytes (10xxxxxx) to the start of a character.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut)) + "… (" + std::to_string(text.size() - cut) +
+         " bytes more)";
+}
+
 std::string format_metrics(const nlohmann::json& values) {
   std::string text;
   if (!values.is_object()) return text;
@@ -98,7 +107,7 @@ void Progress::trial_finished(const std::string& trial_id, bool succeeded,
   if (succeeded) ++done_;
   clear_status_locked();
   std::fprintf(stream_, "gridexp-worker: trial %s %s: %s\n", trial_id.c_str(),
-               succeeded ? "done" : "failed", summary.c_str());
+               succeeded ? "done" : "failed", bounded_text(summary, kMaxSummaryBytes).c_str());
   redraw_locked();
   std::fflush(stream_);
 }

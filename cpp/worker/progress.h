@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,7 @@ class Progress {
   void trial_started(const std::string& trial_id, int attempt,
                      const nlohmann::json& hyperparameters);
   void metrics(const nlohmann::json& values, const nlohmann::json& step);
+  // `summary` (results or the error) is shown up to kMaxSummaryBytes.
   void trial_finished(const std::string& trial_id, bool succeeded, const std::string& summary);
   void idle(const std::string& why);
 
@@ -40,6 +42,12 @@ class Progress {
   std::string idle_reason_;
   bool status_shown_ = false;
 };
+
+inline constexpr std::size_t kMaxSummaryBytes = 2000;
+
+// `text` when it has at most `max_bytes`; otherwise its first `max_bytes` (not cutting a UTF-8
+// character) and "… (N bytes more)".
+std::string bounded_text(std::string_view text, std::size_t max_bytes);
 
 // "loss=0.42 acc=0.8" from a JSON object of metrics, numbers in 4 significant digits.
 std::string format_metrics(const nlohmann::json& values);

@@ -57,6 +57,9 @@ ServerConnection::ServerConnection(const std::string& base_url, std::string pass
   client_->set_write_timeout(120);
   client_->set_keep_alive(true);
   client_->set_tcp_nodelay(true);
+  // Callers percent-encode each path segment themselves (common/url.h); cpp-httplib's own
+  // encoding would leave '#', '?' and '%' as they are and differs between versions.
+  client_->set_url_encode(false);
   // Answers are small JSON, and compressing them costs the server CPU: cpp-httplib 0.18
   // (Debian 13) would otherwise ask for br/gzip on every call, where 0.11 asks for nothing.
   client_->set_default_headers({{"Accept-Encoding", "identity"}});
@@ -74,7 +77,11 @@ Result<nlohmann::json> ServerConnection::get_json(const std::string& path) {
 
 Result<nlohmann::json> ServerConnection::post_json(const std::string& path,
                                                    const nlohmann::json& body) {
-  std::string text = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return post_json_text(path, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+Result<nlohmann::json> ServerConnection::post_json_text(const std::string& path,
+                                                        const std::string& text) {
   return interpret(client_->Post(path.c_str(), text, "application/json"), "POST " + path);
 }
 

@@ -26,6 +26,10 @@ class Client;
 
 namespace gridexp {
 
+// The server's limit on every request body but a model upload (JSON, log chunks): part of the
+// protocol (docs/protocol.md, "Limits").
+inline constexpr std::size_t kMaxJsonBodyBytes = 64u << 20;
+
 struct RetryPolicy {
   std::chrono::milliseconds first_delay{500};
   std::chrono::milliseconds max_delay{10'000};
@@ -44,6 +48,8 @@ class ServerConnection {
 
   Result<nlohmann::json> get_json(const std::string& path);
   Result<nlohmann::json> post_json(const std::string& path, const nlohmann::json& body);
+  // The same with the body already serialized (to know its size first).
+  Result<nlohmann::json> post_json_text(const std::string& path, const std::string& text);
   // Streams a file as the request body (PUT) with extra headers; answers JSON.
   Result<nlohmann::json> put_file(const std::string& path, const std::filesystem::path& file,
                                   const std::vector<std::pair<std::string, std::string>>& headers);

@@ -7,8 +7,10 @@
 
 #include "common/random.h"
 #include "common/sha256.h"
+#include "common/url.h"
 #include "worker/devices.h"
 #include "worker/downloads.h"
+#include "worker/orphans.h"
 
 namespace gridexp {
 
@@ -27,6 +29,7 @@ constexpr std::chrono::milliseconds kEventPoll{100};
 constexpr std::chrono::milliseconds kInterruptGrace{3000};
 constexpr std::chrono::seconds kStopGrace{30};
 constexpr std::chrono::milliseconds kOutputDrain{500};
+constexpr std::chrono::milliseconds kOrphanKillWait{2000};
 
 std::string host_name() {
   char name[256] = {};
@@ -40,8 +43,21 @@ std::string string_or(const nlohmann::json& object, const char* key, const std::
   return found != object.end() && found->is_string() ? found->get<std::string>() : fallback;
 }
 
+std::string dump_json(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string results_too_large_message(std::size_t body_bytes, const std::string& server_said) {
+  char size[32];
+  std::snprintf(size, sizeof size, "%.1f MiB", static_cast<double>(body_bytes) / (1 << 20));
+  std::string message = std::string("results too large (") + size;
+  message += server_said.empty() ? ", limit " + std::to_string(kMaxJsonBodyBytes >> 20) + " MiB)"
+                                 : "; the server refused them: " + server_said + ")";
+  return message + ": return fewer or smaller values (large arrays can go in the model file)";
+}
+
 std::string trial_path(const std::string& trial_id, const char* action) {
-  return "/api/v1/trials/" + trial_id + "/" + action;
+  return "/api/v1/trials/" + encode_path_segment(trial_id) + "/" + action;
 }
 
 }  // namespace
@@ -67,7 +83,35 @@ Supervisor::Supervisor(SupervisorSetup setup, Progress& progress,
 
 // The executor goes first: its reader threads call on_executor_output, which uses members
 // declared after it.
-Supervisor::~Supervisor() { executor_.reset(); }
+Supervisor::~Supervisor() {
+  executor_.reset();
+  end_orphans(-1, kOrphanKillWait);
+}
+
+void Supervisor::end_left_behind(const std::string& trial_id) {
+  int ended = end_orphans(executor_ ? executor_->pid() : -1, kOrphanKillWait);
+  if (ended > 0) {
+    progress_.message("ended " + std::to_string(ended) + " process" + (ended == 1 ? "" : "es") +
+                      (trial_id.empty() ? " the executor" : " trial " + trial_id) +
+                      " left running (started with setsid or a double fork)");
+  }
+}
+
+Status Supervisor::check_experiment_py() const {
+  std::error_code error;
+  if (std::filesystem::is_regular_file(setup_.options.workdir / "experiment.py", error)) {
+    return Status::ok();
+  }
+  std::string where = setup_.options.workdir.string();
+  if (setup_.options.download_scripts) {
+    return Status::invalid_argument("experiment.py not found in " + where +
+                                    ": the server's scripts.zip has none; put experiment.py in "
+                                    "the server's experiment directory");
+  }
+  return Status::invalid_argument("experiment.py not found in " + where +
+                                  ": start the worker with --download_scripts, or copy "
+                                  "experiment.py there");
+}
 
 bool Supervisor::keep_waiting(std::chrono::milliseconds delay) {
   auto deadline = std::chrono::steady_clock::now() + delay;
@@ -180,10 +224,9 @@ Status Supervisor::start_executor() {
   }
 }
 
-Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartbeat,
+Status Supervisor::deliver(FinishedTrial& finished, TrialHeartbeat* heartbeat,
                            bool* ended_cancelled, const std::string& next_claim_id,
                            std::optional<nlohmann::json>* next_claim) {
-  FinishedTrial finished = original;
   auto forget = [&] {
     outbox_.remove(finished.trial_id);
     if (finished.model_path) fs_.remove(*finished.model_path);
@@ -211,35 +254,51 @@ Status Supervisor::deliver(const FinishedTrial& original, TrialHeartbeat* heartb
   }
   // The last metrics and log lines go while the lease is still held.
   if (heartbeat != nullptr) heartbeat->flush_and_stop();
-  nlohmann::json body = {{"lease_token", finished.lease_token}};
+  auto post = [&](const char* action, const std::string& text) {
+    return call(
+        [&] { return connection_.post_json_text(trial_path(finished.trial_id, action), text); });
+  };
+  std::optional<Result<nlohmann::json>> answered;
   if (finished.succeeded) {
-    body["results"] = finished.results;
+    nlohmann::json body = {{"lease_token", finished.lease_token},
+                           {"results", std::move(finished.results)}};
     if (!next_claim_id.empty()) body["next_claim_id"] = next_claim_id;
-  } else {
-    body["error"] = finished.error;
-    body["traceback"] = finished.traceback;
+    std::string text = dump_json(body);
+    finished.results = std::move(body["results"]);
+    // Results over the server's body limit fail the trial at once: sending them again (or
+    // running the trial again) cannot help.
+    if (text.size() <= kMaxJsonBodyBytes) answered = post("complete", text);
+    if (!answered || answered->status().code() == Code::kTooLarge) {
+      finished.succeeded = false;
+      finished.error = results_too_large_message(
+          text.size(), answered ? answered->status().message() : std::string());
+      finished.traceback.clear();
+      answered.reset();
+    }
   }
-  Result<nlohmann::json> answered = call([&] {
-    return connection_.post_json(
-        trial_path(finished.trial_id, finished.succeeded ? "complete" : "fail"), body);
-  });
-  if (answered || answered.status().code() == Code::kConflict ||
-      answered.status().code() == Code::kNotFound) {
+  if (!finished.succeeded) {
+    answered = post("fail", dump_json({{"lease_token", finished.lease_token},
+                                       {"error", finished.error},
+                                       {"traceback", finished.traceback}}));
+  }
+  const Result<nlohmann::json>& answer = *answered;
+  if (answer || answer.status().code() == Code::kConflict ||
+      answer.status().code() == Code::kNotFound) {
     forget();
   }
-  if (answered && ended_cancelled != nullptr) {
-    *ended_cancelled = answered->is_object() && answered->value("state", "") == "cancelled";
+  if (answer && ended_cancelled != nullptr) {
+    *ended_cancelled = answer->is_object() && answer->value("state", "") == "cancelled";
   }
-  if (answered && next_claim != nullptr && answered->is_object() && answered->contains("next")) {
-    *next_claim = (*answered)["next"];
+  if (answer && next_claim != nullptr && answer->is_object() && answer->contains("next")) {
+    *next_claim = (*answer)["next"];
   }
-  return answered ? Status::ok() : answered.status();
+  return answer ? Status::ok() : answer.status();
 }
 
 Status Supervisor::deliver_outbox() {
   Result<std::vector<FinishedTrial>> kept = outbox_.pending();
   if (!kept) return kept.status();
-  for (const FinishedTrial& finished : *kept) {
+  for (FinishedTrial& finished : *kept) {
     Status status = deliver(finished, nullptr);
     progress_.message("delivered the kept outcome of trial " + finished.trial_id +
                       (status ? "" : ": " + status.message()));
@@ -348,6 +407,7 @@ Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHea
   // Lines printed just before the result still belong to this trial's log.
   if (executor_) executor_->drain_output(kOutputDrain);
   stop_routing_output();
+  end_left_behind(trial_id);
   if (end == TrialEnd::kInterrupted) return end;
   if (end == TrialEnd::kLeaseLost || (heartbeat && heartbeat->lease_lost())) {
     if (outcome->model_path) fs_.remove(*outcome->model_path);
@@ -363,10 +423,14 @@ int Supervisor::run_dry() {
   if (!config) return fail_with(kWorkerExitFailed, config.status().message());
   config_ = (*config)["config"];
   std::string experiment = (*config)["experiment_name"].get<std::string>();
-  Result<nlohmann::json> trials =
-      call([&] { return connection_.get_json("/api/v1/experiments/" + experiment + "/trials"); });
+  Result<nlohmann::json> trials = call([&] {
+    return connection_.get_json("/api/v1/experiments/" + encode_path_segment(experiment) +
+                                "/trials");
+  });
   if (!trials) return fail_with(kWorkerExitFailed, trials.status().message());
   if (Status status = fetch_archives(); !status)
+    return fail_with(kWorkerExitBadSetup, status.message());
+  if (Status status = check_experiment_py(); !status)
     return fail_with(kWorkerExitBadSetup, status.message());
   if (Status status = start_executor(); !status) {
     return fail_with(interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup, status.message());
@@ -410,6 +474,11 @@ int Supervisor::run_dry() {
 int Supervisor::run() {
   if (Status status = prepare_workdir(); !status)
     return fail_with(kWorkerExitBadSetup, status.message());
+  // What the user's code starts and abandons comes back to us, to be ended with its trial.
+  if (Status status = become_child_subreaper(); !status) {
+    progress_.message("warning: processes a trial leaves running are not ended (" +
+                      status.message() + ")");
+  }
   if (setup_.options.dry_run) return run_dry();
 
   nlohmann::json about = {{"host", host_name()},
@@ -436,6 +505,9 @@ int Supervisor::run() {
   }
   if (Status status = deliver_outbox(); !status)
     return fail_with(kWorkerExitFailed, status.message());
+  // Before the executor, which would only say that the file is missing, not what to do.
+  if (Status status = check_experiment_py(); !status)
+    return fail_with(kWorkerExitBadSetup, status.message());
 
   std::int64_t trials_run = 0;
   // Each claim has an id, sent again with its retries, so a claim whose answer was lost gets
@@ -443,6 +515,7 @@ int Supervisor::run() {
   // the next trial with the next id; when its answer does not bring that claim's answer, the
   // loop sends the claim itself, with the same id.
   std::string claim_id = random_hex(16);
+  const std::string claim_path = "/api/v1/workers/" + encode_path_segment(worker_id_) + "/claim";
   std::optional<nlohmann::json> next_claim;  // the claim answer a completion brought
   auto give_back_next_claim = [&] {
     if (!next_claim || !(*next_claim)["trial"].is_object()) return;
@@ -476,8 +549,7 @@ int Supervisor::run() {
     auto next_or_claim = [&]() -> Result<nlohmann::json> {
       if (next_claim) return *std::exchange(next_claim, std::nullopt);
       const nlohmann::json claim = {{"claim_id", claim_id}};
-      return call(
-          [&] { return connection_.post_json("/api/v1/workers/" + worker_id_ + "/claim", claim); });
+      return call([&] { return connection_.post_json(claim_path, claim); });
     };
     Result<nlohmann::json> claimed = next_or_claim();
     if (!claimed) {
@@ -515,8 +587,8 @@ int Supervisor::run() {
                           {"experiment", trial["experiment"]},
                           {"hyperparameters", trial["hyperparameters"]}};
     Outcome outcome;
-    TrialHeartbeat heartbeat(base_url_, setup_.password, trial_id, lease_token,
-                             heartbeat_interval_);
+    TrialHeartbeat heartbeat(base_url_, setup_.password, trial_id, lease_token, heartbeat_interval_,
+                             state_dir_);
     TrialEnd end = run_trial(job, &heartbeat, &outcome);
     ++trials_run;
     if (end == TrialEnd::kNotStarted) {
@@ -542,8 +614,9 @@ int Supervisor::run() {
       heartbeat.flush_and_stop();
       continue;
     }
-    FinishedTrial finished{trial_id,      lease_token,       outcome.succeeded, outcome.results,
-                           outcome.error, outcome.traceback, outcome.model_path};
+    FinishedTrial finished{
+        trial_id,      lease_token,       outcome.succeeded, std::move(outcome.results),
+        outcome.error, outcome.traceback, outcome.model_path};
     if (Status kept = outbox_.put(finished); !kept) {
       progress_.message("cannot keep the outcome on disk (" + kept.message() + "); sending it now");
     }
@@ -553,7 +626,10 @@ int Supervisor::run() {
     Status delivered = deliver(finished, &heartbeat, &ended_cancelled,
                                goes_on ? claim_id : std::string(), &next_claim);
     outcome.cancelled = outcome.cancelled || ended_cancelled;
-    std::string summary = outcome.succeeded ? outcome.results.dump() : outcome.error;
+    // Delivery may have failed the trial instead (results or model over the server's limits).
+    outcome.succeeded = finished.succeeded;
+    outcome.error = finished.error;
+    std::string summary = outcome.succeeded ? finished.results.dump() : outcome.error;
     if (outcome.cancelled) summary = "cancelled by the user: " + summary;
     if (!delivered) summary += " (not delivered: " + delivered.message() + ")";
     progress_.trial_finished(trial_id, outcome.succeeded && delivered, summary);

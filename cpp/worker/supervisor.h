@@ -5,9 +5,10 @@
 // broken experiment.py burns no trial — then claims trials one at a time: hands each to the
 // executor, keeps its lease alive (TrialHeartbeat), and delivers the outcome through the
 // Outbox (results and model kept on disk until the server acknowledges them). A dead executor
-// fails its trial with the cause and is replaced. SIGINT/SIGTERM release the running trial and
-// exit. run() returns the process exit status and prints the reason for a non-zero one last.
-// One Supervisor per process; run() is called once, from the main thread.
+// fails its trial with the cause and is replaced. Processes the user's code leaves behind
+// (orphans.h) are ended with each trial and when the worker ends. SIGINT/SIGTERM release the
+// running trial and exit. run() returns the process exit status and prints the reason for a
+// non-zero one last. One Supervisor per process; run() is called once, from the main thread.
 #pragma once
 
 #include <atomic>
@@ -58,13 +59,20 @@ class Supervisor {
   Result<nlohmann::json> call(const std::function<Result<nlohmann::json>()>& request);
   Status prepare_workdir();
   Status fetch_archives();
+  // experiment.py in the workdir, or an error that says how to get it there.
+  Status check_experiment_py() const;
+  // Ends what the user's code left running (orphans re-parented to the worker, a
+  // PR_SET_CHILD_SUBREAPER), keeping the live executor.
+  void end_left_behind(const std::string& trial_id);
   Status start_executor();
   // Uploads the model while `heartbeat` (if any) keeps the lease alive, then flushes and stops
   // the heartbeat and completes or fails the trial.
   // `*ended_cancelled` (when given) turns true if the server recorded a failure as cancelled.
   // A completion with a `next_claim_id` also claims the next trial; its answer, when the
   // server's reply brought it, goes to `*next_claim`.
-  Status deliver(const FinishedTrial& finished, TrialHeartbeat* heartbeat,
+  // Results over kMaxJsonBodyBytes (or answered 413) and a model over --max-upload-mb fail the
+  // trial instead; `finished` then says so (succeeded false, the error).
+  Status deliver(FinishedTrial& finished, TrialHeartbeat* heartbeat,
                  bool* ended_cancelled = nullptr, const std::string& next_claim_id = "",
                  std::optional<nlohmann::json>* next_claim = nullptr);
   Status deliver_outbox();
