@@ -8,27 +8,25 @@
 
 GRIDEXP_PREFIX="${GRIDEXP_PREFIX:-$ROOT/.deps}"
 
-# apt with lists and caches of its own; the system's sources and its record of what is installed.
+# apt-get or apt-cache (the first argument) with lists and caches of its own; the system's
+# sources and its record of what is installed.
 prefix_apt() {
-  local state="$GRIDEXP_PREFIX/apt"
+  local state="$GRIDEXP_PREFIX/apt" program="$1"
+  shift
   mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
-  apt-get -q -o Debug::NoLocking=1 -o Dir::State::Lists="$state/lists" \
+  "$program" -q -o Debug::NoLocking=1 -o Dir::State::Lists="$state/lists" \
     -o Dir::Cache="$state/cache" -o Dir::State::status=/var/lib/dpkg/status \
     -o APT::Sandbox::User="$(id -un)" "$@"
 }
 
-# The packages to fetch: those asked for and everything they depend on, except runtime
-# libraries the system already has. -dev packages are always fetched (their headers, .so links
-# and pkg-config files must all be in the prefix for pkg-config to find them there).
+# The packages to fetch: those asked for and everything they depend on that the system lacks.
 prefix_closure() {
-  prefix_apt -qq cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+  prefix_apt apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
     --no-breaks --no-replaces --no-enhances "$@" 2>/dev/null |
     grep -E '^[a-z0-9][a-z0-9.+-]*$' | sort -u |
     while read -r package; do
-      if [[ "$package" == *-dev ]] ||
-        ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+      dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
         echo "$package"
-      fi
     done
 }
 
@@ -56,36 +54,39 @@ setup_prefix() {
   local wanted="$*"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "setup: fetching Debian packages into $GRIDEXP_PREFIX (no root): $wanted"
-    prefix_apt -qq update >/dev/null
-    mapfile -t packages < <(prefix_closure "$@")
+    prefix_apt apt-get -qq update >/dev/null
+    mapfile -t packages <<<"$(prefix_closure "$@")"
     rm -rf "$root" "$GRIDEXP_PREFIX/debs"
     mkdir -p "$root" "$GRIDEXP_PREFIX/debs"
-    (cd "$GRIDEXP_PREFIX/debs" && prefix_apt -qq download "${packages[@]}" >/dev/null) ||
+    (cd "$GRIDEXP_PREFIX/debs" && prefix_apt apt-get -qq download "${packages[@]}" >/dev/null) ||
       fail "apt-get download failed for: ${packages[*]}"
     for deb in "$GRIDEXP_PREFIX"/debs/*.deb; do dpkg-deb -x "$deb" "$root"; done
     prefix_relink_to_system "$root/usr/lib/$MULTIARCH"
+    # The packages' pkg-config files say /usr; these copies live in the prefix.
+    find "$root/usr" -name '*.pc' -path '*/pkgconfig/*' -exec sed -i -E \
+      "s#(^|[=[:space:]]|-I|-L)/usr(/|\$)#\1$root/usr\2#g" {} +
     echo "$wanted" >"$stamp"
     echo "setup: unpacked ${#packages[@]} packages: ${packages[*]}"
   fi
 
   local usr="$root/usr" libdir="$root/usr/lib/$MULTIARCH"
+  local cmake_args=(
+    "-DCMAKE_PREFIX_PATH=$usr"
+    "-DOPENSSL_ROOT_DIR=$usr"
+    "-DCMAKE_INSTALL_RPATH=$libdir"
+    "-DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON"
+    "-DCMAKE_CXX_FLAGS=-isystem $usr/include/$MULTIARCH -isystem $usr/include"
+  )
   # Debian's pkgconf, when fetched, runs from the prefix through a wrapper.
   if [ -x "$usr/bin/pkgconf" ] && ! command -v pkg-config >/dev/null 2>&1; then
     mkdir -p "$GRIDEXP_PREFIX/bin"
     printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$libdir" "$usr/bin/pkgconf" \
       >"$GRIDEXP_PREFIX/bin/pkg-config"
     chmod +x "$GRIDEXP_PREFIX/bin/pkg-config"
-    export PATH="$GRIDEXP_PREFIX/bin:$PATH"
+    cmake_args+=("-DPKG_CONFIG_EXECUTABLE=$GRIDEXP_PREFIX/bin/pkg-config")
   fi
-  export PKG_CONFIG_SYSROOT_DIR="$root"
-  export PKG_CONFIG_LIBDIR="$libdir/pkgconfig:$usr/share/pkgconfig:$usr/lib/pkgconfig"
-  local cmake_args=(
-    "-DCMAKE_PREFIX_PATH=$usr"
-    "-DOPENSSL_ROOT_DIR=$usr"
-    "-DCMAKE_INSTALL_RPATH=$libdir"
-    "-DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON"
-    "-DCMAKE_CXX_FLAGS=-isystem $usr/include"
-  )
+  # The prefix's pkg-config files first, then the system's (for what the system already had).
+  export PKG_CONFIG_PATH="$libdir/pkgconfig:$usr/share/pkgconfig:$usr/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
   # Debian's libpythonX.Y-dev, when fetched, sits in the prefix: name it to FindPython.
   if [ -f "$usr/include/python$PY_VERSION/Python.h" ]; then
     cmake_args+=("-DPython_INCLUDE_DIR=$usr/include/python$PY_VERSION"
