@@ -15,9 +15,23 @@ std::string id_from_canonical_document(const std::string& document) {
   return sha256_hex(document).substr(0, 16);
 }
 
+// The canonical document's keys in sorted order: "config_generation" < "experiment_name" <
+// "hyperparameters"; generation 0 has no "config_generation", so ids from before generations
+// existed stay as they were.
+std::string id_document_prefix(const std::string& experiment_name, std::int64_t generation) {
+  std::string prefix = "{";
+  if (generation != 0) prefix += "\"config_generation\":" + std::to_string(generation) + ",";
+  return prefix + "\"experiment_name\":" + canonical(nlohmann::json(experiment_name)) +
+         ",\"hyperparameters\":";
+}
+
 }  // namespace
 
-Grid::Grid(const ExperimentConfig& config) : experiment_name_(config.experiment_name) {
+Grid::Grid(const ExperimentConfig& config, std::int64_t config_generation)
+    : experiment_name_(config.experiment_name),
+      config_generation_(config_generation),
+      common_config_(common_config_json(config)),
+      id_prefix_(id_document_prefix(experiment_name_, config_generation)) {
   size_ = 1;
   for (const Axis& axis : config.axes) {
     keys_.push_back(axis.key);
@@ -61,17 +75,15 @@ std::string Grid::hyperparameters_json_at(std::uint64_t index) const {
 }
 
 std::string Grid::id_at(std::uint64_t index) const {
-  // Same bytes as canonical({"experiment_name": ..., "hyperparameters": ...}): the two keys
-  // are already in sorted order.
-  std::string document = "{\"experiment_name\":" + canonical(nlohmann::json(experiment_name_)) +
-                         ",\"hyperparameters\":" + hyperparameters_json_at(index) + "}";
-  return id_from_canonical_document(document);
+  // Same bytes as the canonical document trial_id() hashes.
+  return id_from_canonical_document(id_prefix_ + hyperparameters_json_at(index) + "}");
 }
 
 std::string Grid::trial_id(const std::string& experiment_name,
-                           const nlohmann::json& hyperparameters) {
+                           const nlohmann::json& hyperparameters, std::int64_t config_generation) {
   nlohmann::json document = {{"experiment_name", experiment_name},
                              {"hyperparameters", hyperparameters}};
+  if (config_generation != 0) document["config_generation"] = config_generation;
   return id_from_canonical_document(canonical(document));
 }
 

@@ -8,12 +8,14 @@
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <httplib.h>
 
 #include "common/file_system.h"
 #include "server/config.h"
+#include "server/config_change.h"
 #include "server/experiment_files.h"
 #include "server/grid.h"
 #include "server/http_server.h"
@@ -22,6 +24,7 @@
 #include "server/plotly_js.h"
 #include "server/routes.h"
 #include "server/sqlite_store.h"
+#include "server/terminal_text.h"
 
 namespace gridexp {
 namespace {
@@ -74,6 +77,15 @@ class ShutdownSignals {
       waiter_.join();
     }
   }
+  // The shutdown signal waiting to be taken, if any (blocked in every thread, it stays
+  // pending): lets start-up, which runs before on_signal, stop early.
+  std::optional<int> pending() const {
+    sigset_t waiting;
+    if (sigpending(&waiting) != 0) return std::nullopt;
+    if (sigismember(&waiting, SIGINT) == 1) return SIGINT;
+    if (sigismember(&waiting, SIGTERM) == 1) return SIGTERM;
+    return std::nullopt;
+  }
   void on_signal(std::function<void(int)> handler) {
     waiter_ = std::thread([this, handler = std::move(handler)] {
       int received = 0;
@@ -86,6 +98,24 @@ class ShutdownSignals {
   std::thread waiter_;
 };
 
+const char* signal_name(int signal_number) {
+  return signal_number == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+// Exit status of a start-up cut short by a signal: 128 + its number, as a shell reports a
+// process the signal ended.
+int stopped_while_starting(int signal_number, std::ostream& out) {
+  out << "gridexp-server: " << signal_name(signal_number)
+      << " received while starting; stopped before serving, the store as it was\n"
+      << std::flush;
+  return 128 + signal_number;
+}
+
+// Start-up errors quote files and command lines: escaped, they cannot drive the terminal.
+void report(std::ostream& err, const std::string& message) {
+  err << "gridexp-server: " << terminal_safe(message) << "\n";
+}
+
 std::string listen_url(const std::string& host, int port) {
   std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   return "http://" + shown + ":" + std::to_string(port);
@@ -97,22 +127,29 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   ShutdownSignals signals;
   std::error_code error;
   if (!std::filesystem::is_directory(options.experiment_dir, error)) {
-    err << "gridexp-server: the experiment directory " << options.experiment_dir
-        << " does not exist\n";
+    report(err,
+           "the experiment directory \"" + options.experiment_dir.string() + "\" does not exist");
     return kExitBadConfig;
   }
   std::filesystem::path config_path = options.resolved_config_path();
   Result<ExperimentConfig> config = load_config(config_path);
   if (!config) {
-    err << "gridexp-server: " << config.status().message() << "\n";
+    report(err, config.status().message());
     return kExitBadConfig;
   }
-  Grid grid(*config);
+  // Before anything is written: a huge grid would take minutes and gigabytes to record.
+  if (Status status = check_grid_size(*config, options.max_grid_points); !status) {
+    report(err, status.message());
+    return kExitBadConfig;
+  }
+  if (std::optional<int> signal_number = signals.pending()) {
+    return stopped_while_starting(*signal_number, out);
+  }
 
   FileSystem& fs = default_file_system();
   std::filesystem::path state_dir = options.experiment_dir / ".gridexp";
   if (Status status = fs.create_directories(state_dir); !status) {
-    err << "gridexp-server: " << status.message() << "\n";
+    report(err, status.message());
     return kExitFailure;
   }
   std::filesystem::permissions(state_dir, std::filesystem::perms::owner_all,
@@ -124,7 +161,7 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
       environment_password ? std::optional<std::string>(environment_password) : std::nullopt,
       state_dir, fs);
   if (!password) {
-    err << "gridexp-server: " << password.status().message() << "\n";
+    report(err, password.status().message());
     return kExitBadConfig;
   }
 
@@ -135,23 +172,42 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   Result<std::unique_ptr<SqliteStore>> store = SqliteStore::open(
       (state_dir / "state.db").string(), clock, store_options, {options.sync_full});
   if (!store) {
-    err << "gridexp-server: cannot open " << (state_dir / "state.db") << ": "
-        << store.status().message() << "\n";
+    report(err,
+           "cannot open " + (state_dir / "state.db").string() + ": " + store.status().message());
     return kExitFailure;
   }
-  if (Status status = (*store)->sync_grid(grid); !status) {
-    err << "gridexp-server: cannot record the grid: " << status.message() << "\n";
+  Result<std::optional<RecordedConfig>> recorded =
+      (*store)->recorded_config(config->experiment_name);
+  if (!recorded) {
+    report(err, "cannot read the store: " + recorded.status().message());
+    return kExitFailure;
+  }
+  Result<ConfigGenerationDecision> generation =
+      decide_config_generation(*config, *recorded, options.config_changed);
+  if (!generation) {
+    // Several lines, each already escaped.
+    err << "gridexp-server: " << generation.status().message() << "\n";
+    return kExitBadConfig;
+  }
+  Grid grid(*config, generation->config_generation);
+  // One transaction: a signal abandons it whole, so the store stays as it was.
+  Status synced = (*store)->sync_grid(grid, [&] { return signals.pending().has_value(); });
+  if (std::optional<int> signal_number = signals.pending(); !synced && signal_number) {
+    return stopped_while_starting(*signal_number, out);
+  }
+  if (!synced) {
+    report(err, "cannot record the grid: " + synced.message());
     return kExitFailure;
   }
 
   ModelFiles model_files(options.experiment_dir / "models", fs);
   if (Status status = model_files.prepare(); !status) {
-    err << "gridexp-server: " << status.message() << "\n";
+    report(err, status.message());
     return kExitFailure;
   }
   TrialLogs trial_logs(options.experiment_dir / "logs", kMaxLogBytesPerTrial, fs);
   if (Status status = trial_logs.prepare(); !status) {
-    err << "gridexp-server: " << status.message() << "\n";
+    report(err, status.message());
     return kExitFailure;
   }
   ExperimentFiles experiment_files(options.experiment_dir, state_dir, fs);
@@ -181,8 +237,8 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
 
   int port = http.bind(options.host, options.port);
   if (port < 0) {
-    err << "gridexp-server: cannot listen on " << listen_url(options.host, options.port)
-        << " (is another server using the port?)\n";
+    report(err, "cannot listen on " + listen_url(options.host, options.port) +
+                    " (is another server using the port?)");
     return kExitFailure;
   }
 
@@ -193,18 +249,19 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
     }
   }
   if (!context.plotly_js) {
-    err << "gridexp-server: warning: plotly.min.js not found"
-        << (explicit_plotly ? " at " + explicit_plotly->string() : std::string())
-        << "; the dashboard shows no plots (pip install plotly, or --plotly-js FILE)\n";
+    report(err, "warning: plotly.min.js not found" +
+                    (explicit_plotly ? " at " + explicit_plotly->string() : std::string()) +
+                    "; the dashboard shows no plots (pip install plotly, or --plotly-js FILE)");
   }
   if (password->warn_visible) {
     err << "gridexp-server: warning: a password given with --password is visible to every "
            "user in `ps`; prefer --password-file or GRIDEXP_PASSWORD\n";
   }
   out << "gridexp-server " << kServerVersion << "\n"
-      << "  experiment: " << config->experiment_name << " (" << config_path.string() << ", "
-      << grid.size() << " grid points)\n"
-      << "  trials:     " << counts.pending << " pending, " << counts.running << " running, "
+      << "  experiment: " << terminal_safe(config->experiment_name) << " ("
+      << terminal_safe(config_path.string()) << ", " << grid.size() << " grid points)\n";
+  if (!generation->banner_line.empty()) out << "  config:     " << generation->banner_line << "\n";
+  out << "  trials:     " << counts.pending << " pending, " << counts.running << " running, "
       << counts.done << " done, " << counts.failed << " failed, " << counts.cancelled
       << " cancelled\n"
       << "  state:      " << (state_dir / "state.db").string() << "\n"
@@ -225,7 +282,7 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   });
   std::atomic<bool> listen_returned{false};
   signals.on_signal([&](int signal_number) {
-    out << "gridexp-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
+    out << "gridexp-server: " << signal_name(signal_number)
         << " received, finishing requests in flight\n"
         << std::flush;
     // httplib ignores stop() until its accept loop runs; a signal can come just before.

@@ -42,6 +42,10 @@ constexpr std::size_t kLeaseTokenBytes = 16;
 // long (16 MiB), the background WalCheckpointer keeping it short otherwise.
 constexpr int kBackstopCheckpointPages = 4000;
 constexpr std::size_t kWorkerIdBytes = 8;
+// How often sync_grid asks whether to stop: a few milliseconds of work apart.
+constexpr std::uint64_t kPointsBetweenStopChecks = 4096;
+
+Status interrupted() { return Status::unavailable("interrupted before the grid was recorded"); }
 
 // kMigrations[v] moves a database from PRAGMA user_version v to v + 1. CHECKs are spelled
 // with OR because `x IN (...)` builds an ephemeral table for every row written, which made
@@ -234,8 +238,16 @@ UPDATE trials SET last_attempt_id = (SELECT max(a.id) FROM trial_attempts a
   WHERE a.trial_id = trials.id) WHERE id IN (SELECT trial_id FROM trial_attempts);
 DROP INDEX trial_attempts_by_trial;
 )sql",
+    // v5: each experiment's config outside hyperparameters at its last sync (NULL: synced
+    // before this was recorded) and the config generation its trial ids belong to (see Grid).
+    R"sql(
+ALTER TABLE experiments ADD COLUMN common_config TEXT;
+ALTER TABLE experiments ADD COLUMN config_generation INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
+// The first version with experiments.common_config and config_generation.
+constexpr int kConfigsRecordedSinceVersion = 5;
 
 // The ids of trial ?1's attempts, as the CTE `chain(id)`: from trials.last_attempt_id back
 // along previous_attempt_id (schema v4).
@@ -1002,13 +1014,34 @@ struct SqliteStore::Impl {
         .next_row();
   }
 
+  // Records the experiment's config and generation (its row exists); returns whether the
+  // generation was another.
+  Result<bool> record_config(const Grid& grid) {
+    if (!records_configs) return false;
+    Statement query = statement("SELECT config_generation FROM experiments WHERE name = ?1");
+    Result<bool> found = query.bind(1, grid.experiment_name()).next_row();
+    if (!found) return found.status();
+    bool generation_changed = *found && query.integer(0) != grid.config_generation();
+    Status status = statement(
+                        "UPDATE experiments SET common_config = ?2, config_generation = ?3 "
+                        "WHERE name = ?1")
+                        .bind(1, grid.experiment_name())
+                        .bind(2, grid.common_config())
+                        .bind(3, grid.config_generation())
+                        .execute();
+    if (!status) return status;
+    return generation_changed;
+  }
+
   // Inserts the points of `grid` that have no trial yet as pending and gives the others their
   // index in `grid` and in_config = 1, keeping state and results. Returns how many it
   // inserted. `look_up` = false skips looking each point up, for an experiment without
   // trials. A point the grid lists twice is one trial, at one of its indexes.
-  Result<std::int64_t> add_trials_of(const Grid& grid, bool look_up) {
+  Result<std::int64_t> add_trials_of(const Grid& grid, bool look_up,
+                                     const std::function<bool()>& should_stop) {
     std::int64_t inserted = 0;
     for (std::uint64_t index = 0; index < grid.size(); ++index) {
+      if (index % kPointsBetweenStopChecks == 0 && should_stop()) return interrupted();
       std::string id = grid.id_at(index);
       auto grid_index = static_cast<std::int64_t>(index);
       bool exists = false;
@@ -1045,7 +1078,10 @@ struct SqliteStore::Impl {
 
   // Sets in_config = 0 on every trial in config whose index in `grid` does not hold its
   // point: the points the grid no longer has, once add_trials_of has placed the others.
-  Status retire_trials_not_in(const Grid& grid) {
+  // Trials of another config generation may be in config (switching back to an experiment
+  // brings all its trials back): past generation 0, ids are compared, not just texts.
+  Status retire_trials_not_in(const Grid& grid, const std::function<bool()>& should_stop) {
+    bool compare_ids = grid.config_generation() != 0;
     // In batches by rowid, so that no cursor is open on trials while it is written.
     constexpr std::int64_t kBatch = 1024;
     std::int64_t after_rowid = 0;
@@ -1053,8 +1089,9 @@ struct SqliteStore::Impl {
       std::vector<std::int64_t> retired;
       std::int64_t rows = 0;
       {
+        if (should_stop()) return interrupted();
         Statement query = statement(
-            "SELECT rowid, grid_index, hyperparameters FROM trials "
+            "SELECT rowid, grid_index, hyperparameters, id FROM trials "
             "WHERE rowid > ?1 AND in_config = 1 ORDER BY rowid LIMIT ?2");
         query.bind(1, after_rowid).bind(2, kBatch);
         for (;; ++rows) {
@@ -1065,7 +1102,8 @@ struct SqliteStore::Impl {
           // Trials in config belong to the grid's experiment, and an id hashes the
           // experiment with this canonical text: comparing texts compares ids.
           auto index = static_cast<std::uint64_t>(query.integer(1));
-          if (index >= grid.size() || query.text(2) != grid.hyperparameters_json_at(index)) {
+          if (index >= grid.size() || query.text(2) != grid.hyperparameters_json_at(index) ||
+              (compare_ids && query.text(3) != grid.id_at(index))) {
             retired.push_back(after_rowid);
           }
         }
@@ -1087,6 +1125,8 @@ struct SqliteStore::Impl {
       [this](const std::vector<QueuedCall*>& calls) { run_batch(calls); }};
   std::atomic<std::int64_t> transactions{0};      // begun, for stats()
   std::unique_ptr<WalCheckpointer> checkpointer;  // null for ":memory:"
+  // False only for a database a test keeps at an older schema (migrate_up_to_version).
+  bool records_configs = true;
   std::unordered_map<std::string, sqlite3_stmt*, TransparentStringHash, std::equal_to<>> statements;
 };
 
@@ -1179,6 +1219,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     return Status(status.code(), path + ": " + status.message());
   }
   auto store = std::unique_ptr<SqliteStore>(new SqliteStore(db, clock, options));
+  store->impl_->records_configs =
+      sqlite_options.migrate_up_to_version == 0 ||
+      sqlite_options.migrate_up_to_version >= kConfigsRecordedSinceVersion;
   if (path != ":memory:" && sqlite_options.checkpoint_period.count() > 0) {
     Result<std::unique_ptr<WalCheckpointer>> checkpointer =
         WalCheckpointer::start(path, sqlite_options.checkpoint_period);
@@ -1204,7 +1247,7 @@ SqliteStore::~SqliteStore() = default;
 // Keeps writes proportional to what changed: re-syncing an unchanged grid only reads, and
 // switching experiments flips in_config with two set-wide statements rather than a statement
 // per trial.
-Status SqliteStore::sync_grid(const Grid& grid) {
+Status SqliteStore::sync_grid(const Grid& grid, const std::function<bool()>& should_stop) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
     const std::string& experiment = grid.experiment_name();
@@ -1212,7 +1255,14 @@ Status SqliteStore::sync_grid(const Grid& grid) {
     if (!had_trials) return had_trials.status();
     Result<bool> was_active = impl.activate_experiment(experiment, now);
     if (!was_active) return was_active.status();
-    if (!*was_active) {
+    Result<bool> generation_changed = impl.record_config(grid);
+    if (!generation_changed) return generation_changed.status();
+    if (*generation_changed) {
+      // A new run of the grid: no trial in config (of this experiment or the one active
+      // before it) is one of its points.
+      Status status = impl.execute("UPDATE trials SET in_config = 0 WHERE in_config = 1");
+      if (!status) return status;
+    } else if (!*was_active) {
       // Trials in config belonged to the previous experiment; this one's come back in
       // config, and retire_trials_not_in below takes out those the grid no longer has.
       Status status = impl.execute("UPDATE trials SET in_config = 0 WHERE in_config = 1");
@@ -1222,10 +1272,11 @@ Status SqliteStore::sync_grid(const Grid& grid) {
                    .execute();
       if (!status) return status;
     }
-    Result<std::int64_t> inserted = impl.add_trials_of(grid, /*look_up=*/*had_trials);
+    Result<std::int64_t> inserted =
+        impl.add_trials_of(grid, /*look_up=*/*had_trials && !*generation_changed, should_stop);
     if (!inserted) return inserted.status();
-    if (*had_trials) {
-      Status status = impl.retire_trials_not_in(grid);
+    if (*had_trials && !*generation_changed) {
+      Status status = impl.retire_trials_not_in(grid, should_stop);
       if (!status) return status;
     }
     return impl
@@ -1237,6 +1288,26 @@ Status SqliteStore::sync_grid(const Grid& grid) {
         .bind(2, *inserted)
         .execute();
   });
+}
+
+Result<std::optional<RecordedConfig>> SqliteStore::recorded_config(const std::string& experiment) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kRead,
+                       [&](TimeMs) -> Result<std::optional<RecordedConfig>> {
+                         Statement query = impl.statement(
+                             "SELECT common_config, config_generation, "
+                             "(SELECT coalesce(sum(count), 0) FROM trial_counts "
+                             "WHERE experiment = ?1 AND state <> 'pending') "
+                             "FROM experiments WHERE name = ?1");
+                         Result<bool> found = query.bind(1, experiment).next_row();
+                         if (!found) return found.status();
+                         if (!*found) return std::optional<RecordedConfig>();
+                         RecordedConfig recorded;
+                         if (!query.is_null(0)) recorded.common_config = query.text(0);
+                         recorded.config_generation = query.integer(1);
+                         recorded.trials_not_pending = query.integer(2);
+                         return std::optional<RecordedConfig>(std::move(recorded));
+                       });
 }
 
 Result<WorkerRecord> SqliteStore::register_worker(const WorkerInfo& info) {

@@ -36,7 +36,9 @@ class SqliteStore final : public Store {
                                                    SqliteOptions sqlite_options = {});
   ~SqliteStore() override;
 
-  Status sync_grid(const Grid& grid) override;
+  using Store::sync_grid;
+  Status sync_grid(const Grid& grid, const std::function<bool()>& should_stop) override;
+  Result<std::optional<RecordedConfig>> recorded_config(const std::string& experiment) override;
   Result<WorkerRecord> register_worker(const WorkerInfo& info) override;
   Result<std::vector<WorkerRecord>> list_workers() override;
   using Store::claim_next_trial;

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -143,6 +144,16 @@ struct TrialSelection {
   std::optional<std::vector<std::string>> ids;
 };
 
+// What the store recorded of an experiment's config at its last sync_grid.
+struct RecordedConfig {
+  // Grid::common_config(); empty when last synced by a gridexp that did not record it.
+  std::optional<std::string> common_config;
+  std::int64_t config_generation = 0;  // see Grid
+  // Its trials that are not pending (of every generation, in config or not): what a
+  // changed config could make wrong.
+  std::int64_t trials_not_pending = 0;
+};
+
 // How the store has served its calls (GET /metrics).
 struct StoreStats {
   std::int64_t calls = 0;         // store methods called
@@ -156,8 +167,18 @@ class Store {
 
   // Makes `grid` the active experiment: inserts its new points as pending, keeps every
   // existing trial's state and results, and marks points no longer in it (of any experiment)
-  // as out of config so they are never handed out again.
-  virtual Status sync_grid(const Grid& grid) = 0;
+  // as out of config so they are never handed out again. Records grid.common_config() and
+  // grid.config_generation() for the experiment; a generation other than the recorded one
+  // first takes every trial of the experiment out of config (they are not its points).
+  // `should_stop` is asked every few thousand points: when it says true the sync is
+  // abandoned, nothing of it is written, and the result is Code::kUnavailable.
+  virtual Status sync_grid(const Grid& grid, const std::function<bool()>& should_stop) = 0;
+  Status sync_grid(const Grid& grid) {
+    return sync_grid(grid, [] { return false; });
+  }
+
+  // What the last sync_grid of `experiment` recorded; empty for an experiment never synced.
+  virtual Result<std::optional<RecordedConfig>> recorded_config(const std::string& experiment) = 0;
 
   virtual Result<WorkerRecord> register_worker(const WorkerInfo& info) = 0;
   virtual Result<std::vector<WorkerRecord>> list_workers() = 0;

@@ -268,14 +268,153 @@ TEST(ScalarTypes, Nulls) {
   }
 }
 
-// YAML 1.1 (PyYAML) read some of these as bools, ints or floats; the 1.2 core schema does not.
+// Neither YAML 1.2 nor YAML 1.1 reads these as anything but text. (The plain scalars YAML 1.1
+// read as something else are refused: see Yaml11.)
 TEST(ScalarTypes, EverythingElseIsAString) {
   for (std::string text :
-       {"yes",   "no",    "on",   "off",   "y",     "n",     "tRUE",    "nULL", "0b101",
-        "1_000", "-0x1f", "0x",   "0o8",   "0x1g",  "1,000", "1e",      ".",    "e5",
-        "inf",   "nan",   ".nAn", "-.nan", "1.2.3", "12:30", "imdb.pt", "a b"}) {
+       {"tRUE", "nULL", "yES",  "oN",    "0x",    "0o8",  "0x1g", "1,000",    "1e",      ".",  "e5",
+        "inf",  "nan",  ".nAn", "-.nan", "1.2.3", "0:30", "_1",   "2024-1-1", "imdb.pt", "a b"}) {
     EXPECT_EQ(value_of(text), json(text)) << text;
   }
+}
+
+// --- YAML 1.1 readings (the seed read configs with PyYAML) ---------------------------------
+
+std::string plain_value_error(const std::string& text) {
+  return parse_error("experiment_name: e\nhyperparameters:\n  x: " + text + "\n");
+}
+
+TEST(Yaml11, BooleanWordsAreRefusedInEveryCaseForm) {
+  for (std::string text : {"yes", "Yes", "YES", "on", "On", "ON", "y", "Y"}) {
+    EXPECT_EQ(plain_value_error(text), "config.yaml:3:6: hyperparameters.x: '" + text +
+                                           "' means true in YAML 1.1 and the string \"" + text +
+                                           "\" in YAML 1.2; write true/false, or quote it");
+  }
+  for (std::string text : {"no", "No", "NO", "off", "Off", "OFF", "n", "N"}) {
+    EXPECT_EQ(plain_value_error(text), "config.yaml:3:6: hyperparameters.x: '" + text +
+                                           "' means false in YAML 1.1 and the string \"" + text +
+                                           "\" in YAML 1.2; write true/false, or quote it");
+  }
+}
+
+TEST(Yaml11, TheIssuesExampleNamesLineColumnAndKey) {
+  EXPECT_EQ(parse_error("experiment_name: e\nhyperparameters:\n  lr: [1]\n  use_bn: yes\n"),
+            "config.yaml:4:11: hyperparameters.use_bn: 'yes' means true in YAML 1.1 and the "
+            "string \"yes\" in YAML 1.2; write true/false, or quote it");
+  // Anywhere: list items, nested mappings, other top-level keys.
+  EXPECT_EQ(parse_error("experiment_name: e\nhyperparameters:\n  bn: [true, off]\n"),
+            "config.yaml:3:14: hyperparameters.bn[1]: 'off' means false in YAML 1.1 and the "
+            "string \"off\" in YAML 1.2; write true/false, or quote it");
+  EXPECT_EQ(parse_error("experiment_name: e\nhyperparameters: {}\ndata: {shuffle: No}\n"),
+            "config.yaml:3:17: data.shuffle: 'No' means false in YAML 1.1 and the string \"No\" "
+            "in YAML 1.2; write true/false, or quote it");
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "experiment_name: 'on' means true",
+                      parse_error("experiment_name: on\nhyperparameters: {}\n"));
+}
+
+TEST(Yaml11, NumbersYaml11ReadOtherwiseAreRefusedOnePerKind) {
+  auto message = [](const std::string& text) {
+    std::string full = plain_value_error(text);
+    std::string prefix = "config.yaml:3:6: hyperparameters.x: ";
+    EXPECT_TRUE(full.starts_with(prefix)) << full;
+    return full.substr(std::min(prefix.size(), full.size()));
+  };
+  EXPECT_EQ(message("010"),
+            "'010' means 8 in YAML 1.1 (octal) and 10 in YAML 1.2; write 8 or 10, or quote it");
+  EXPECT_EQ(message("-0755"),
+            "'-0755' means -493 in YAML 1.1 (octal) and -755 in YAML 1.2; "
+            "write -493 or -755, or quote it");
+  EXPECT_EQ(message("0_7"),
+            "'0_7' means 7 in YAML 1.1 (octal) and the string \"0_7\" in YAML "
+            "1.2; write 7, or quote it");
+  EXPECT_EQ(message("1_000"),
+            "'1_000' means 1000 in YAML 1.1 and the string \"1_000\" in YAML "
+            "1.2; write 1000, or quote it");
+  EXPECT_EQ(message("-1_000_000"),
+            "'-1_000_000' means -1000000 in YAML 1.1 and the string "
+            "\"-1_000_000\" in YAML 1.2; write -1000000, or quote it");
+  EXPECT_EQ(message("1_000.5"),
+            "'1_000.5' means 1000.5 in YAML 1.1 and the string \"1_000.5\" "
+            "in YAML 1.2; write 1000.5, or quote it");
+  EXPECT_EQ(message("1:30"),
+            "'1:30' means 90 in YAML 1.1 (base 60) and the string \"1:30\" in "
+            "YAML 1.2; write 90, or quote it");
+  EXPECT_EQ(message("190:20:30"),
+            "'190:20:30' means 685230 in YAML 1.1 (base 60) and the string "
+            "\"190:20:30\" in YAML 1.2; write 685230, or quote it");
+  EXPECT_EQ(message("1:30.5"),
+            "'1:30.5' means 90.5 in YAML 1.1 (base 60) and the string "
+            "\"1:30.5\" in YAML 1.2; write 90.5, or quote it");
+  EXPECT_EQ(message("0b1010"),
+            "'0b1010' means 10 in YAML 1.1 (binary) and the string "
+            "\"0b1010\" in YAML 1.2; write 10, or quote it");
+  EXPECT_EQ(message("-0x1F"),
+            "'-0x1F' means -31 in YAML 1.1 and the string \"-0x1F\" in YAML "
+            "1.2; write -31, or quote it");
+  EXPECT_EQ(message("0xFF_FF"),
+            "'0xFF_FF' means 65535 in YAML 1.1 and the string \"0xFF_FF\" "
+            "in YAML 1.2; write 65535, or quote it");
+  EXPECT_EQ(message("0b1111111111111111111111111111111111111111111111111111111111111111111"),
+            "'0b1111111111111111111111111111111111111111111111111111111111111111111' means a "
+            "number in YAML 1.1 (binary) and the string "
+            "\"0b1111111111111111111111111111111111111111111111111111111111111111111\" in YAML "
+            "1.2; write it in decimal, or quote it");
+}
+
+TEST(Yaml11, DatesAreRefused) {
+  EXPECT_EQ(plain_value_error("2024-01-31"),
+            "config.yaml:3:6: hyperparameters.x: '2024-01-31' means a date in YAML 1.1 and the "
+            "string \"2024-01-31\" in YAML 1.2; quote it");
+  for (std::string text : {"2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5",
+                           "2001-12-15T02:59:43.1Z", "2002-12-14 2:59:43"}) {
+    EXPECT_PRED_FORMAT2(::testing::IsSubstring, "' means a date and time in YAML 1.1",
+                        plain_value_error(text));
+  }
+}
+
+TEST(Yaml11, ScalarsBothVersionsReadAlikeAreKept) {
+  EXPECT_EQ(value_of("007"), json(7));
+  EXPECT_EQ(value_of("00"), json(0));
+  EXPECT_EQ(value_of("-0"), json(0));
+  EXPECT_EQ(value_of("0x1F"), json(31));
+  EXPECT_EQ(value_of("+12"), json(12));
+  EXPECT_EQ(value_of("1."), json(1.0));
+  EXPECT_EQ(value_of(".5"), json(0.5));
+  EXPECT_EQ(value_of("6.02e+23"), json(6.02e23));
+  EXPECT_EQ(value_of("true"), json(true));
+  EXPECT_EQ(value_of("False"), json(false));
+}
+
+// PyYAML left these as text; YAML 1.2's number is what whoever wrote them meant.
+TEST(Yaml11, NumbersPyYamlLeftAsTextAreKept) {
+  EXPECT_EQ(value_of("1e-3"), json(0.001));
+  EXPECT_EQ(value_of("1.5e3"), json(1500.0));
+  EXPECT_EQ(value_of("-.5"), json(-0.5));
+  EXPECT_EQ(value_of("0o17"), json(15));
+  EXPECT_EQ(value_of("08"), json(8));
+}
+
+TEST(Yaml11, QuotedAndTaggedScalarsAreNeverRefused) {
+  for (std::string text : {"yes", "no", "on", "off", "y", "n", "010", "1_000", "1:30", "0b1010",
+                           "-0x1F", "2024-01-31"}) {
+    EXPECT_EQ(value_of("'" + text + "'"), json(text)) << text;
+    EXPECT_EQ(value_of("\"" + text + "\""), json(text)) << text;
+    EXPECT_EQ(value_of("!!str " + text), json(text)) << text;
+  }
+  EXPECT_EQ(value_of("[\"no\", 'off']"), json::parse(R"(["no", "off"])"));
+}
+
+TEST(Yaml11, PlainKeysAreCheckedToo) {
+  EXPECT_EQ(parse_error("experiment_name: e\nhyperparameters:\n  on: [1]\n"),
+            "config.yaml:3:3: hyperparameters.on: the key 'on' means true in YAML 1.1 and the "
+            "string \"on\" in YAML 1.2; write true/false, or quote it");
+  EXPECT_EQ(parse_error("experiment_name: e\nhyperparameters:\n  010: [1]\n"),
+            "config.yaml:3:3: hyperparameters.010: the key '010' means 8 in YAML 1.1 (octal) and "
+            "10 in YAML 1.2; write 8 or 10, or quote it");
+  // PyYAML reads y and n as text, as YAML 1.2 does, and they are common names.
+  ExperimentConfig config =
+      parse_ok("experiment_name: e\nhyperparameters:\n  n: [1, 2]\n  y: [3]\n  'on': [4]\n");
+  EXPECT_EQ(axis_keys(config), (std::vector<std::string>{"n", "on", "y"}));
 }
 
 TEST(ScalarTypes, QuotedAndBlockScalarsAreAlwaysStrings) {
@@ -387,7 +526,7 @@ TEST(ConfigErrors, TopLevelNotAMapping) {
 
 TEST(ConfigErrors, MoreThanOneDocument) {
   EXPECT_EQ(parse_error("experiment_name: e\nhyperparameters: {}\n---\nexperiment_name: f\n"),
-            "config.yaml:4:1: (top level): a config is one YAML document, but a second one "
+            "config.yaml:3:1: (top level): a config is one YAML document, but a second one "
             "starts here");
 }
 
@@ -576,6 +715,103 @@ TEST(ConfigErrors, InvalidUtf8) {
             "config.yaml:3:3: hyperparameters: a key is not valid UTF-8");
 }
 
+TEST(ConfigErrors, AStrayCommaIsAnErrorNotEndlessEmptyDocuments) {
+  // yaml-cpp's LoadAll made a new empty document at the ',' for ever: 3.8 GB in 6 s.
+  const std::string message =
+      "config.yaml:1:1: invalid YAML: unexpected ',' outside a [list] or {mapping}";
+  EXPECT_EQ(parse_error(","), message);
+  EXPECT_EQ(parse_error(",\n"), message);
+  EXPECT_EQ(parse_error("--- ,"),
+            "config.yaml:1:5: invalid YAML: unexpected ',' outside a [list] or {mapping}");
+  EXPECT_EQ(parse_error("- a\n,"),
+            "config.yaml:2:1: invalid YAML: unexpected ',' outside a [list] or {mapping}");
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "invalid YAML",
+                      parse_error("experiment_name: e\nhyperparameters: {}\n,\n"));
+}
+
+TEST(ConfigErrors, MoreTextThanAConfigMayHave) {
+  std::string yaml = "experiment_name: e\nhyperparameters: {}\npadding: '";
+  yaml += std::string(kMaxConfigBytes - yaml.size() - 2, 'x') + "'\n";
+  ASSERT_EQ(yaml.size(), kMaxConfigBytes);
+  EXPECT_TRUE(parse_config(yaml, "config.yaml"));
+  yaml += "\n";
+  EXPECT_EQ(parse_error(yaml),
+            "config.yaml:1:1: (top level): the config is larger than 16 MiB, the most a config "
+            "may be");
+}
+
+TEST(ConfigErrors, MoreNodesThanAConfigMayHave) {
+  // Each costs yaml-cpp about a kilobyte once built: refused before building any.
+  std::string items;
+  for (std::size_t i = 0; i < kMaxParsedNodes; ++i) items += "0,";
+  std::string message =
+      parse_error("experiment_name: e\nhyperparameters: {}\nmany: [" + items + "]\n");
+  EXPECT_TRUE(message.starts_with("config.yaml:3:")) << message;
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      ": (top level): the config has more than 250000 values; a grid's axes need "
+                      "far fewer",
+                      message);
+}
+
+TEST(ConfigErrors, AliasesRepeatingLongTextAreRefused) {
+  // 1 MiB, repeated 100 times: few values, but 100 MiB once expanded.
+  std::string yaml = "experiment_name: e\nhyperparameters: {}\nbig: &big '" +
+                     std::string(1 << 20, 'x') +
+                     "'\nten: &ten [*big, *big, *big, *big, *big, "
+                     "*big, *big, *big, *big, *big]\nhundred: [*ten, *ten, *ten, *ten, *ten, "
+                     "*ten, *ten, *ten, *ten, *ten]\n";
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring,
+                      "the config expands to more than 64 MiB of text; are aliases repeating "
+                      "large parts of it?",
+                      parse_error(yaml));
+}
+
+TEST(ConfigErrors, ControlCharactersAndInvalidUtf8AreEscapedInMessages) {
+  // A key that would clear the screen, in an error that quotes its path.
+  std::string message = parse_error(
+      "experiment_name: e\nhyperparameters:\n  \"\\e[2J\\u009b31m\\u202e\": [1]\n  "
+      "\"\\e[2J\\u009b31m\\u202e\": [2]\n");
+  EXPECT_EQ(message,
+            "config.yaml:4:3: hyperparameters.\\x1b[2J\\u009b31m\\u202e: duplicate key; first "
+            "defined at line 3");
+  // The value quoted in a message, and a source name that is not UTF-8.
+  Result<ExperimentConfig> config =
+      parse_config("experiment_name: !!int \"\\a\\x7f\"\nhyperparameters: {}\n", "conf\xff.yaml");
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.status().message(),
+            "conf\\xff.yaml:1:18: experiment_name: '\\x07\\x7f' is not a valid !!int");
+}
+
+TEST(GridSize, CountIsTheProductOfTheAxes) {
+  EXPECT_EQ(grid_point_count(parse_ok(kReadmeConfig)), 8u);
+  EXPECT_EQ(grid_point_count(parse_ok("experiment_name: e\nhyperparameters: {}\n")), 1u);
+}
+
+TEST(GridSize, AGridOverTheLimitIsRefusedWithItsCount) {
+  std::string yaml = "experiment_name: e\n# eight axes of 100\nhyperparameters:\n  v: &v [";
+  for (int i = 0; i < 100; ++i) yaml += (i ? ", " : "") + std::to_string(i);
+  yaml += "]\n";
+  for (int key = 0; key < 7; ++key) yaml += "  k" + std::to_string(key) + ": *v\n";
+  ExperimentConfig config = parse_ok(yaml);
+  EXPECT_EQ(grid_point_count(config), 10'000'000'000'000'000u);
+  EXPECT_EQ(check_grid_size(config, 2'000'000).message(),
+            "config.yaml:3:1: hyperparameters: the grid has 10,000,000,000,000,000 points (100 x "
+            "100 x 100 x 100 x 100 x 100 x 100 x 100), more than --max-grid-points allows "
+            "(2,000,000); make the grid smaller, or raise --max-grid-points if it will start in "
+            "time");
+  EXPECT_TRUE(check_grid_size(config, 10'000'000'000'000'000u));
+  EXPECT_TRUE(check_grid_size(parse_ok(kReadmeConfig), 8));
+  EXPECT_FALSE(check_grid_size(parse_ok(kReadmeConfig), 7));
+}
+
+TEST(CommonConfig, IsEverythingButTheNameAndHyperparametersAsCanonicalJson) {
+  EXPECT_EQ(common_config_json(parse_ok(kReadmeConfig)), R"({"dataset":"imdb.pt"})");
+  EXPECT_EQ(common_config_json(parse_ok("experiment_name: e\nhyperparameters: {lr: [1]}\nz: "
+                                        "{b: 1, a: [2]}\ndataset: x\n")),
+            R"({"dataset":"x","z":{"a":[2],"b":1}})");
+  EXPECT_EQ(common_config_json(ExperimentConfig{}), "{}");
+}
+
 TEST(ConfigErrors, GridTooLarge) {
   std::string axes;
   for (int axis = 0; axis < 63; ++axis) axes += "  a" + std::to_string(axis) + ": [0, 1]\n";
@@ -614,6 +850,14 @@ TEST_F(LoadConfig, ErrorsNameThePath) {
   ASSERT_FALSE(config);
   EXPECT_EQ(config.status().message(),
             path.string() + ":3:7: hyperparameters.lr: an axis needs at least one value");
+}
+
+TEST_F(LoadConfig, AHugeFileIsNotReadWhole) {
+  std::filesystem::path path = write("config.yaml", std::string(kMaxConfigBytes * 4, '#'));
+  Result<ExperimentConfig> config = load_config(path);
+  ASSERT_FALSE(config);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "the config is larger than 16 MiB",
+                      config.status().message());
 }
 
 TEST_F(LoadConfig, MissingFile) {

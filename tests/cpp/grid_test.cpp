@@ -80,7 +80,7 @@ TEST(Grid, ReadmeExamplePointsInOrder) {
 TEST(Grid, FirstSortedKeyVariesSlowest) {
   // Written out of order; the grid follows the sorted keys.
   Grid grid(
-      config_from("experiment_name: e\nhyperparameters:\n  c: [x, y]\n  a: [1, 2]\n"
+      config_from("experiment_name: e\nhyperparameters:\n  c: [x, 'y']\n  a: [1, 2]\n"
                   "  b: [true, false, null]\n"));
   ASSERT_EQ(grid.size(), 12u);
   std::vector<json> points;
@@ -141,6 +141,27 @@ TEST(Grid, IdsAreGolden) {
             R"({"kernel|filter_sizes":[3,4,5],"opt":{"betas":[0.9,0.999],"name":"adam"},)"
             R"("émoji":"😀","学習率":0.001})");
   EXPECT_EQ(unicode.id_at(0), "515ea4f920c0d5a9");
+}
+
+// Pinned the same way, with "config_generation": g added to the document. Generation 0 is the
+// ids above, so stores from before generations existed keep theirs.
+TEST(Grid, LaterConfigGenerationsHaveGoldenIdsOfTheirOwn) {
+  ExperimentConfig config = config_from(kReadmeConfig);
+  EXPECT_EQ(Grid(config, 0).id_at(0), "9f58145346deb384");
+  Grid second(config, 1);
+  EXPECT_EQ(second.config_generation(), 1);
+  EXPECT_EQ(second.id_at(0), "734224cb8940b393");
+  EXPECT_EQ(Grid(config, 2).id_at(0), "9926999c8a9152c6");
+  EXPECT_EQ(second.hyperparameters_json_at(0), Grid(config).hyperparameters_json_at(0));
+  for (std::uint64_t index = 0; index < second.size(); ++index) {
+    EXPECT_EQ(second.id_at(index),
+              Grid::trial_id(config.experiment_name, second.hyperparameters_at(index), 1));
+    EXPECT_NE(second.id_at(index), Grid(config).id_at(index));
+  }
+}
+
+TEST(Grid, CarriesTheConfigOutsideHyperparameters) {
+  EXPECT_EQ(Grid(config_from(kReadmeConfig)).common_config(), R"({"dataset":"imdb.pt"})");
 }
 
 TEST(Grid, IdsDoNotDependOnHowTheConfigIsWritten) {

@@ -995,6 +995,118 @@ TEST_P(StoreTest, SummaryHasTheMeanDurationOfDoneTrialsAndWhenRunningOnesStarted
   EXPECT_EQ(summary.running_started_ms, std::vector<TimeMs>{started});
 }
 
+// --- The config outside hyperparameters, and its generations --------------------------------
+
+ExperimentConfig with_common_config(ExperimentConfig config, const nlohmann::json& common) {
+  for (const auto& [key, value] : common.items()) config.document[key] = value;
+  return config;
+}
+
+TEST_P(StoreTest, RecordedConfigIsWhatTheLastSyncRecorded) {
+  EXPECT_FALSE(value_of(store().recorded_config("exp")).has_value());
+  ExperimentConfig config = with_common_config(config_over("exp", {1, 2, 3}), {{"data", "a"}});
+  sync(config);
+  std::optional<RecordedConfig> recorded = value_of(store().recorded_config("exp"));
+  ASSERT_TRUE(recorded.has_value());
+  EXPECT_EQ(recorded->common_config, R"({"data":"a"})");
+  EXPECT_EQ(recorded->config_generation, 0);
+  EXPECT_EQ(recorded->trials_not_pending, 0);
+
+  std::string worker = new_worker();
+  Lease done = claim(worker);
+  expect_ok(store().complete(done.trial_id, done.lease_token, {}));
+  claim(worker);  // running
+  EXPECT_EQ(value_of(store().recorded_config("exp"))->trials_not_pending, 2);
+
+  expect_ok(store().sync_grid(Grid(with_common_config(config, {{"data", "b"}}), 3)));
+  recorded = value_of(store().recorded_config("exp"));
+  EXPECT_EQ(recorded->common_config, R"({"data":"b"})");
+  EXPECT_EQ(recorded->config_generation, 3);
+  EXPECT_EQ(recorded->trials_not_pending, 2);  // earlier generations' trials count too
+}
+
+TEST_P(StoreTest, ANewConfigGenerationRunsTheGridAgainKeepingEarlierTrials) {
+  ExperimentConfig config = with_common_config(config_over("exp", {1, 2, 3}), {{"data", "a"}});
+  sync(config);
+  std::string worker = new_worker();
+  Lease first = claim(worker);
+  expect_ok(store().complete(first.trial_id, first.lease_token, {{"loss", 1}}));
+
+  Grid next(with_common_config(config, {{"data", "b"}}), 1);
+  expect_ok(store().sync_grid(next));
+  expect_ok(store().sync_grid(next));  // and again, as each restart does: nothing changes
+
+  TrialRecord kept = value_of(store().get_trial(first.trial_id));
+  EXPECT_EQ(kept.state, TrialState::kDone);
+  EXPECT_EQ(kept.results, nlohmann::json({{"loss", 1}}));
+  EXPECT_FALSE(kept.in_config);
+  ExperimentSummary summary = summary_of(store(), "exp");
+  EXPECT_EQ(summary.pending, 3);
+  EXPECT_EQ(summary.done, 0);
+  std::set<std::string> handed_out;
+  while (std::optional<Lease> lease = value_of(store().claim_next_trial(worker)).lease) {
+    handed_out.insert(lease->trial_id);
+    expect_ok(store().complete(lease->trial_id, lease->lease_token, {}));
+  }
+  EXPECT_EQ(handed_out, (std::set<std::string>{next.id_at(0), next.id_at(1), next.id_at(2)}));
+  EXPECT_EQ(value_of(store().list_trials("exp")).size(), 6u);
+  expect_summaries_match_trials(store());
+}
+
+TEST_P(StoreTest, SwitchingBackToAnExperimentAtALaterGenerationBringsOnlyItsPointsBack) {
+  ExperimentConfig config = config_over("exp", {1, 2, 3});
+  sync(config);
+  std::string worker = new_worker();
+  Lease first = claim(worker);
+  expect_ok(store().complete(first.trial_id, first.lease_token, {}));
+  Grid next(config, 1);
+  expect_ok(store().sync_grid(next));
+  sync(config_over("other", {1}));
+  expect_ok(store().sync_grid(next));
+
+  std::set<std::string> in_config;
+  for (const TrialRecord& trial : value_of(store().list_trials("exp"))) {
+    if (trial.in_config) in_config.insert(trial.id);
+  }
+  EXPECT_EQ(in_config, (std::set<std::string>{next.id_at(0), next.id_at(1), next.id_at(2)}));
+  EXPECT_EQ(summary_of(store(), "exp").pending, 3);
+  EXPECT_EQ(summary_of(store(), "exp").done, 0);
+  expect_summaries_match_trials(store());
+}
+
+TEST_P(StoreTest, AnInterruptedSyncWritesNothing) {
+  ExperimentConfig config = with_common_config(config_over("exp", {1, 2, 3}), {{"data", "a"}});
+  sync(config);
+  std::string worker = new_worker();
+  Lease first = claim(worker);
+  expect_ok(store().complete(first.trial_id, first.lease_token, {}));
+
+  int asked = 0;
+  auto stop_on_second_question = [&] { return ++asked >= 2; };
+  // A bigger grid of the same experiment, at a new generation, and a new experiment.
+  Status stopped = store().sync_grid(
+      Grid(with_common_config(config_with_points("exp", 20'000), {{"data", "b"}}), 1),
+      stop_on_second_question);
+  EXPECT_TRUE(IsError(stopped, Code::kUnavailable, "interrupted"));
+  asked = 0;
+  EXPECT_TRUE(
+      IsError(store().sync_grid(Grid(config_with_points("new", 20'000)), stop_on_second_question),
+              Code::kUnavailable, "interrupted"));
+
+  EXPECT_EQ(value_of(store().list_trials("exp")).size(), 3u);
+  EXPECT_EQ(value_of(store().get_trial(first.trial_id)).state, TrialState::kDone);
+  EXPECT_TRUE(value_of(store().get_trial(first.trial_id)).in_config);
+  std::optional<RecordedConfig> recorded = value_of(store().recorded_config("exp"));
+  EXPECT_EQ(recorded->common_config, R"({"data":"a"})");
+  EXPECT_EQ(recorded->config_generation, 0);
+  EXPECT_FALSE(value_of(store().recorded_config("new")).has_value());
+  ExperimentSummary summary = summary_of(store(), "exp");
+  EXPECT_TRUE(summary.active);
+  EXPECT_EQ(summary.pending, 2);
+  EXPECT_EQ(summary.done, 1);
+  expect_summaries_match_trials(store());
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreTest,
     ::testing::Values(StoreBackend{"SqliteInMemory",
@@ -1134,6 +1246,33 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseIsMigratedKeepingEverything) {
   EXPECT_EQ(value_of(store->get_trial(claimed.trial_id)).attempts, 1);
   expect_ok(store->complete(claimed.trial_id, claimed.lease_token, {}));
   EXPECT_EQ(outcomes(failed_id), (std::vector<std::string>{"1 expired", "2 failed", "1 done"}));
+}
+
+TEST_F(SqliteStoreTest, AVersion4DatabaseRecordsItsConfigAtTheNextSync) {
+  ExperimentConfig config = config_over("exp", {1, 2, 3});
+  config.document["data"] = "a";
+  std::string done_id;
+  {
+    SqliteOptions version4;
+    version4.migrate_up_to_version = 4;
+    std::unique_ptr<SqliteStore> old = open_store(version4);
+    expect_ok(old->sync_grid(Grid(config)));
+    std::string worker = value_of(old->register_worker(worker_on("a"))).id;
+    Lease lease = *value_of(old->claim_next_trial(worker)).lease;
+    expect_ok(old->complete(lease.trial_id, lease.lease_token, {}));
+    done_id = lease.trial_id;
+  }
+  std::unique_ptr<SqliteStore> store = open_store();
+  // Nothing to compare a changed config with: the next start records it.
+  std::optional<RecordedConfig> recorded = value_of(store->recorded_config("exp"));
+  ASSERT_TRUE(recorded.has_value());
+  EXPECT_FALSE(recorded->common_config.has_value());
+  EXPECT_EQ(recorded->config_generation, 0);
+  EXPECT_EQ(recorded->trials_not_pending, 1);
+  expect_ok(store->sync_grid(Grid(config)));
+  EXPECT_EQ(value_of(store->recorded_config("exp"))->common_config, R"({"data":"a"})");
+  EXPECT_EQ(value_of(store->get_trial(done_id)).state, TrialState::kDone);
+  EXPECT_TRUE(value_of(store->get_trial(done_id)).in_config);
 }
 
 TEST_F(SqliteStoreTest, TheWalIsCheckpointedOffTheCommitPath) {

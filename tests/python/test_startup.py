@@ -1,11 +1,14 @@
-"""Start-up: config errors, edited configs, the banner, signals, the seed's flag forms and
-the malloc settings the server restarts itself with."""
+"""Start-up: config errors, edited configs, the banner, signals, the seed's flag forms, the
+malloc settings the server restarts itself with, bounded config loading, YAML 1.1 refusals and
+changed configs outside hyperparameters."""
 
 from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 from conftest import PASSWORD, claim, register, server_binary
@@ -131,3 +134,172 @@ def test_the_users_own_tcache_setting_is_kept(start_server, experiment_dir, monk
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=7")
     server = start_server(experiment_dir)
     assert server_tunables(server) == ["glibc.malloc.tcache_count=7"]
+
+
+def only_the_config_was_written(directory) -> bool:
+    return sorted(p.name for p in directory.iterdir()) == ["config.yaml"]
+
+
+def test_a_stray_comma_is_a_config_error_not_all_memory(tmp_path):
+    # yaml-cpp's LoadAll made an empty document at the ',' for ever: 3.8 GB in 6 s.
+    (tmp_path / "config.yaml").write_text(",")
+    result = run_server_expecting_failure(tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "config.yaml:1:1: invalid YAML: unexpected ','" in result.stderr
+    assert only_the_config_was_written(tmp_path)
+
+
+def eight_axes_of_a_hundred() -> str:
+    values = ", ".join(str(i) for i in range(100))
+    keys = "".join(f"  k{i}: *v\n" for i in range(7))
+    return f"experiment_name: huge\nhyperparameters:\n  v: &v [{values}]\n{keys}"
+
+
+def test_a_huge_grid_is_refused_with_its_size_before_anything_is_written(tmp_path):
+    (tmp_path / "config.yaml").write_text(eight_axes_of_a_hundred())
+    result = run_server_expecting_failure(tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "config.yaml:2:1: hyperparameters: the grid has 10,000,000,000,000,000 points" in (
+        result.stderr
+    )
+    assert "--max-grid-points" in result.stderr
+    assert only_the_config_was_written(tmp_path)
+
+
+def test_max_grid_points_sets_the_limit(start_server, experiment_dir):
+    result = run_server_expecting_failure(experiment_dir, "--max-grid-points", "7")
+    assert result.returncode == 2, result.stderr
+    assert "the grid has 8 points" in result.stderr and "(7)" in result.stderr
+    assert not (experiment_dir / ".gridexp").exists()
+    server = start_server(experiment_dir, "--max-grid-points=8")
+    assert "8 grid points" in "".join(server.output)
+
+
+def test_sigterm_while_a_large_grid_is_recorded_stops_it_and_writes_none_of_it(tmp_path):
+    # 3,000,000 points take well over ten seconds to record here; the signal comes within
+    # the first second of it, once the store exists.
+    axes = {"a": 300, "b": 100, "c": 100}
+    config = "experiment_name: big\nhyperparameters:\n" + "".join(
+        f"  {key}: [{', '.join(str(i) for i in range(size))}]\n" for key, size in axes.items()
+    )
+    (tmp_path / "config.yaml").write_text(config)
+    arguments = ["--port=0", "--host=127.0.0.1", "--max-grid-points=3000000"]
+    process = subprocess.Popen(
+        [server_binary(), str(tmp_path), *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={"GRIDEXP_PASSWORD": PASSWORD, "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        database = tmp_path / ".gridexp" / "state.db"
+        deadline = time.monotonic() + 60
+        while not database.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        # Before, the signal waited for the whole grid (minutes for larger ones).
+        output, _ = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert "SIGTERM received while starting" in output and "listening" not in output
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT count(*) FROM trials").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM experiments").fetchone() == (0,)
+
+
+def test_yaml_1_1_booleans_and_numbers_are_refused_where_they_stand(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "experiment_name: x\nhyperparameters:\n  lr: [1]\n  use_bn: yes\n"
+    )
+    result = run_server_expecting_failure(tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert (
+        "config.yaml:4:11: hyperparameters.use_bn: 'yes' means true in YAML 1.1 and the string "
+        '"yes" in YAML 1.2; write true/false, or quote it'
+    ) in result.stderr
+    (tmp_path / "config.yaml").write_text("experiment_name: x\nhyperparameters:\n  t: 1:30\n")
+    result = run_server_expecting_failure(tmp_path)
+    assert result.returncode == 2 and "'1:30' means 90 in YAML 1.1 (base 60)" in result.stderr
+    assert only_the_config_was_written(tmp_path)
+
+
+def test_config_errors_cannot_put_escape_codes_on_the_terminal(tmp_path):
+    key = '"\\e]0;owned\\a\\e[2J"'  # YAML escapes: set the window title, clear the screen
+    (tmp_path / "config.yaml").write_text(
+        f"experiment_name: x\nhyperparameters:\n  {key}: [1]\n  {key}: [2]\n"
+    )
+    result = run_server_expecting_failure(tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "hyperparameters.\\x1b]0;owned\\x07\\x1b[2J: duplicate key" in result.stderr
+
+
+def complete_one_trial(server) -> str:
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    response = server.post(
+        f"/api/v1/trials/{lease['id']}/complete",
+        {"lease_token": lease["lease_token"], "results": {"loss": 0.5}},
+    )
+    assert response.status_code == 200, response.text
+    return lease["id"]
+
+
+def test_a_changed_config_outside_hyperparameters_needs_a_choice(start_server, experiment_dir):
+    server = start_server(experiment_dir)
+    done_id = complete_one_trial(server)
+    assert server.stop() == 0
+    config_path = experiment_dir / "config.yaml"
+    config_path.write_text(config_path.read_text().replace("'imdb.pt'", "'imdb2.pt'"))
+    database = experiment_dir / ".gridexp" / "state.db"
+    before = database.read_bytes()
+
+    result = run_server_expecting_failure(experiment_dir)
+    assert result.returncode == 2, result.stderr
+    assert 'dataset: "imdb.pt" -> "imdb2.pt"' in result.stderr
+    assert "--config-changed=keep-results" in result.stderr
+    assert "--config-changed=new-experiment" in result.stderr
+    assert database.read_bytes() == before
+
+    # The change does not matter: every result is kept, and the new config is the recorded one.
+    server = start_server(experiment_dir, "--config-changed=keep-results")
+    assert "results kept (--config-changed=keep-results)" in "".join(server.output)
+    assert server.get(f"/api/v1/trials/{done_id}").json()["state"] == "done"
+    assert server.get("/api/v1/experiments").json()[0]["counts"]["done"] == 1
+    assert server.stop() == 0
+    server = start_server(experiment_dir)
+    assert "config:" not in "".join(server.output)
+    assert server.stop() == 0
+
+    # It does: the grid runs again under new ids, and the earlier trials are kept aside.
+    config_path.write_text(config_path.read_text().replace("'imdb2.pt'", "'imdb3.pt'"))
+    server = start_server(experiment_dir, "--config-changed", "new-experiment")
+    assert "the grid runs again" in "".join(server.output)
+    assert "8 pending, 0 running, 0 done" in "".join(server.output)
+    trials = server.get("/api/v1/experiments/sentiment_analysis1/trials").json()
+    old = [t for t in trials if not t["in_config"]]
+    assert len(trials) == 16 and len(old) == 8
+    assert {t["id"] for t in old if t["state"] == "done"} == {done_id}
+    handed_out = set()
+    worker = register(server)
+    while (lease := claim(server, worker)["trial"]) is not None:
+        handed_out.add(lease["id"])
+        server.post(
+            f"/api/v1/trials/{lease['id']}/complete",
+            {"lease_token": lease["lease_token"], "results": {}},
+        )
+    assert handed_out == {t["id"] for t in trials if t["in_config"]}
+
+
+def test_a_config_changed_before_any_trial_ran_is_taken(start_server, experiment_dir):
+    server = start_server(experiment_dir)
+    assert server.stop() == 0
+    config_path = experiment_dir / "config.yaml"
+    config_path.write_text(config_path.read_text().replace("'imdb.pt'", "'imdb2.pt'"))
+    server = start_server(experiment_dir)
+    assert "no trial had run, so nothing was kept" in "".join(server.output)
