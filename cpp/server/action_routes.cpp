@@ -81,8 +81,11 @@ void act_on_many_trials(ServerContext& context, Action action, const httplib::Re
 
 void install_action_routes(httplib::Server& server, ServerContext& context) {
   const std::string trial = std::string("/api/v1/trials/") + kTrialIdPattern;
-  for (auto [suffix, action] :
+  for (auto [suffix, route_action] :
        {std::pair{"/retry", Action::kRetry}, std::pair{"/cancel", Action::kCancel}}) {
+    // A copy for the lambdas: clang before 16 (Debian 12's 14) cannot capture a structured
+    // binding, and the fuzz targets are built with clang.
+    const Action action = route_action;
     server.Post(trial + suffix,
                 [&context, action](const httplib::Request& request, httplib::Response& response) {
                   act_on_one_trial(context, action, request, response);

@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 namespace gridexp {
@@ -33,6 +36,73 @@ bool wait_for(int socket, short events, std::chrono::milliseconds timeout) {
     ready = ::poll(&waited, 1, static_cast<int>(timeout.count()));
   } while (ready < 0 && errno == EINTR);
   return ready > 0;
+}
+
+// Where a request head that starts `buffered` ends (just past its blank line), or npos.
+std::size_t head_end(std::string_view buffered) {
+  std::size_t crlf = buffered.find("\n\r\n");
+  std::size_t lf = buffered.find("\n\n");
+  if (crlf != std::string_view::npos && (lf == std::string_view::npos || crlf < lf)) {
+    return crlf + 3;
+  }
+  return lf == std::string_view::npos ? lf : lf + 2;
+}
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// What a request head says about its body, read as cpp-httplib reads it: a header's name is
+// everything before its colon, its value is trimmed of spaces and tabs.
+struct BodyFraming {
+  int length_headers = 0;
+  std::string_view length;
+  bool transfer_encoding = false;
+  bool expects_continue = false;
+};
+
+BodyFraming body_framing(std::string_view head) {
+  BodyFraming framing;
+  std::size_t at = head.find('\n');  // past the request line
+  while (at != std::string_view::npos && at + 1 < head.size()) {
+    std::size_t end = head.find('\n', at + 1);
+    std::string_view line = head.substr(at + 1, end == std::string_view::npos ? end : end - at - 1);
+    at = end;
+    std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+      value.remove_prefix(1);
+    }
+    while (!value.empty() &&
+           (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) {
+      value.remove_suffix(1);
+    }
+    if (equals_ignoring_case(name, "Content-Length")) {
+      ++framing.length_headers;
+      framing.length = value;
+    } else if (equals_ignoring_case(name, "Transfer-Encoding")) {
+      framing.transfer_encoding = true;
+    } else if (equals_ignoring_case(name, "Expect")) {
+      framing.expects_continue = equals_ignoring_case(value, "100-continue");
+    }
+  }
+  return framing;
+}
+
+// The body to receive before the request is served: a single Content-Length of at most
+// `limit`, and no Transfer-Encoding; otherwise none (the serving thread deals with it).
+std::optional<std::size_t> body_to_buffer(const BodyFraming& framing, std::size_t limit) {
+  if (framing.transfer_encoding || framing.length_headers != 1) return std::nullopt;
+  std::size_t length = 0;
+  const char* end = framing.length.data() + framing.length.size();
+  auto [stop, error] = std::from_chars(framing.length.data(), end, length);
+  if (error != std::errc() || stop != end || length > limit) return std::nullopt;
+  return length;
 }
 
 ssize_t send_some(int socket, const char* data, std::size_t size) {
@@ -100,35 +170,73 @@ bool BufferedSocketStream::socket_has_input() const {
   return ::ioctl(socket_, FIONREAD, &pending) == 0 && pending > 0;
 }
 
-bool BufferedSocketStream::receive_arrived() {
-  if (!received_) use_buffer(kSmallReceiveBuffer);
-  if (received_at_ > 0) {  // keep the unread bytes at the front
-    std::memmove(received_.get(), received_.get() + received_at_, received_end_ - received_at_);
-    received_end_ -= received_at_;
-    received_at_ = 0;
+void BufferedSocketStream::keep_unread(std::size_t capacity) {
+  std::size_t unread = received_end_ - received_at_;
+  if (received_ && received_capacity_ >= capacity) {
+    std::memmove(received_.get(), received_.get() + received_at_, unread);
+  } else {
+    std::unique_ptr<char[]> larger(new char[capacity]);
+    if (unread > 0) std::memcpy(larger.get(), received_.get() + received_at_, unread);
+    received_ = std::move(larger);
+    received_capacity_ = capacity;
   }
-  if (received_end_ == received_capacity_) return true;
-  ssize_t got;
-  do {
-    got = ::recv(socket_, received_.get() + received_end_, received_capacity_ - received_end_,
-                 MSG_DONTWAIT);
-  } while (got < 0 && errno == EINTR);
-  if (got == 0) return false;
-  if (got < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
-  received_end_ += static_cast<std::size_t>(got);
-  return true;
+  received_at_ = 0;
+  received_end_ = unread;
 }
 
-bool BufferedSocketStream::head_complete() const {
-  if (received_ && received_end_ - received_at_ == received_capacity_) return true;
+BufferedSocketStream::Awaited BufferedSocketStream::awaited() const {
   std::string_view buffered(received_.get() + received_at_, received_end_ - received_at_);
-  return buffered.find("\n\r\n") != std::string_view::npos ||
-         buffered.find("\n\n") != std::string_view::npos;
+  std::size_t head = head_end(buffered);
+  if (head == std::string_view::npos) {
+    return {buffered.size() >= kMaxBufferedHead ? 0 : kMaxBufferedHead, false};
+  }
+  BodyFraming framing = body_framing(buffered.substr(0, head));
+  std::optional<std::size_t> body = body_to_buffer(framing, kMaxBufferedBody);
+  if (!body || buffered.size() >= head + *body) return {};
+  return {head + *body, framing.expects_continue};
+}
+
+bool BufferedSocketStream::receive_arrived() {
+  if (discarding_) {
+    // One receive per call: a client that keeps sending does not keep the thread.
+    keep_unread(kSmallReceiveBuffer);
+    ssize_t got;
+    do {
+      got = ::recv(socket_, received_.get(), received_capacity_, MSG_DONTWAIT);
+    } while (got < 0 && errno == EINTR);
+    if (got == 0) return false;
+    return got > 0 || errno == EAGAIN || errno == EWOULDBLOCK;
+  }
+  while (true) {
+    Awaited request = awaited();
+    if (request.bytes == 0) return true;
+    keep_unread(std::max(request.bytes, kSmallReceiveBuffer));
+    if (request.continue_expected && !continue_sent_) {
+      // The client sends its body only after this (or after a timeout of its own).
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      continue_sent_ = true;
+      if (write(kContinue.data(), kContinue.size()) < 0 || !flush()) return false;
+    }
+    ssize_t got;
+    do {
+      got = ::recv(socket_, received_.get() + received_end_, received_capacity_ - received_end_,
+                   MSG_DONTWAIT);
+    } while (got < 0 && errno == EINTR);
+    if (got == 0) return false;
+    if (got < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+    received_end_ += static_cast<std::size_t>(got);
+  }
 }
 
 ssize_t BufferedSocketStream::read(char* data, std::size_t size) {
   if (size == 0) return 0;
-  if (!has_buffered_input() && !fill()) return -1;
+  if (request_bytes_ == 0) {
+    // Served because kMaxBufferedHead bytes came without the head's end: cpp-httplib would
+    // wait on the socket for the end of its line, holding the thread. It gets what came.
+    std::string_view buffered(received_.get() + received_at_, received_end_ - received_at_);
+    head_cut_ = buffered.size() >= kMaxBufferedHead && head_end(buffered) == std::string_view::npos;
+  }
+  if (!has_buffered_input() && (head_cut_ || !fill())) return -1;
   std::size_t taken = std::min(size, received_end_ - received_at_);
   std::memcpy(data, received_.get() + received_at_, taken);
   received_at_ += taken;
@@ -138,6 +246,14 @@ ssize_t BufferedSocketStream::read(char* data, std::size_t size) {
 
 ssize_t BufferedSocketStream::write(const char* data, std::size_t size) {
   if (broken_) return -1;
+  // cpp-httplib writes an answer's head in one piece; it closes the connection only when the
+  // request asked, not when a handler's answer says so.
+  std::string_view written(data, size);
+  if (written.starts_with("HTTP/1.") &&
+      written.substr(0, written.find("\r\n\r\n")).find("\r\nConnection: close\r\n") !=
+          std::string_view::npos) {
+    answer_closes_ = true;
+  }
   if (unsent_.size() + size <= kSendBuffer) {
     unsent_.append(data, size);
     return static_cast<ssize_t>(size);
@@ -170,6 +286,12 @@ bool BufferedSocketStream::flush() const {
 
 bool BufferedSocketStream::end_request() {
   request_bytes_ = 0;
+  continue_sent_ = false;
+  head_cut_ = false;
+  if (answer_closes_) {
+    discarding_ = true;  // for good: what the client sends now is the refused body, or worse
+    received_at_ = received_end_;
+  }
   if (received_capacity_ > kSmallReceiveBuffer && !has_buffered_input()) {
     received_.reset();
     received_capacity_ = 0;

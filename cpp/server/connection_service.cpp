@@ -31,8 +31,9 @@ struct ConnectionService::Connection {
   std::size_t served = 0;
   bool busy = false;
   std::int64_t idle_since_ns = 0;
-  // When the connection was first parked with part of a request head, 0 with none.
-  std::int64_t head_started_ns = 0;
+  // When the connection was first parked with part of a request (head or small body), 0
+  // with none.
+  std::int64_t request_started_ns = 0;
 };
 
 ConnectionService::ConnectionService(Options options, Serve serve)
@@ -146,17 +147,22 @@ ConnectionService::Connection* ConnectionService::take(std::uint64_t id) {
 
 bool ConnectionService::serve_connection(Connection& connection) {
   while (true) {
-    // A request is served once its whole head has arrived: a client that sends part of one
-    // (slowly, or never the rest) holds no thread; its connection waits in epoll again, and
-    // is closed if it stays idle for the idle timeout.
-    if (!connection.stream.head_complete()) {
+    // A request is served once its whole head (and small body) has arrived: a client that
+    // sends part of one (slowly, or never the rest) holds no thread; its connection waits in
+    // epoll again, and is closed if it stays idle for the idle timeout.
+    if (!connection.stream.request_arrived()) {
       if (!connection.stream.receive_arrived()) return false;
-      if (!connection.stream.head_complete()) return true;
+      if (!connection.stream.request_arrived()) return true;
     }
     bool last = ++connection.served >= options_.max_requests || stopping_;
+    // The next request's deadline runs from its own first bytes.
+    connection.request_started_ns = 0;
     bool keep = serve_(connection.stream, last);
     keep = connection.stream.end_request() && keep;
     if (!keep || last) return false;
+    // An answer that closes the connection (a refusal that left a body unread): closed now, or
+    // once the client has stopped sending what it had begun to.
+    if (connection.stream.discarding_input()) return connection.stream.socket_has_input();
     // A request the client pipelined is already here: epoll would not report it again.
     if (!connection.stream.has_buffered_input()) return true;
   }
@@ -166,10 +172,11 @@ void ConnectionService::park_or_close(Connection& connection, bool keep) {
   if (keep && !stopping_) {
     connection.busy = false;
     connection.idle_since_ns = steady_ns();
-    if (!connection.stream.has_buffered_input()) {
-      connection.head_started_ns = 0;
-    } else if (connection.head_started_ns == 0) {
-      connection.head_started_ns = connection.idle_since_ns;
+    // A connection that discards input runs under the same deadline as a request.
+    if (!connection.stream.has_buffered_input() && !connection.stream.discarding_input()) {
+      connection.request_started_ns = 0;
+    } else if (connection.request_started_ns == 0) {
+      connection.request_started_ns = connection.idle_since_ns;
     }
     epoll_event waiting{};
     waiting.events = kWaitForRequest;
@@ -186,13 +193,13 @@ void ConnectionService::close_idle_if_due() {
   std::int64_t period = std::chrono::nanoseconds(idle_check_period_).count();
   if (!next_idle_check_ns_.compare_exchange_strong(due, now + period)) return;
   std::int64_t idle_limit = std::chrono::nanoseconds(options_.idle_timeout).count();
-  std::int64_t head_limit = std::chrono::nanoseconds(options_.read_timeout).count();
+  std::int64_t request_limit = std::chrono::nanoseconds(options_.read_timeout).count();
   std::lock_guard lock(mutex_);
   std::erase_if(connections_, [&](const auto& entry) {
     const Connection& connection = *entry.second;
     if (connection.busy) return false;
-    // A client that sends a head a byte at a time, each within the idle timeout.
-    if (connection.head_started_ns != 0 && now - connection.head_started_ns > head_limit) {
+    // A client that sends a request a byte at a time, each within the idle timeout.
+    if (connection.request_started_ns != 0 && now - connection.request_started_ns > request_limit) {
       return true;
     }
     // A request that arrived after the timeout but before this sweep is served, not dropped

@@ -9,15 +9,19 @@
 // once, or long transfers). So a thousand idle workers cost a thousand registry entries, not
 // a thousand sleeping threads, and light traffic runs on a few warm threads.
 //
-// A request is served only once its whole head has arrived (BufferedSocketStream::
-// head_complete()): a client that sends part of one holds no thread.
+// A request is served only once its whole head, and its body when that is small (64 KiB at
+// most), have arrived (BufferedSocketStream::request_arrived()): a client that sends part of
+// one holds no thread. Only a larger body is read by the thread that serves its request.
 //
 // A connection is closed when `serve` says so, after `max_requests` requests (the last is
 // served with `last` set, to answer "Connection: close"), or when it has been idle for
 // `idle_timeout` with nothing sent (a request that arrived after the timeout, before the
-// connection was closed, is still served), or when a request's head has not arrived whole
-// within `read_timeout` of its first part. stop() closes the idle connections and returns once
-// every request in progress has been answered.
+// connection was closed, is still served), or when a request's head (and small body) has not
+// arrived whole within `read_timeout` of its first part. After an answer that says
+// "Connection: close", the connection is closed at once, or, while the client still sends (the
+// refused body), once it has been quiet for `idle_timeout` or after `read_timeout`; what it
+// sends meanwhile is dropped. stop() closes the idle connections
+// and returns once every request in progress has been answered.
 //
 // Thread-safety: adopt() from any thread; stop() once, from a thread that is not serving (it
 // joins them); the destructor stops.

@@ -61,19 +61,21 @@ void send_too_many_wrong_passwords(httplib::Response& response, const std::strin
 }
 
 Result<nlohmann::json> parse_json_object_body(const httplib::Request& request) {
-  nlohmann::json body;
-  try {
-    body = nlohmann::json::parse(request.body);
-  } catch (const nlohmann::json::parse_error& error) {
-    return Status::invalid_argument(std::string("malformed JSON body: ") + error.what());
-  }
-  if (!body.is_object()) return Status::invalid_argument("the JSON body must be an object");
+  Result<nlohmann::json> body = parse_json(request.body, kMaxBodyJsonDepth);
+  if (!body) return Status::invalid_argument("the body is " + body.status().message());
+  if (!body->is_object()) return Status::invalid_argument("the JSON body must be an object");
   return body;
 }
 
 std::string iso8601_utc(TimeMs time_ms) {
-  TimeMs milliseconds = ((time_ms % 1000) + 1000) % 1000;
-  std::time_t seconds = static_cast<std::time_t>((time_ms - milliseconds) / 1000);
+  // Floor division without overflow: a worker's metric may carry any TimeMs, INT64_MIN too.
+  TimeMs whole_seconds = time_ms / 1000;
+  TimeMs milliseconds = time_ms % 1000;
+  if (milliseconds < 0) {
+    milliseconds += 1000;
+    --whole_seconds;
+  }
+  std::time_t seconds = static_cast<std::time_t>(whole_seconds);
   std::tm parts{};
   gmtime_r(&seconds, &parts);
   std::array<char, 40> text{};

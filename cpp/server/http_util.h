@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "common/json_parse.h"
 #include "common/status.h"
 
 namespace gridexp {
@@ -26,7 +27,12 @@ void send_status_error(httplib::Response& response, const Status& status);
 void send_too_many_wrong_passwords(httplib::Response& response, const std::string& client,
                                    TimeMs wait_ms);
 
-// The request body as a JSON object; a 400-worthy Status when malformed or not an object.
+// A body wraps the values the executor lets through at kMaxJsonDepth (results, metric
+// values) in a few levels of its own ({"points": [{"values": ...}]}).
+inline constexpr int kMaxBodyJsonDepth = kMaxJsonDepth + 8;
+
+// The request body as a JSON object (parse_json, at most kMaxBodyJsonDepth deep); a
+// 400-worthy Status when malformed, out of range, too deep or not an object.
 Result<nlohmann::json> parse_json_object_body(const httplib::Request& request);
 
 // "2026-11-28T01:23:45.678Z"

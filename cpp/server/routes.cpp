@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <set>
@@ -18,10 +19,17 @@ namespace {
 
 constexpr char kTrialId[] = "([0-9a-f]{16})";
 constexpr char kWorkerId[] = "([A-Za-z0-9_-]{1,64})";
-// JSON bodies and log chunks; model files have their own limit, --max-upload-mb.
-constexpr std::uint64_t kMaxRequestBodyBytes = 64ull << 20;
-// The login is the one body read before the password is known.
-constexpr std::uint64_t kMaxLoginBodyBytes = 4096;
+// Request bodies by route (docs/api.md, "Request bodies"); model files have their own limit,
+// --max-upload-mb. The login is the one body read before the password is known.
+constexpr std::uint64_t kMaxLoginBodyBytes = 4 << 10;
+// Claims, heartbeats, releases, the actions on one trial, anything else: a small JSON object.
+constexpr std::uint64_t kMaxSmallBodyBytes = 64 << 10;
+// A worker's registration: its host and devices.
+constexpr std::uint64_t kMaxWorkerBodyBytes = 1 << 20;
+// An action on chosen trials of an experiment: their ids.
+constexpr std::uint64_t kMaxSelectionBodyBytes = 16 << 20;
+// What a trial reports: its results, failure (with traceback), metrics and log chunks.
+constexpr std::uint64_t kMaxReportBodyBytes = 64 << 20;
 
 std::string route(const std::string& prefix, const char* id, const std::string& suffix = "") {
   return prefix + id + suffix;
@@ -111,11 +119,42 @@ void refuse_unread_body(httplib::Response& response, const Status& status) {
   send_lease_error(response, status);
 }
 
-std::uint64_t content_length(const httplib::Request& request) {
+// The request's Content-Length: empty when it has none or it is not a decimal number of bytes
+// that fits 64 bits (the gate refuses such a request before any handler runs).
+std::optional<std::uint64_t> content_length(const httplib::Request& request) {
+  if (!request.has_header("Content-Length")) return std::nullopt;
   std::string text = request.get_header_value("Content-Length");
   std::uint64_t value = 0;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return error == std::errc() && end == text.data() + text.size() ? value : 0;
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// The methods whose bodies cpp-httplib reads (it leaves a GET's unread, to pass for the next
+// request).
+bool method_takes_body(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
+}
+
+// A metric point's "time_ms", when it is a number of milliseconds a TimeMs holds (converting
+// 1e300 would be undefined behaviour).
+std::optional<TimeMs> time_ms_field(const nlohmann::json& point) {
+  auto field = point.find("time_ms");
+  if (field == point.end()) return std::nullopt;
+  if (field->is_number_integer()) return field->get<TimeMs>();
+  if (field->is_number_float()) {
+    double milliseconds = field->get<double>();
+    if (std::isfinite(milliseconds) && std::abs(milliseconds) < 9e18) {
+      return static_cast<TimeMs>(milliseconds);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string describe_bytes(std::uint64_t bytes) {
+  if (bytes >= (1 << 20) && bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  if (bytes >= (1 << 10) && bytes % (1 << 10) == 0) return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + " bytes";
 }
 
 void flatten_scalars(const std::string& prefix, const nlohmann::json& value,
@@ -235,6 +274,23 @@ Result<std::int64_t> count_workers_online(ServerContext& context) {
     online += now - worker.last_seen_ms <= online_window_ms(context) ? 1 : 0;
   }
   return online;
+}
+
+std::uint64_t max_request_body_bytes(const std::string& method, const std::string& path,
+                                     std::uint64_t max_upload_bytes) {
+  if (method == "PUT" && path.ends_with("/model")) return max_upload_bytes;
+  if (!method_takes_body(method)) return 0;
+  if (method != "POST") return kMaxSmallBodyBytes;
+  if (path == "/api/v1/session") return kMaxLoginBodyBytes;
+  if (path == "/api/v1/workers") return kMaxWorkerBodyBytes;
+  if (path.starts_with("/api/v1/trials/")) {
+    for (const char* report : {"/complete", "/fail", "/metrics", "/log"}) {
+      if (path.ends_with(report)) return kMaxReportBodyBytes;
+    }
+    return kMaxSmallBodyBytes;
+  }
+  if (path.starts_with("/api/v1/experiments/")) return kMaxSelectionBodyBytes;
+  return kMaxSmallBodyBytes;
 }
 
 std::string trials_to_csv(const std::vector<TrialRecord>& trials) {
@@ -385,20 +441,75 @@ void prefer_gzip_over_brotli(const httplib::Request& request) {
   headers.emplace("Accept-Encoding", kept);
 }
 
+// Answers `status` with `message`, closing the connection: the unread body must never pass
+// for a request. Returns true, for the refuse_* functions below.
+bool refuse_body(httplib::Response& response, int status, const std::string& message) {
+  response.set_header("Connection", "close");
+  send_error(response, status, message);
+  return true;
+}
+
+// Refuses a request whose body cannot be read safely, before the password is looked at:
+// cpp-httplib would read a body without a length (or chunked) until the client stops, past
+// every limit. Only a model upload may stream chunked (ModelUpload enforces its limit). A
+// request without a length and without Transfer-Encoding has no body (RFC 9112, 6.3): a POST,
+// PUT or PATCH gets 411, a DELETE is read as an empty body. Returns whether it answered.
+bool refuse_unframed_body(const httplib::Request& request, httplib::Response& response) {
+  bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
+  if (request.has_header("Transfer-Encoding")) {
+    return !model_upload &&
+           refuse_body(response, 411, "send the body with a Content-Length (not chunked)");
+  }
+  std::size_t lengths = request.get_header_value_count("Content-Length");
+  if (lengths == 0) {
+    if (request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
+      return refuse_body(response, 411,
+                         "a " + request.method + " needs a Content-Length (0 for no body)");
+    }
+    // httplib owns the request object (it is not const); it reads no body of length 0.
+    if (method_takes_body(request.method)) {
+      const_cast<httplib::Request&>(request).set_header("Content-Length", "0");
+    }
+    return false;
+  }
+  if (lengths > 1) return refuse_body(response, 400, "a request may carry one Content-Length only");
+  std::optional<std::uint64_t> length = content_length(request);
+  if (!length) {
+    return refuse_body(response, 400,
+                       "the Content-Length is not a number of bytes: " +
+                           request.get_header_value("Content-Length").substr(0, 40));
+  }
+  return false;
+}
+
+// Refuses a body over its route's limit (a GET's or another method's that takes none: 400);
+// a model upload's is checked with its other headers (receive_model). Returns whether it
+// answered. Runs once framing is known good (refuse_unframed_body).
+bool refuse_body_over_limit(const httplib::Request& request, httplib::Response& response) {
+  if (request.method == "PUT" && request.path.ends_with("/model")) return false;
+  std::uint64_t length = content_length(request).value_or(0);
+  std::uint64_t limit = max_request_body_bytes(request.method, request.path, 0);
+  if (length <= limit) return false;
+  if (limit == 0) {
+    return refuse_body(response, 400, request.method + " " + request.path + " takes no body");
+  }
+  return refuse_body(response, 413,
+                     "the body of " + request.method + " " + request.path + " is limited to " +
+                         describe_bytes(limit) + " (model uploads to --max-upload-mb)");
+}
+
 void install_gate(httplib::Server& server, ServerContext& context) {
   server.set_pre_routing_handler([&context](const httplib::Request& request,
                                             httplib::Response& response) {
     request_started = std::chrono::steady_clock::now();
     prefer_gzip_over_brotli(request);
-    if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    bool model_upload = request.method == "PUT" && request.path.ends_with("/model");
-    // A body without Content-Length (chunked) would be read whole, past every limit.
-    if (!model_upload && request.has_header("Transfer-Encoding")) {
-      response.set_header("Connection", "close");
-      send_error(response, 411, "send the body with a Content-Length (not chunked)");
+    if (refuse_unframed_body(request, response)) {
       return httplib::Server::HandlerResponse::Handled;
+    }
+    if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
+      return refuse_body_over_limit(request, response)
+                 ? httplib::Server::HandlerResponse::Handled
+                 : httplib::Server::HandlerResponse::Unhandled;
     }
     if (changes_state(request.method) && comes_from_another_site(request)) {
       response.set_header("Connection", "close");
@@ -406,12 +517,9 @@ void install_gate(httplib::Server& server, ServerContext& context) {
       return httplib::Server::HandlerResponse::Handled;
     }
     if (request.path == "/api/v1/session" && request.method == "POST") {
-      if (content_length(request) > kMaxLoginBodyBytes) {
-        response.set_header("Connection", "close");
-        send_error(response, 413, "a login body is a small JSON object");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      return httplib::Server::HandlerResponse::Unhandled;
+      return refuse_body_over_limit(request, response)
+                 ? httplib::Server::HandlerResponse::Handled
+                 : httplib::Server::HandlerResponse::Unhandled;
     }
     bool by_header =
         authorization_matches(request.get_header_value("Authorization"), context.password);
@@ -435,11 +543,7 @@ void install_gate(httplib::Server& server, ServerContext& context) {
                  "a change made with a session cookie needs the header X-Gridexp-Request: 1");
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!model_upload && content_length(request) > kMaxRequestBodyBytes) {
-      response.set_header("Connection", "close");
-      send_error(response, 413,
-                 "request bodies are limited to " + std::to_string(kMaxRequestBodyBytes >> 20) +
-                     " MiB (model uploads to --max-upload-mb)");
+    if (refuse_body_over_limit(request, response)) {
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
@@ -490,6 +594,10 @@ void install_gate(httplib::Server& server, ServerContext& context) {
         std::string what = "unknown exception";
         try {
           std::rethrow_exception(failure);
+        } catch (const nlohmann::json::exception& error) {
+          // A body's JSON of a shape no handler checked for (a string where a number goes):
+          // the client's mistake, not the server's.
+          return send_error(response, 400, std::string("malformed request: ") + error.what());
         } catch (const std::exception& error) {
           what = error.what();
         } catch (...) {
@@ -650,7 +758,7 @@ void receive_model(ServerContext& context, const httplib::Request& request,
         Status::invalid_argument("a model upload needs the headers X-Gridexp-Lease-Token and "
                                  "X-Gridexp-Sha256 (64 hex digits)"));
   }
-  if (request.has_header("Content-Length") && content_length(request) > context.max_upload_bytes) {
+  if (content_length(request).value_or(0) > context.max_upload_bytes) {
     return refuse_unread_body(response,
                               Status::too_large("the model is larger than --max-upload-mb"));
   }
@@ -761,9 +869,7 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
           if (item.contains("step") && item["step"].is_number_integer()) {
             point.step = item["step"].get<std::int64_t>();
           }
-          point.time_ms = item.contains("time_ms") && item["time_ms"].is_number()
-                              ? item["time_ms"].get<TimeMs>()
-                              : context.clock.now_ms();
+          point.time_ms = time_ms_field(item).value_or(context.clock.now_ms());
           points.push_back(std::move(point));
         }
         Status status = context.store.add_metrics(request.matches[1], lease_token, points);

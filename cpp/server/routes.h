@@ -4,9 +4,13 @@
 //
 // Every route except GET /healthz and POST /api/v1/session (the login) requires the
 // password, as an Authorization header or a dashboard session cookie; the gate runs before
-// any body is read. Handlers run concurrently on HttpServer's threads (http_server.h); everything
-// they share is either thread-safe (Store, ExperimentFiles, ModelFiles, Sessions, ServerMetrics,
-// atomics) or immutable after start-up.
+// any body is read. Before the password, it refuses a body it could not read safely: no
+// Content-Length (411), a length that is not a number (400); after it (before it for the
+// login and /healthz), a body over its route's limit (413; 400 for a GET's). Every JSON body is
+// parsed by parse_json (common/json_parse.h): malformed, out-of-range or too deeply nested JSON is
+// a 400. Handlers run concurrently on HttpServer's threads (http_server.h); everything they share
+// is either thread-safe (Store, ExperimentFiles, ModelFiles, Sessions, ServerMetrics, atomics) or
+// immutable after start-up.
 #pragma once
 
 #include <atomic>
@@ -77,6 +81,13 @@ TimeMs online_window_ms(const ServerContext& context);
 Result<std::int64_t> count_workers_online(ServerContext& context);
 // kNotFound ("no experiment named '…'") unless the store knows the experiment.
 Status require_experiment(ServerContext& context, const std::string& name);
+
+// The largest body a request to `method` `path` may carry (docs/api.md, "Request bodies"):
+// none for GET and the other methods without a body, `max_upload_bytes` for a model upload,
+// 4 KiB for the login, up to 64 MiB for what a trial reports. The gate refuses a longer one
+// before reading it.
+std::uint64_t max_request_body_bytes(const std::string& method, const std::string& path,
+                                     std::uint64_t max_upload_bytes);
 
 // The dashboard session token a request's Cookie header carries, or "".
 std::string session_cookie(const httplib::Request& request);

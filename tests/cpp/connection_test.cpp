@@ -1,7 +1,7 @@
 // HttpServer's connection handling (ConnectionService, BufferedSocketStream) against real
 // loopback sockets: many keep-alive connections on few threads, pipelined requests, the idle
-// timeout, the per-connection request limit, large and chunked bodies, the client's address,
-// and a stop with requests in progress.
+// timeout, the per-connection request limit, small bodies received before a thread is given,
+// large and chunked bodies, the client's address, and a stop with requests in progress.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -121,6 +121,18 @@ void hello_route(HttpServer& server) {
   server.Get("/hello", [](const httplib::Request& request, httplib::Response& response) {
     response.set_content("hello " + request.get_param_value("n"), "text/plain");
   });
+}
+
+// POST /echo answers "got <the body>".
+void echo_route(HttpServer& server) {
+  server.Post("/echo", [](const httplib::Request& request, httplib::Response& response) {
+    response.set_content("got " + request.body, "text/plain");
+  });
+}
+
+std::string echo_head(std::size_t length, const std::string& extra_headers = "") {
+  return "POST /echo HTTP/1.1\r\nHost: x\r\n" + extra_headers +
+         "Content-Length: " + std::to_string(length) + "\r\n\r\n";
 }
 
 // GET /slow, whose requests wait inside the handler until release(): holds serving threads.
@@ -285,6 +297,160 @@ TEST(HttpServerTest, ARequestHeadSentAByteAtATimeIsClosedAfterTheReadTimeout) {
   }
   EXPECT_TRUE(closed) << "still open after 20 s of a byte every 200 ms";
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15));
+}
+
+TEST(HttpServerTest, APartialSmallBodyHoldsNoThread) {
+  // One thread: if it waited for the rest of the slow client's body (30 s read timeout), the
+  // other client would get no answer within its 20 s (issue 14, item 2).
+  RunningServer running(1, [](HttpServer& server) {
+    hello_route(server);
+    echo_route(server);
+  });
+  RawConnection slow(running.port());
+  slow.send_text(echo_head(10) + "01234");
+  httplib::Client other("127.0.0.1", running.port());
+  other.set_read_timeout(20);
+  for (int i = 0; i < 3; ++i) {
+    httplib::Result answer = other.Get("/hello?n=2");
+    ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+    EXPECT_EQ(answer->body, "hello 2");
+  }
+  slow.send_text("56789");
+  EXPECT_NE(slow.receive_until("got 0123456789").find("got 0123456789"), std::string::npos);
+}
+
+TEST(HttpServerTest, ManySlowBodiesOnOneThreadLeaveItFree) {
+  // The campaign's attack, scaled down: more connections than threads, each with a body
+  // that trickles in.
+  RunningServer running(2, [](HttpServer& server) {
+    hello_route(server);
+    echo_route(server);
+  });
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < 8; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(running.port()));
+    slow.back()->send_text(echo_head(4096) + "x");
+  }
+  httplib::Client other("127.0.0.1", running.port());
+  other.set_read_timeout(20);
+  httplib::Result answer = other.Get("/hello?n=3");
+  ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+  EXPECT_EQ(answer->body, "hello 3");
+}
+
+TEST(HttpServerTest, ASmallBodySentAByteAtATimeIsClosedAfterTheReadTimeout) {
+  // As for a head: each byte within the 1 s idle timeout, the whole request not within the
+  // 2 s read timeout.
+  RunningServer running(2, echo_route, /*idle_timeout_s=*/1, /*max_requests=*/1000,
+                        /*read_timeout_s=*/2);
+  RawConnection slow(running.port());
+  slow.send_text(echo_head(1000));
+  const auto started = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (int sent = 0; !closed && sent < 100; ++sent) {
+    if (::send(slow.socket(), "x", 1, MSG_NOSIGNAL) != 1) {
+      closed = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    char byte;
+    closed = ::recv(slow.socket(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  }
+  EXPECT_TRUE(closed) << "still open after 20 s of a byte every 200 ms";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15));
+}
+
+TEST(HttpServerTest, APartialSmallBodyIsClosedAfterTheKeepAliveTimeout) {
+  RunningServer running(2, echo_route, /*idle_timeout_s=*/1);
+  RawConnection slow(running.port());
+  slow.send_text(echo_head(10) + "01234");
+  EXPECT_TRUE(slow.closed_by_server());
+}
+
+TEST(HttpServerTest, BodiesUpToTheBufferedLimitArriveWholeInPieces) {
+  RunningServer running(2, echo_route);
+  RawConnection connection(running.port());
+  for (std::size_t length :
+       {std::size_t{0}, std::size_t{1}, BufferedSocketStream::kSmallReceiveBuffer + 1,
+        BufferedSocketStream::kMaxBufferedBody, BufferedSocketStream::kMaxBufferedBody + 1}) {
+    std::string body(length, 'b');
+    if (length > 0) body.back() = 'e';
+    connection.send_text(echo_head(length));
+    for (std::size_t at = 0; at < body.size(); at += 20000) {
+      connection.send_text(body.substr(at, 20000));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::string answer = connection.receive_until("got " + body);
+    EXPECT_NE(answer.find("got " + body), std::string::npos) << "length " << length;
+  }
+}
+
+TEST(HttpServerTest, PipelinedRequestsWithBodiesAreAnsweredInOrder) {
+  RunningServer running(2, [](HttpServer& server) {
+    hello_route(server);
+    echo_route(server);
+  });
+  RawConnection connection(running.port());
+  connection.send_text(echo_head(3) + "one" + echo_head(3) + "two" +
+                       "GET /hello?n=3 HTTP/1.1\r\nHost: x\r\n\r\n" + echo_head(4) + "fo");
+  std::string answers = connection.receive_until("hello 3");
+  std::size_t one = answers.find("got one");
+  std::size_t two = answers.find("got two");
+  ASSERT_NE(one, std::string::npos) << answers;
+  ASSERT_NE(two, std::string::npos) << answers;
+  EXPECT_LT(one, two);
+  connection.send_text("ur");
+  EXPECT_NE(connection.receive_until("got four").find("got four"), std::string::npos);
+}
+
+TEST(HttpServerTest, AClientAwaiting100ContinueGetsItBeforeItsSmallBodyIsReceived) {
+  RunningServer running(1, echo_route);
+  RawConnection connection(running.port());
+  connection.send_text(echo_head(5, "Expect: 100-continue\r\n"));
+  // The 30 s receive timeout fails the test if the server waits for the body without it.
+  EXPECT_NE(connection.receive_until("100 Continue").find("HTTP/1.1 100 Continue\r\n\r\n"),
+            std::string::npos);
+  connection.send_text("hello");
+  EXPECT_NE(connection.receive_until("got hello").find("got hello"), std::string::npos);
+}
+
+TEST(HttpServerTest, AfterAnAnswerThatClosesWhatTheClientSendsIsNeverARequest) {
+  // A refusal that leaves the body unread (as the gate's 401, 411 and 413 do): the bytes that
+  // follow must not be served as a request of their own.
+  RunningServer running(
+      2,
+      [](HttpServer& server) {
+        hello_route(server);
+        server.set_pre_routing_handler(
+            [](const httplib::Request& request, httplib::Response& response) {
+              if (request.path != "/refuse") return httplib::Server::HandlerResponse::Unhandled;
+              response.set_header("Connection", "close");
+              response.status = 413;
+              return httplib::Server::HandlerResponse::Handled;
+            });
+      },
+      /*idle_timeout_s=*/1);
+  RawConnection connection(running.port());
+  connection.send_text("POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+  connection.send_text("GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string answers = connection.receive_until("hello 1");  // until the server closes
+  EXPECT_NE(answers.find("HTTP/1.1 413"), std::string::npos) << answers;
+  EXPECT_EQ(answers.find("hello 1"), std::string::npos) << answers;
+}
+
+TEST(HttpServerTest, AHeadTooLongHoldsNoThreadWaitingForItsEnd) {
+  // One thread: had it waited for the end of the line (30 s read timeout), the other client
+  // would get no answer within its 20 s.
+  RunningServer running(1, hello_route);
+  RawConnection endless(running.port());
+  endless.send_text("GET /" + std::string(BufferedSocketStream::kMaxBufferedHead + 10, 'a'));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  httplib::Client other("127.0.0.1", running.port());
+  other.set_read_timeout(20);
+  httplib::Result answer = other.Get("/hello?n=2");
+  ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+  EXPECT_EQ(answer->body, "hello 2");
+  EXPECT_TRUE(endless.closed_by_server());
 }
 
 TEST(HttpServerTest, AnIdleConnectionIsClosedAfterTheKeepAliveTimeout) {
@@ -525,6 +691,60 @@ TEST_F(StreamPair, ALargeBodyIsReadWholeAcrossBufferSizes) {
   writer.join();
   EXPECT_TRUE(got == body);
   EXPECT_TRUE(stream_->end_request());
+}
+
+TEST_F(StreamPair, ARequestHasArrivedWithItsHeadAndSmallBody) {
+  EXPECT_FALSE(stream_->request_arrived());
+  auto arrives = [&](const std::string& text) {
+    EXPECT_EQ(::send(peer_, text.data(), text.size(), 0), static_cast<ssize_t>(text.size()));
+    EXPECT_TRUE(stream_->receive_arrived());
+    return stream_->request_arrived();
+  };
+  EXPECT_FALSE(arrives("POST /x HTTP/1.1\r\ncontent-length:  \t4 \r\n"));
+  EXPECT_FALSE(arrives("\r\nab"));  // the head, not the body
+  EXPECT_TRUE(arrives("cd"));
+}
+
+TEST_F(StreamPair, AHeadIsEnoughWhenTheBodyIsLargeChunkedOrItsLengthUnreadable) {
+  for (const std::string& framing :
+       {"Content-Length: " + std::to_string(BufferedSocketStream::kMaxBufferedBody + 1),
+        std::string("Transfer-Encoding: chunked"),
+        std::string("Content-Length: 99999999999999999999999"), std::string("Content-Length: -1"),
+        std::string("Content-Length: 1\r\nContent-Length: 1")}) {
+    TearDown();
+    SetUp();
+    std::string head = "POST /x HTTP/1.1\r\n" + framing + "\r\n\r\n";
+    ASSERT_EQ(::send(peer_, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    EXPECT_TRUE(stream_->receive_arrived());
+    EXPECT_TRUE(stream_->request_arrived()) << framing;
+  }
+}
+
+TEST_F(StreamPair, AHeadTooLongIsServedAsItIs) {
+  std::string head =
+      "GET /x HTTP/1.1\r\nX-Long: " + std::string(BufferedSocketStream::kMaxBufferedHead, 'a');
+  ASSERT_EQ(::send(peer_, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  EXPECT_TRUE(stream_->receive_arrived());
+  EXPECT_TRUE(stream_->request_arrived());
+}
+
+TEST_F(StreamPair, ABufferedBodyLargerThanTheReceiveBufferIsReadWhole) {
+  std::string body(BufferedSocketStream::kMaxBufferedBody, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i % 251);
+  std::string request =
+      "PUT /x HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::thread writer([&] { ::send(peer_, request.data(), request.size(), 0); });
+  while (!stream_->request_arrived()) ASSERT_TRUE(stream_->receive_arrived());
+  writer.join();
+  std::string got(request.size(), '\0');
+  std::size_t at = 0;
+  while (at < got.size()) {
+    ssize_t n = stream_->read(got.data() + at, got.size() - at);
+    ASSERT_GT(n, 0);
+    at += static_cast<std::size_t>(n);
+  }
+  EXPECT_FALSE(stream_->has_buffered_input());
+  EXPECT_TRUE(got == request);
 }
 
 TEST_F(StreamPair, WritesFailOnceThePeerIsGone) {

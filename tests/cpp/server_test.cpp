@@ -1465,6 +1465,58 @@ TEST(ParseJsonObjectBody, RefusesMalformedOrNonObjectBodies) {
   }
 }
 
+TEST(ParseJsonObjectBody, RefusesOutOfRangeNumbersAndDeepNestingAsInvalidArgument) {
+  // Issue 14: 1e400 answered 500, 100,000 nested brackets crashed the server.
+  const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  for (const std::string& text :
+       {std::string(R"({"password": 1e400})"), std::string(R"({"n": -1e400})"),
+        R"({"lease_token": "t", "results": )" + deep + "}", "{\"devices\": " + deep + "}"}) {
+    httplib::Request request;
+    request.body = text;
+    Result<json> body = parse_json_object_body(request);
+    ASSERT_FALSE(body.is_ok()) << text.substr(0, 60);
+    EXPECT_EQ(body.status().code(), Code::kInvalidArgument);
+    EXPECT_TRUE(contains(body.status().message(), "number overflow") ||
+                contains(body.status().message(), "nested more than"))
+        << body.status().message();
+  }
+}
+
+TEST(ParseJsonObjectBody, TakesWhatTheExecutorSendsWithinItsEnvelope) {
+  // Results nested as deep as the executor allows, inside a metrics call's envelope.
+  std::string values = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  httplib::Request request;
+  request.body = R"({"lease_token": "t", "points": [{"values": {"v": )" + values + "}}]}";
+  Result<json> body = parse_json_object_body(request);
+  EXPECT_TRUE(body.is_ok()) << body.status().message();
+}
+
+TEST(MaxRequestBodyBytes, EachRouteHasItsLimit) {
+  constexpr std::uint64_t kUpload = 16384ull << 20;
+  auto limit = [&](const std::string& method, const std::string& path) {
+    return max_request_body_bytes(method, path, kUpload);
+  };
+  EXPECT_EQ(limit("POST", "/api/v1/session"), 4096u);
+  EXPECT_EQ(limit("DELETE", "/api/v1/session"), 64u << 10);
+  EXPECT_EQ(limit("POST", "/api/v1/workers"), 1u << 20);
+  EXPECT_EQ(limit("POST", "/api/v1/workers/w-1/claim"), 64u << 10);
+  for (const char* call : {"heartbeat", "release", "retry", "cancel"}) {
+    EXPECT_EQ(limit("POST", std::string("/api/v1/trials/0123456789abcdef/") + call), 64u << 10)
+        << call;
+  }
+  for (const char* call : {"complete", "fail", "metrics", "log"}) {
+    EXPECT_EQ(limit("POST", std::string("/api/v1/trials/0123456789abcdef/") + call), 64u << 20)
+        << call;
+  }
+  EXPECT_EQ(limit("POST", "/api/v1/experiments/mnist/cancel"), 16u << 20);
+  EXPECT_EQ(limit("PUT", "/api/v1/trials/0123456789abcdef/model"), kUpload);
+  for (const char* method : {"GET", "HEAD", "OPTIONS"}) {
+    EXPECT_EQ(limit(method, "/api/v1/trials/0123456789abcdef/model"), 0u) << method;
+    EXPECT_EQ(limit(method, "/healthz"), 0u) << method;
+  }
+  EXPECT_EQ(limit("POST", "/no/such/route"), 64u << 10);
+}
+
 TEST(ServeFile, MatchingIfNoneMatchAnswers304) {
   TempDir dir;
   write_file(dir.path() / "data.zip", "bytes");

@@ -282,7 +282,7 @@ def test_oversized_json_bodies_are_refused_before_they_are_read(server):
             answer += chunk
         answer = answer.decode()
     assert answer.startswith("HTTP/1.1 413")
-    assert "64 MiB" in answer
+    assert "limited to 1 MiB" in answer
     assert server.get("/api/v1/workers").json() == []
 
 
