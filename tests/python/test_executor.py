@@ -272,6 +272,21 @@ def test_a_missing_experiment_py_is_fatal_and_names_the_directory(start_executor
     assert executor.wait() == 3
 
 
+def test_the_originals_later_names_say_what_to_rename(start_executor):
+    executor = start_executor(
+        "def InitDataset(config):\n    return None\n\n"
+        "def RunOne(hyperparameters, dataset):\n    return {}, None\n"
+    )
+    executor.send_start()
+    fatal = executor.next_event_of("fatal")
+    assert fatal["error"] == (
+        "experiment.py does not define init_dataset(config) or run_one(hyperparameters, "
+        "dataset); it defines InitDataset and RunOne, which belong to another version of the "
+        "original framework's contract: rename InitDataset to init_dataset, RunOne to run_one"
+    )
+    assert executor.wait() == 3
+
+
 def test_init_dataset_raising_is_fatal(start_executor):
     executor = start_executor(
         """
@@ -335,6 +350,11 @@ def test_an_exception_in_run_one_fails_the_trial_and_the_executor_goes_on(start_
             "1, 2, 3",
             "run_one must return a tuple (results, model), but returned a tuple of 3 items",
         ),
+        (
+            "{'acc': {1: 0.5, '1': 0.6}}, None",
+            "results['acc'] has the keys 1 (builtins.int) and '1' (builtins.str), which both "
+            'become the JSON key "1"',
+        ),
     ],
 )
 def test_results_that_cannot_be_sent_fail_the_trial(start_executor, returned, error):
@@ -371,6 +391,34 @@ def test_results_carry_non_finite_floats_as_strings(start_executor):
         "-Infinity",
         2**64 - 1,
     ]
+
+
+def test_results_json_dumps_accepts_dates_and_paths_are_sent(start_executor):
+    executor = started_executor(
+        start_executor,
+        """
+        import datetime, pathlib
+
+        def init_dataset(config):
+            return None
+
+        def run_one(hyperparameters, dataset):
+            results = {
+                "per_class_acc": {0: 0.5, 1: 0.75},
+                "by_key": {0.1: "float", True: "bool", None: "none"},
+                "finished": datetime.datetime(2024, 5, 6, 7, 8, 9),
+                "checkpoint": pathlib.Path("runs") / "best.pt",
+            }
+            return results, None
+        """,
+    )
+    executor.send_run("t1")
+    assert executor.next_event_of("result")["results"] == {
+        "per_class_acc": {"0": 0.5, "1": 0.75},
+        "by_key": {"0.1": "float", "true": "bool", "null": "none"},
+        "finished": "2024-05-06T07:08:09",
+        "checkpoint": "runs/best.pt",
+    }
 
 
 def test_report_sends_metrics_before_the_result(start_executor):
