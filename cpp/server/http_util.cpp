@@ -9,6 +9,8 @@
 #include <ctime>
 #include <memory>
 
+#include "common/url.h"
+
 namespace gridexp {
 
 int http_status_for(Code code) {
@@ -121,6 +123,16 @@ constexpr std::size_t kMaxReadBytes = 256 << 10;
 
 }  // namespace
 
+std::string attachment_disposition(std::string_view file_name) {
+  std::string plain(file_name);
+  for (char& c : plain) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x7f || c == '"' || c == '\\') c = '_';
+  }
+  return "attachment; filename=\"" + plain + "\"; filename*=UTF-8''" +
+         encode_path_segment(file_name);
+}
+
 void serve_file(const httplib::Request& request, httplib::Response& response,
                 const FileToServe& file) {
   std::string etag = "\"" + file.sha256 + "\"";
@@ -146,8 +158,7 @@ void serve_file(const httplib::Request& request, httplib::Response& response,
   auto descriptor = std::make_shared<FileDescriptor>(
       fd, std::clamp<std::size_t>(static_cast<std::size_t>(info.st_size), 1, kMaxReadBytes));
   if (!file.download_name.empty()) {
-    response.set_header("Content-Disposition",
-                        "attachment; filename=\"" + file.download_name + "\"");
+    response.set_header("Content-Disposition", attachment_disposition(file.download_name));
   }
   // The status stays unset: httplib then answers 200, or 206 with Content-Range for a Range.
   response.set_content_provider(

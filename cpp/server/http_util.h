@@ -38,6 +38,11 @@ Result<nlohmann::json> parse_json_object_body(const httplib::Request& request);
 // "2026-11-28T01:23:45.678Z"
 std::string iso8601_utc(TimeMs time_ms);
 
+// A Content-Disposition value that offers `file_name` as the download's name, whatever bytes
+// it holds: a plain ASCII `filename` (quotes, backslashes, controls and non-ASCII bytes as
+// '_') and the exact name as RFC 6266's `filename*=UTF-8''<percent-encoded>`.
+std::string attachment_disposition(std::string_view file_name);
+
 struct FileToServe {
   std::filesystem::path path;
   std::string sha256;  // becomes the strong ETag

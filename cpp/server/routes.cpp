@@ -661,7 +661,7 @@ void install_read_api(httplib::Server& server, ServerContext& context) {
                with_trials(request, response, [&](const std::vector<TrialRecord>& trials) {
                  response.set_header(
                      "Content-Disposition",
-                     "attachment; filename=\"" + std::string(request.matches[1]) + ".csv\"");
+                     attachment_disposition(std::string(request.matches[1]) + ".csv"));
                  response.set_content(trials_to_csv(trials), "text/csv; charset=utf-8");
                });
              });

@@ -1409,6 +1409,18 @@ TEST(Iso8601Utc, LeapDayAndLateDates) {
   EXPECT_EQ(iso8601_utc(4'102'444'799'999), "2099-12-31T23:59:59.999Z");
 }
 
+TEST(AttachmentDisposition, APlainNameIsQuotedAsItIs) {
+  EXPECT_EQ(attachment_disposition("sentiment_analysis1.csv"),
+            "attachment; filename=\"sentiment_analysis1.csv\"; "
+            "filename*=UTF-8''sentiment_analysis1.csv");
+}
+
+TEST(AttachmentDisposition, QuotesControlsAndNonAsciiCannotBreakTheHeader) {
+  EXPECT_EQ(attachment_disposition("a\"b\\c\r\nSet-Cookie: x=1; \xC3\xA9.csv"),
+            "attachment; filename=\"a_b_c__Set-Cookie: x=1; __.csv\"; "
+            "filename*=UTF-8''a%22b%5Cc%0D%0ASet-Cookie%3A%20x%3D1%3B%20%C3%A9.csv");
+}
+
 TEST(HttpStatusFor, EveryCode) {
   EXPECT_EQ(http_status_for(Code::kOk), 200);
   EXPECT_EQ(http_status_for(Code::kInvalidArgument), 400);
