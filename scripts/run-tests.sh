@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: set everything up, check formatting and lint, run the C++ unit tests
-# under AddressSanitizer + UndefinedBehaviorSanitizer, then the system tests (pytest) against
+# under AddressSanitizer + UndefinedBehaviorSanitizer, fuzz every parser for a bounded time
+# (libFuzzer), then the system tests (pytest, the kill -9 soak included) against
 # the installed gridexp-server, the benchmarks' smoke check, and (in CI, or with
 # GRIDEXP_FRESH_MACHINE=1) README command 1 on fresh debootstrap roots. Extra arguments go to
 # pytest.
@@ -23,6 +24,9 @@ cmake -S . -B build/asan -G Ninja -DGRIDEXP_BUILD_TESTS=ON -DGRIDEXP_SANITIZE=ON
 cmake --build build/asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/asan --output-on-failure -j 2
+
+echo "== fuzzing (libFuzzer: every target 20 s from its seed corpus; scripts/run-fuzz.sh)"
+bash scripts/run-fuzz.sh "${GRIDEXP_FUZZ_SECONDS:-20}"
 
 echo "== system tests (pytest, real gridexp-server on loopback)"
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests/python "$@"
