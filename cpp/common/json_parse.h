@@ -21,6 +21,9 @@ namespace gridexp {
 
 // The executor refuses results nested deeper than this (cpp/executor/python_json.cpp).
 inline constexpr int kMaxJsonDepth = 200;
+// A message (a request body, an answer, an executor event or command, an outbox entry) wraps
+// such values in a few levels of its own ({"points": [{"values": ...}]}).
+inline constexpr int kMaxMessageJsonDepth = kMaxJsonDepth + 8;
 
 Result<nlohmann::json> parse_json(std::string_view text, int max_depth = kMaxJsonDepth);
 

@@ -71,7 +71,7 @@ Command parse_stop(const json& message) {
 Command parse_command(std::string_view line) {
   // Depth-limited (a config nests at most 128 deep, plus the command's own levels): copying a
   // JSON value recurses once per level, and a line 100,000 brackets deep overflowed the stack.
-  Result<json> parsed = parse_json(line, kMaxJsonDepth + 8);
+  Result<json> parsed = parse_json(line, kMaxMessageJsonDepth);
   json message = parsed ? std::move(parsed).value() : json();
   if (!message.is_object()) {
     return ProtocolError{"a command is not a JSON object: " + std::string(line.substr(0, 200))};

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_parse.h"
 #include "server/terminal_text.h"
 
 namespace gridexp {
@@ -29,8 +30,8 @@ std::string shown_value(const json& object, const std::string& key) {
 }
 
 json parsed_object(const std::string& text) {
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return value.is_object() ? value : json::object();
+  Result<json> parsed = parse_json(text, kMaxMessageJsonDepth);
+  return parsed && parsed.value().is_object() ? std::move(parsed).value() : json::object();
 }
 
 std::vector<std::string> changed_keys(const json& before, const json& after) {

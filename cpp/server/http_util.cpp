@@ -63,7 +63,7 @@ void send_too_many_wrong_passwords(httplib::Response& response, const std::strin
 }
 
 Result<nlohmann::json> parse_json_object_body(const httplib::Request& request) {
-  Result<nlohmann::json> body = parse_json(request.body, kMaxBodyJsonDepth);
+  Result<nlohmann::json> body = parse_json(request.body, kMaxMessageJsonDepth);
   if (!body) return Status::invalid_argument("the body is " + body.status().message());
   if (!body->is_object()) return Status::invalid_argument("the JSON body must be an object");
   return body;

@@ -27,11 +27,7 @@ void send_status_error(httplib::Response& response, const Status& status);
 void send_too_many_wrong_passwords(httplib::Response& response, const std::string& client,
                                    TimeMs wait_ms);
 
-// A body wraps the values the executor lets through at kMaxJsonDepth (results, metric
-// values) in a few levels of its own ({"points": [{"values": ...}]}).
-inline constexpr int kMaxBodyJsonDepth = kMaxJsonDepth + 8;
-
-// The request body as a JSON object (parse_json, at most kMaxBodyJsonDepth deep); a
+// The request body as a JSON object (parse_json, at most kMaxMessageJsonDepth deep); a
 // 400-worthy Status when malformed, out of range, too deep or not an object.
 Result<nlohmann::json> parse_json_object_body(const httplib::Request& request);
 

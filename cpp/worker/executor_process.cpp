@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_parse.h"
+
 namespace gridexp {
 namespace {
 
@@ -172,7 +174,8 @@ void ExecutorProcess::read_events(int fd) {
   for_each_line(
       fd,
       [this](std::string line) {
-        nlohmann::json event = nlohmann::json::parse(line, nullptr, false);
+        Result<nlohmann::json> parsed = parse_json(line, kMaxMessageJsonDepth);
+        nlohmann::json event = parsed ? std::move(parsed).value() : nlohmann::json();
         if (!event.is_object()) {
           event = {{"type", "protocol_error"}, {"line", line}};
         }

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json_parse.h"
+
 namespace gridexp {
 
 nlohmann::json FinishedTrial::to_json() const {
@@ -60,10 +62,9 @@ Result<std::vector<FinishedTrial>> Outbox::pending() const {
     std::ifstream in(path);
     std::stringstream text;
     text << in.rdbuf();
-    nlohmann::json value = nlohmann::json::parse(text.str(), nullptr, false);
-    Result<FinishedTrial> trial = value.is_discarded()
-                                      ? Result<FinishedTrial>(Status::invalid_argument("not JSON"))
-                                      : FinishedTrial::from_json(value);
+    Result<nlohmann::json> value = parse_json(text.str(), kMaxMessageJsonDepth);
+    Result<FinishedTrial> trial =
+        value ? FinishedTrial::from_json(value.value()) : Result<FinishedTrial>(value.status());
     if (!trial) {
       return Status::io_error("unreadable outbox entry " + path.string() + ": " +
                               trial.status().message());

@@ -4,11 +4,14 @@
 
 #include <fstream>
 
+#include "common/json_parse.h"
+
 namespace gridexp {
 namespace {
 
 std::string error_message(const httplib::Response& response) {
-  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
+  Result<nlohmann::json> parsed = parse_json(response.body, kMaxMessageJsonDepth);
+  const nlohmann::json body = parsed ? std::move(parsed).value() : nlohmann::json();
   if (body.is_object() && body.contains("error") && body["error"].is_string()) {
     return body["error"].get<std::string>();
   }
@@ -22,8 +25,10 @@ Result<nlohmann::json> interpret(const httplib::Result& result, const std::strin
   const httplib::Response& response = *result;
   if (response.status >= 200 && response.status < 300) {
     if (response.body.empty()) return nlohmann::json(nullptr);
-    nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
-    if (body.is_discarded()) return Status::unavailable(what + ": the answer is not JSON");
+    Result<nlohmann::json> body = parse_json(response.body, kMaxMessageJsonDepth);
+    if (!body)
+      return Status::unavailable(what +
+                                 ": the answer is not usable JSON: " + body.status().message());
     return body;
   }
   std::string message = what + ": " + error_message(response);

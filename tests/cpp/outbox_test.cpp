@@ -80,5 +80,16 @@ TEST_F(OutboxTest, AnUnreadableEntryIsReportedNotSkipped) {
   EXPECT_NE(kept.status().message().find("00000000000000c3.json"), std::string::npos);
 }
 
+TEST_F(OutboxTest, AnEntryNested100000DeepIsReportedNotACrash) {
+  Outbox outbox(directory_, default_file_system());
+  ASSERT_TRUE(outbox.prepare());
+  std::ofstream(directory_ / "00000000000000d4.json")
+      << R"({"results": )" << std::string(100'000, '[') << std::string(100'000, ']') << "}";
+  Result<std::vector<FinishedTrial>> kept = outbox.pending();
+  ASSERT_FALSE(kept);
+  EXPECT_NE(kept.status().message().find("levels deep"), std::string::npos)
+      << kept.status().message();
+}
+
 }  // namespace
 }  // namespace gridexp
