@@ -247,12 +247,14 @@ ssize_t BufferedSocketStream::read(char* data, std::size_t size) {
 ssize_t BufferedSocketStream::write(const char* data, std::size_t size) {
   if (broken_) return -1;
   // cpp-httplib writes an answer's head in one piece; it closes the connection only when the
-  // request asked, not when a handler's answer says so.
+  // request asked, not when a handler's answer says so. Its headers come in any order (0.18
+  // keeps them unordered): Connection may be the head's last line.
   std::string_view written(data, size);
-  if (written.starts_with("HTTP/1.") &&
-      written.substr(0, written.find("\r\n\r\n")).find("\r\nConnection: close\r\n") !=
-          std::string_view::npos) {
-    answer_closes_ = true;
+  if (written.starts_with("HTTP/1.")) {
+    std::size_t head_end = written.find("\r\n\r\n");
+    std::string_view head =
+        head_end == std::string_view::npos ? written : written.substr(0, head_end + 2);
+    if (head.find("\r\nConnection: close\r\n") != std::string_view::npos) answer_closes_ = true;
   }
   if (unsent_.size() + size <= kSendBuffer) {
     unsent_.append(data, size);

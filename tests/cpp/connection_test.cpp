@@ -620,6 +620,30 @@ TEST_F(StreamPair, SmallWritesWaitForTheEndOfTheRequest) {
   EXPECT_EQ(available_to_peer(), "HTTP/1.1 200 OK\r\n\r\n");
 }
 
+// cpp-httplib 0.11 writes an answer's headers sorted (Connection first), 0.18 in any order.
+TEST_F(StreamPair, AnAnswerSayingConnectionCloseFirstEndsTheInput) {
+  std::string head =
+      "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+  ASSERT_EQ(stream_->write(head.data(), head.size()), static_cast<ssize_t>(head.size()));
+  EXPECT_TRUE(stream_->end_request());
+  EXPECT_TRUE(stream_->discarding_input());
+}
+
+TEST_F(StreamPair, AnAnswerSayingConnectionCloseLastEndsTheInput) {
+  std::string head =
+      "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(stream_->write(head.data(), head.size()), static_cast<ssize_t>(head.size()));
+  EXPECT_TRUE(stream_->end_request());
+  EXPECT_TRUE(stream_->discarding_input());
+}
+
+TEST_F(StreamPair, AnAnswerThatKeepsTheConnectionLeavesTheInputAlone) {
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Note: Connection: close\r\n\r\n";
+  ASSERT_EQ(stream_->write(head.data(), head.size()), static_cast<ssize_t>(head.size()));
+  EXPECT_TRUE(stream_->end_request());
+  EXPECT_FALSE(stream_->discarding_input());
+}
+
 TEST_F(StreamPair, WaitingForInputSendsWhatIsBufferedFirst) {
   // As a "100 Continue" must reach the client before the server waits for the body.
   EXPECT_EQ(stream_->write("HTTP/1.1 100 Continue\r\n\r\n", 25), 25);

@@ -1576,7 +1576,8 @@ TEST(ServeFile, OtherEtagStreamsTheFileWithHeaders) {
   EXPECT_TRUE(response.status == -1 || response.status == 200) << response.status;
   EXPECT_EQ(response.get_header_value("ETag"), "\"" + sha256_hex(contents) + "\"");
   EXPECT_EQ(response.get_header_value("Content-Type"), "application/zip");
-  EXPECT_EQ(response.get_header_value("Content-Disposition"), "attachment; filename=\"data.zip\"");
+  EXPECT_EQ(response.get_header_value("Content-Disposition"),
+            "attachment; filename=\"data.zip\"; filename*=UTF-8''data.zip");
   ASSERT_EQ(response.content_length_, contents.size());
   ASSERT_TRUE(response.content_provider_);
   EXPECT_EQ(drain_content(response, 0, contents.size()), contents);
