@@ -181,6 +181,14 @@ std::optional<StartFailure> Experiment::start(const StartCommand& command) {
         "experiment.py does not define " + names + original_later_names_hint(module),
         in_experiment_py, ""};
   }
+  if (save_model_.is_none() && py::hasattr(module, "SaveModel")) {
+    // Not fatal (the file runs), but its models would silently be saved another way.
+    std::fprintf(stderr,
+                 "gridexp-executor: warning: experiment.py defines SaveModel, the original "
+                 "framework's later name, and no save_model: models are saved with "
+                 "torch.save(model.state_dict(), path); rename SaveModel to save_model(model, "
+                 "path) to save them your way\n");
+  }
   for (auto [name, function] :
        {std::pair{"init_dataset", &init_dataset_}, std::pair{"run_one", &run_one_},
         std::pair{"save_model", &save_model_}}) {

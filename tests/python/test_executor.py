@@ -287,6 +287,17 @@ def test_the_originals_later_names_say_what_to_rename(start_executor):
     assert executor.wait() == 3
 
 
+def test_the_originals_save_model_beside_the_contract_is_warned_about(start_executor):
+    executor = started_executor(
+        start_executor,
+        BASIC_EXPERIMENT + "\n    def SaveModel(model, path):\n        raise AssertionError\n",
+    )
+    executor.wait_for_output("rename SaveModel to save_model(model, path)")
+    assert "defines SaveModel, the original framework's later name" in executor.printed()
+    executor.send_run("t1")
+    assert executor.next_event_of("result")["type"] == "result"
+
+
 def test_init_dataset_raising_is_fatal(start_executor):
     executor = start_executor(
         """
