@@ -35,17 +35,23 @@ def stream_text(notebook) -> str:
     )
 
 
-def test_the_notebook_runs_a_worker_until_the_grid_is_done(start_server, tmp_path, monkeypatch):
+def serve_for_the_notebook(start_server, tmp_path, monkeypatch, points: int, experiment_py: str):
+    """A server of a `points`-point grid, and the environment the notebook's cells read."""
     directory = tmp_path / "server"
     directory.mkdir()
-    (directory / "config.yaml").write_text(grid_config("notebook", 3))
-    (directory / "experiment.py").write_text(EXPERIMENT_PY)
+    (directory / "config.yaml").write_text(grid_config("notebook", points))
+    (directory / "experiment.py").write_text(experiment_py)
     server = start_server(directory)
     # The kernel inherits this environment: the settings cell and the worker read it.
     monkeypatch.setenv("GRIDEXP_NOTEBOOK_SKIP_INSTALL", "1")
     monkeypatch.setenv("GRIDEXP_ADDRESS", f"127.0.0.1:{server.port}")
     monkeypatch.setenv("GRIDEXP_PASSWORD", PASSWORD)
     monkeypatch.setenv("GRIDEXP_WORKDIR", str(tmp_path / "work"))
+    return server
+
+
+def test_the_notebook_runs_a_worker_until_the_grid_is_done(start_server, tmp_path, monkeypatch):
+    server = serve_for_the_notebook(start_server, tmp_path, monkeypatch, 3, EXPERIMENT_PY)
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
@@ -71,15 +77,8 @@ def test_the_notebook_runs_a_worker_until_the_grid_is_done(start_server, tmp_pat
 
 
 def test_a_worker_that_fails_fails_the_cell(start_server, tmp_path, monkeypatch):
-    directory = tmp_path / "server"
-    directory.mkdir()
-    (directory / "config.yaml").write_text(grid_config("notebook", 1))
-    (directory / "experiment.py").write_text("def init_dataset(config):\n    return None\n")
-    server = start_server(directory)
-    monkeypatch.setenv("GRIDEXP_NOTEBOOK_SKIP_INSTALL", "1")
-    monkeypatch.setenv("GRIDEXP_ADDRESS", f"127.0.0.1:{server.port}")
-    monkeypatch.setenv("GRIDEXP_PASSWORD", PASSWORD)
-    monkeypatch.setenv("GRIDEXP_WORKDIR", str(tmp_path / "work"))
+    no_run_one = "def init_dataset(config):\n    return None\n"
+    serve_for_the_notebook(start_server, tmp_path, monkeypatch, 1, no_run_one)
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True)
