@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# On a GPU machine without our -dev packages or a package mirror (the lent H200: Ubuntu 24.04,
+# Python 3.12 with torch): builds gridexp from Debian 12's .deb files unpacked into a prefix,
+# then runs a CUDA grid of 48 short trials with one gridexp-worker (models on, then off)
+# against a plain loop over the same grid in one process, and prints the per-trial overhead.
+#   bash scripts/gpu-check/short-trials.sh     (from the repository root)
+# The .deb files come in .gpu/debs (fetched beforehand with `apt-get download` on Debian 12:
+# libcpp-httplib-dev libcpp-httplib0.11 libyaml-cpp-dev libyaml-cpp0.7 nlohmann-json3-dev
+# libzip-dev libzip4 libsqlite3-dev libsqlite3-0 libssl-dev libssl3 zlib1g-dev libbrotli-dev
+# libbrotli1 libbz2-dev libbz2-1.0 pkgconf pkgconf-bin libpkgconf3). Output also in $OUT.
+set -u
+OUT="${OUT:-/tmp/out}"
+mkdir -p "$OUT"
+exec > >(tee "$OUT/log.txt") 2>&1
+T0=$(date +%s)
+stamp() { echo "== [$(($(date +%s) - T0)) s] $*"; }
+stamp "machine"
+nvidia-smi -L; python3 --version; which python3
+python3 -c 'import torch, sysconfig; print("torch", torch.__version__, torch.cuda.is_available()); print("include", sysconfig.get_paths()["include"]); print("libdir", sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY"))'
+ls "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h"
+
+stamp "unpack Debian 12 packages into a prefix"
+P=/tmp/prefix; MA=x86_64-linux-gnu; L=$P/usr/lib/$MA
+mkdir -p $P
+for deb in .gpu/debs/*.deb; do dpkg-deb -x "$deb" $P; done
+for link in $L/*.so; do
+  [ -L "$link" ] && [ ! -e "$link" ] || continue
+  target=$(basename "$(readlink "$link")")
+  for dir in /usr/lib/$MA /lib/$MA; do [ -e "$dir/$target" ] && ln -sfn "$dir/$target" "$link" && break; done
+done
+find $P/usr -name '*.pc' -path '*/pkgconfig/*' -exec sed -i -E "s#(^|[=[:space:]]|-I|-L)/usr(/|\$)#\1$P/usr\2#g" {} +
+printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$L" "$P/usr/bin/pkgconf" >$P/pkg-config
+chmod +x $P/pkg-config
+export PKG_CONFIG_PATH=$L/pkgconfig:$P/usr/share/pkgconfig
+
+stamp "build"
+cmake -S . -B /tmp/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$P/usr \
+  -DOPENSSL_ROOT_DIR=$P/usr -DCMAKE_BUILD_RPATH=$L -DPKG_CONFIG_EXECUTABLE=$P/pkg-config \
+  "-DCMAKE_CXX_FLAGS=-isystem $P/usr/include/$MA -isystem $P/usr/include" \
+  -DPython_EXECUTABLE="$(which python3)" >$OUT/cmake.txt 2>&1 || { tail -30 $OUT/cmake.txt; exit 1; }
+ninja -C /tmp/build gridexp-server gridexp-worker gridexp-executor >$OUT/ninja.txt 2>&1 || { tail -40 $OUT/ninja.txt; exit 1; }
+B=/tmp/build/cpp
+ls -la $B/gridexp-server $B/worker/gridexp-worker $B/executor/gridexp-executor
+
+stamp "experiment"
+E=/tmp/exp; mkdir -p $E
+cat >$E/config.yaml <<'YAML'
+experiment_name: gpu_short_trials
+dataset_size: 65536
+hyperparameters:
+  lr: [0.001, 0.003, 0.01, 0.03]
+  width: [256, 512, 1024, 2048]
+  seed: [1, 2, 3]
+YAML
+cat >$E/experiment.py <<'PY'
+import time
+import torch
+
+def init_dataset(config):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(config["dataset_size"], 64, device="cuda", generator=g)
+    y = (x[:, :8].sum(1) > 0).long()
+    return x, y
+
+def run_one(hp, dataset):
+    x, y = dataset
+    torch.manual_seed(hp["seed"])
+    model = torch.nn.Sequential(torch.nn.Linear(64, hp["width"]), torch.nn.ReLU(),
+                                torch.nn.Linear(hp["width"], 2)).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=hp["lr"])
+    started = time.perf_counter()
+    for step in range(200):
+        idx = torch.randint(0, x.shape[0], (1024,), device="cuda")
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(); loss.backward(); opt.step()
+    torch.cuda.synchronize()
+    acc = (model(x).argmax(1) == y).float().mean()
+    return {"loss": loss, "acc": acc, "device": str(x.device),
+            "run_one_s": time.perf_counter() - started}, model
+PY
+
+stamp "plain loop over the same grid (one process)"
+( cd $E && python3 - <<'PY'
+import itertools, time, torch, experiment
+grid = [dict(lr=lr, width=w, seed=s) for lr in [0.001, 0.003, 0.01, 0.03]
+        for s in [1, 2, 3] for w in [256, 512, 1024, 2048]]
+data = experiment.init_dataset({"dataset_size": 65536})
+experiment.run_one(grid[0], data)  # warm-up (CUDA context, kernels)
+t = time.perf_counter(); inside = 0.0
+for hp in grid:
+    r, _ = experiment.run_one(hp, data); inside += r["run_one_s"]
+total = time.perf_counter() - t
+print(f"plain loop: {len(grid)} trials in {total:.2f} s; inside run_one {inside:.2f} s; "
+      f"outside {1000 * (total - inside) / len(grid):.2f} ms per trial")
+PY
+)
+
+for save in True False; do
+  stamp "gridexp: server + one worker, --save_models=$save"
+  rm -rf $E/.gridexp $E/models $E/logs /tmp/w
+  GRIDEXP_PASSWORD=gpu-check $B/gridexp-server $E --host 127.0.0.1 --port 18030 >$OUT/server-$save.txt 2>&1 &
+  server=$!
+  for i in $(seq 50); do python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:18030/healthz")' 2>/dev/null && break; sleep 0.2; done
+  t=$(date +%s.%N)
+  GRIDEXP_PASSWORD=gpu-check GRIDEXP_EXECUTOR=$B/executor/gridexp-executor PYTHONPATH=$PWD/python \
+    $B/worker/gridexp-worker --address=127.0.0.1:18030 --workdir=/tmp/w --download_scripts \
+    --download_data=False --save_models=$save >$OUT/worker-$save.txt 2>&1
+  rc=$?
+  wall=$(python3 -c "import time; print(f'{time.time() - $t:.2f}')")
+  echo "worker exit $rc, wall $wall s"; grep -m2 -i "gpu\|device" $OUT/worker-$save.txt
+  PYTHONPATH=$PWD/python GRIDEXP_PASSWORD=gpu-check python3 - <<PY
+import gridexp, statistics
+c = gridexp.Client("127.0.0.1:18030")
+trials = c.trials("gpu_short_trials")
+done = [t for t in trials if t["state"] == "done"]
+print(f"{len(done)}/{len(trials)} done; devices {sorted({t['results']['device'] for t in done})}")
+from datetime import datetime
+def ms(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+outside = []
+for t in done:
+    a = c.attempts(t["id"])[-1]
+    outside.append(ms(a["ended_at"]) - ms(a["started_at"]) - 1000 * t["results"]["run_one_s"])
+print(f"attempt (claim to completion) minus run_one: median {statistics.median(outside):.1f} ms, "
+      f"min {min(outside):.1f}, max {max(outside):.1f}")
+if "$save" == "True":
+    import torch
+    c.download_model(done[0]["id"], "/tmp/m.pt")
+    sd = torch.load("/tmp/m.pt", map_location="cpu")
+    print("model downloaded and loaded on CPU:", sorted(sd)[:2], next(iter(sd.values())).device)
+PY
+  kill $server; wait $server
+done
+stamp "end"
