@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "common/version.h"
 #include "server/malloc_tuning.h"
 #include "server/options.h"
 #include "server/server.h"
@@ -21,7 +22,7 @@ int main(int argc, char** argv) {
     return gridexp::kExitOk;
   }
   if (options->show_version) {
-    std::cout << "gridexp-server " << gridexp::kServerVersion << "\n";
+    std::cout << "gridexp-server " << gridexp::kVersion << "\n";
     return gridexp::kExitOk;
   }
   return gridexp::run_server(*options, std::cout, std::cerr);

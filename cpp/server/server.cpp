@@ -14,6 +14,7 @@
 #include <httplib.h>
 
 #include "common/file_system.h"
+#include "common/version.h"
 #include "server/config.h"
 #include "server/config_change.h"
 #include "server/experiment_files.h"
@@ -218,7 +219,7 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
   context.experiment_name = config->experiment_name;
   context.lease_seconds = options.lease_seconds;
   context.max_upload_bytes = static_cast<std::uint64_t>(options.max_upload_mb) << 20;
-  context.version = kServerVersion;
+  context.version = kVersion;
   context.login_throttle.set_max_failures(options.max_wrong_passwords);
   const char* environment_plotly = std::getenv("GRIDEXP_PLOTLY_JS");
   std::optional<std::filesystem::path> explicit_plotly = options.plotly_js;
@@ -257,7 +258,7 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
     err << "gridexp-server: warning: a password given with --password is visible to every "
            "user in `ps`; prefer --password-file or GRIDEXP_PASSWORD\n";
   }
-  out << "gridexp-server " << kServerVersion << "\n"
+  out << "gridexp-server " << kVersion << "\n"
       << "  experiment: " << terminal_safe(config->experiment_name) << " ("
       << terminal_safe(config_path.string()) << ", " << grid.size() << " grid points)\n";
   if (!generation->banner_line.empty()) out << "  config:     " << generation->banner_line << "\n";

@@ -14,8 +14,6 @@
 
 namespace gridexp {
 
-inline constexpr char kServerVersion[] = "0.1.0";
-
 // Exit statuses.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;    // could not start: port taken, disk error

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/auth.h"
+#include "common/version.h"
 #include "worker/options.h"
 #include "worker/orphans.h"
 #include "worker/progress.h"
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
     return gridexp::kWorkerExitOk;
   }
   if (options->show_version) {
-    std::cout << "gridexp-worker " << gridexp::kWorkerVersion << "\n";
+    std::cout << "gridexp-worker " << gridexp::kVersion << "\n";
     return gridexp::kWorkerExitOk;
   }
   gridexp::Result<std::string> password = choose_password(*options, progress);

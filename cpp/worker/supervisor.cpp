@@ -8,6 +8,7 @@
 #include "common/random.h"
 #include "common/sha256.h"
 #include "common/url.h"
+#include "common/version.h"
 #include "worker/devices.h"
 #include "worker/downloads.h"
 #include "worker/orphans.h"
@@ -483,7 +484,7 @@ int Supervisor::run() {
 
   nlohmann::json about = {{"host", host_name()},
                           {"pid", static_cast<std::int64_t>(::getpid())},
-                          {"version", kWorkerVersion},
+                          {"version", kVersion},
                           {"devices", detect_devices()}};
   Result<nlohmann::json> registered =
       call([&] { return connection_.post_json("/api/v1/workers", about); });

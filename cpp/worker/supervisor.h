@@ -30,8 +30,6 @@
 
 namespace gridexp {
 
-inline constexpr char kWorkerVersion[] = "0.1.0";
-
 inline constexpr int kWorkerExitOk = 0;
 inline constexpr int kWorkerExitFailed =
     1;  // a trial failed (--raise_on_failure), or a fatal error

@@ -4,6 +4,9 @@ changed configs outside hyperparameters."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -303,3 +306,17 @@ def test_a_config_changed_before_any_trial_ran_is_taken(start_server, experiment
     config_path.write_text(config_path.read_text().replace("'imdb.pt'", "'imdb2.pt'"))
     server = start_server(experiment_dir)
     assert "no trial had run, so nothing was kept" in "".join(server.output)
+
+
+def test_the_programs_and_the_package_have_the_one_version_cmake_names():
+    cmake = (Path(__file__).resolve().parents[2] / "CMakeLists.txt").read_text()
+    written = re.search(r"project\(gridexp VERSION ([0-9.]+)", cmake)
+    assert written is not None
+    worker = shutil.which("gridexp-worker")
+    assert worker is not None
+    printed = [
+        subprocess.run([program, "--version"], capture_output=True, text=True, check=True).stdout
+        for program in (server_binary(), worker)
+    ]
+    assert printed == [f"gridexp-server {written[1]}\n", f"gridexp-worker {written[1]}\n"]
+    assert importlib.metadata.version("gridexp") == written[1]
