@@ -55,12 +55,17 @@ setup_prefix() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "setup: fetching Debian packages into $GRIDEXP_PREFIX (no root): $wanted"
     prefix_apt apt-get -qq update >/dev/null
-    mapfile -t packages <<<"$(prefix_closure "$@")"
+    packages=()
+    while read -r package; do [ -z "$package" ] || packages+=("$package"); done \
+      <<<"$(prefix_closure "$@")"
     rm -rf "$root" "$GRIDEXP_PREFIX/debs"
-    mkdir -p "$root" "$GRIDEXP_PREFIX/debs"
-    (cd "$GRIDEXP_PREFIX/debs" && prefix_apt apt-get -qq download "${packages[@]}" >/dev/null) ||
-      fail "apt-get download failed for: ${packages[*]}"
-    for deb in "$GRIDEXP_PREFIX"/debs/*.deb; do dpkg-deb -x "$deb" "$root"; done
+    mkdir -p "$root/usr" "$GRIDEXP_PREFIX/debs"
+    # Nothing to fetch when the system already has every package.
+    if [ ${#packages[@]} -gt 0 ]; then
+      (cd "$GRIDEXP_PREFIX/debs" && prefix_apt apt-get -qq download "${packages[@]}" >/dev/null) ||
+        fail "apt-get download failed for: ${packages[*]}"
+    fi
+    for deb in "$GRIDEXP_PREFIX"/debs/*.deb; do [ -e "$deb" ] && dpkg-deb -x "$deb" "$root"; done
     prefix_relink_to_system "$root/usr/lib/$MULTIARCH"
     # The packages' pkg-config files say /usr; these copies live in the prefix.
     find "$root/usr" -name '*.pc' -path '*/pkgconfig/*' -exec sed -i -E \
