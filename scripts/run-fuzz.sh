@@ -29,19 +29,9 @@ max_len() {
 # Debian 12 both pull version 14, on Debian 13 version 19; clang alone only recommends it.
 DEBIAN_PACKAGES=(clang libclang-rt-dev cmake ninja-build pkg-config
   libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev libzip-dev libsqlite3-dev libssl-dev)
-missing=()
-for package in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-    missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing Debian packages: ${missing[*]}"
-  sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/apt.sh
+source "$ROOT/scripts/apt.sh"
+apt_install "${DEBIAN_PACKAGES[@]}"
 # The tree configures the executor too, which needs the virtualenv's Python and pybind11.
 if ! "$VENV/bin/python" -c 'import pybind11' 2>/dev/null; then
   "$ROOT/scripts/setup.sh"

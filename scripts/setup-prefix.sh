@@ -25,8 +25,7 @@ prefix_closure() {
     --no-breaks --no-replaces --no-enhances "$@" 2>/dev/null |
     grep -E '^[a-z0-9][a-z0-9.+-]*$' | sort -u |
     while read -r package; do
-      dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-        echo "$package"
+      installed "$package" || echo "$package"
     done
 }
 

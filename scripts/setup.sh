@@ -40,23 +40,8 @@ LIBRARY_PACKAGES=(libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev libzip-d
 TOOL_PACKAGES=(g++ cmake ninja-build pkg-config curl)
 TEST_PACKAGES=(clang-format libgtest-dev chromium)
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-
-# Installs those of the packages that are missing, as root or through sudo.
-apt_install() {
-  local missing=() package sudo_cmd=()
-  for package in "$@"; do installed "$package" || missing+=("$package"); done
-  [ ${#missing[@]} -gt 0 ] || return 0
-  echo "setup: installing Debian packages: ${missing[*]}"
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 ||
-      fail "installing ${missing[*]} needs root and there is no sudo: run scripts/setup.sh --no-root to build without root"
-    sudo_cmd=(sudo)
-  fi
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-}
+# shellcheck source=scripts/apt.sh
+source "$ROOT/scripts/apt.sh"
 
 # A minimal Debian has no Python at all: Debian's python3 is the default one.
 if [ "$PYTHON" = python3 ] && [ "$NO_ROOT" -eq 0 ] && ! command -v python3 >/dev/null 2>&1 &&
