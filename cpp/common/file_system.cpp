@@ -122,7 +122,7 @@ Status write_file_atomically(FileSystem& fs, const std::filesystem::path& path,
   Status status = (*file)->append(contents.data(), contents.size());
   if (status) status = (*file)->sync_and_close();
   if (status) status = fs.rename_durably(temporary, path);
-  if (!status) fs.remove(temporary);
+  if (!status) ignore_outcome(fs.remove(temporary));
   return status;
 }
 

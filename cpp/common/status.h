@@ -1,4 +1,5 @@
-// Status and Result<T>: errors as values, never exceptions across module boundaries.
+// Status and Result<T>: errors as values, never exceptions across module boundaries. Both are
+// [[nodiscard]]: an outcome is handled, or ignored in writing with ignore_outcome().
 //
 // A Status carries a Code and a human-readable message. Result<T> holds either a T or a
 // non-OK Status. Both are plain values: copying is safe, and const methods may be called
@@ -25,7 +26,7 @@ enum class Code {
   kInternal,         // a broken invariant (HTTP 500)
 };
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -51,7 +52,7 @@ class Status {
 };
 
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
@@ -74,5 +75,11 @@ class Result {
   std::optional<T> value_;
   Status status_;
 };
+
+// A deliberately ignored outcome: a best-effort step (a clean-up, a courtesy notice) whose
+// failure changes nothing for the caller. Write the reason beside the call.
+inline void ignore_outcome(const Status&) {}
+template <typename T>
+inline void ignore_outcome(const Result<T>&) {}
 
 }  // namespace gridexp

@@ -24,7 +24,7 @@ Result<std::vector<std::string>> apply(ServerContext& context, Action action,
   if (retried) {
     // Their earlier model files would otherwise linger on disk without a trial to own them.
     for (const std::string& id : *retried) {
-      default_file_system().remove(context.model_files.path_for(id));
+      ignore_outcome(default_file_system().remove(context.model_files.path_for(id)));
     }
   }
   return retried;

@@ -144,7 +144,7 @@ Result<FileToServe> ExperimentFiles::scripts_zip() {
     Status status = write_deterministic_zip(sources, temporary);
     if (status) status = fs_.rename_durably(temporary, built);
     if (!status) {
-      fs_.remove(temporary);
+      ignore_outcome(fs_.remove(temporary));
       return status;
     }
     // The rebuilt file may have the old one's size and timestamp: never trust the cache.

@@ -28,9 +28,9 @@ ModelUpload::ModelUpload(FileSystem& fs, std::unique_ptr<WritableFile> file,
 }
 
 ModelUpload::~ModelUpload() {
-  stop_writer();
+  ignore_outcome(stop_writer());  // an abandoned upload: its file is removed below
   file_.reset();
-  if (!committed_) fs_.remove(temporary_path_);
+  if (!committed_) ignore_outcome(fs_.remove(temporary_path_));
 }
 
 Status ModelUpload::append(const char* data, std::size_t size) {
@@ -137,7 +137,7 @@ Status ModelFiles::prepare() {
   if (Status status = fs_.create_directories(incoming_dir_); !status) return status;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(incoming_dir_, error)) {
-    if (entry.path().extension() == ".part") fs_.remove(entry.path());
+    if (entry.path().extension() == ".part") ignore_outcome(fs_.remove(entry.path()));
   }
   if (error)
     return Status::io_error("cannot list " + incoming_dir_.string() + ": " + error.message());

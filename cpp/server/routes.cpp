@@ -357,7 +357,7 @@ nlohmann::json claim_answer(ServerContext& context, const ClaimOutcome& outcome)
   if (const std::optional<Lease>& lease = outcome.lease) {
     if (lease->attempt > 1 && !outcome.resumed) {
       std::lock_guard commit_lock(context.model_commit_mutex);
-      default_file_system().remove(context.model_files.path_for(lease->trial_id));
+      ignore_outcome(default_file_system().remove(context.model_files.path_for(lease->trial_id)));
     }
     trial = {{"id", lease->trial_id},
              {"experiment", lease->experiment},
@@ -793,7 +793,8 @@ void receive_model(ServerContext& context, const httplib::Request& request,
     status = context.store.attach_model(
         trial_id, lease_token,
         {(*upload)->sha256(), static_cast<std::int64_t>((*upload)->size_bytes())});
-    if (!status) default_file_system().remove(context.model_files.path_for(trial_id));
+    if (!status)
+      ignore_outcome(default_file_system().remove(context.model_files.path_for(trial_id)));
   }
   if (!status) return send_lease_error(response, status);
   context.metrics.model_bytes_uploaded += (*upload)->size_bytes();

@@ -455,7 +455,7 @@ Status configure_connection(sqlite3* db, const SqliteOptions& sqlite_options) {
     std::string script = std::string("BEGIN IMMEDIATE;") + kMigrations[version] +
                          "PRAGMA user_version = " + std::to_string(version + 1) + "; COMMIT;";
     if (status = execute_script(db, script); !status) {
-      if (sqlite3_get_autocommit(db) == 0) execute_script(db, "ROLLBACK");
+      if (sqlite3_get_autocommit(db) == 0) ignore_outcome(execute_script(db, "ROLLBACK"));
       return Status::io_error("migrating the database schema to version " +
                               std::to_string(version + 1) + ": " + status.message());
     }
@@ -626,7 +626,7 @@ struct SqliteStore::Impl {
 
   // An I/O error may already have ended the transaction.
   void abandon_transaction() {
-    if (sqlite3_get_autocommit(db) == 0) execute("ROLLBACK");
+    if (sqlite3_get_autocommit(db) == 0) ignore_outcome(execute("ROLLBACK"));
   }
 
   // Moves a running trial's lease expiry (a heartbeat, or a claim sent again).

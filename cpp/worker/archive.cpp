@@ -398,7 +398,8 @@ class Extraction {
     for (std::size_t i = 0; i < temporaries_.size(); ++i) {
       const auto& [temporary, target] = temporaries_[i];
       if (Status status = fs_.rename_durably(temporary, target); !status) {
-        for (std::size_t k = i; k < temporaries_.size(); ++k) fs_.remove(temporaries_[k].first);
+        for (std::size_t k = i; k < temporaries_.size(); ++k)
+          ignore_outcome(fs_.remove(temporaries_[k].first));
         return archive_error(Code::kIoError, status.message() + " (" + std::to_string(i) + " of " +
                                                  std::to_string(temporaries_.size()) +
                                                  " files were already replaced)");
@@ -408,7 +409,7 @@ class Extraction {
   }
 
   void roll_back() {
-    for (const auto& [temporary, target] : temporaries_) fs_.remove(temporary);
+    for (const auto& [temporary, target] : temporaries_) ignore_outcome(fs_.remove(temporary));
     for (auto it = created_directories_.rbegin(); it != created_directories_.rend(); ++it) {
       ::rmdir(it->c_str());
     }

@@ -131,7 +131,7 @@ class PartFile {
       if (!is_sha256_hex(sha)) continue;
       std::uint64_t size = entry.file_size(error);
       if (!sha_.empty() || error) {
-        fs_.remove(entry.path());
+        ignore_outcome(fs_.remove(entry.path()));
         continue;
       }
       sha_ = sha;
@@ -179,7 +179,7 @@ class PartFile {
 
   void discard() {
     close();
-    if (!sha_.empty()) fs_.remove(path());
+    if (!sha_.empty()) ignore_outcome(fs_.remove(path()));
     forget();
   }
 
@@ -394,7 +394,7 @@ class Transfer {
     for (const auto& entry : std::filesystem::directory_iterator(cache_, error)) {
       if (entry.path().extension() == ".sha256" && read_first_line(entry.path()) == sha) return;
     }
-    fs_.remove(cached_path(cache_, sha, name_));
+    ignore_outcome(fs_.remove(cached_path(cache_, sha, name_)));
   }
 
   const std::string& base_url_;

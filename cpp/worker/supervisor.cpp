@@ -229,8 +229,8 @@ Status Supervisor::deliver(FinishedTrial& finished, TrialHeartbeat* heartbeat,
                            bool* ended_cancelled, const std::string& next_claim_id,
                            std::optional<nlohmann::json>* next_claim) {
   auto forget = [&] {
-    outbox_.remove(finished.trial_id);
-    if (finished.model_path) fs_.remove(*finished.model_path);
+    ignore_outcome(outbox_.remove(finished.trial_id));
+    if (finished.model_path) ignore_outcome(fs_.remove(*finished.model_path));
   };
   if (finished.model_path) {
     Result<std::string> sha = sha256_file_hex(*finished.model_path);
@@ -381,7 +381,8 @@ Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHea
     bool lease_lost = heartbeat && heartbeat->lease_lost();
     bool cancelled = heartbeat && heartbeat->stop_requested();
     if (heartbeat && !stop_sent && (lease_lost || cancelled)) {
-      executor_->send({{"type", "stop"}, {"trial_id", trial_id}});
+      // A dead executor is seen by the next wait; the kill after the grace covers it.
+      ignore_outcome(executor_->send({{"type", "stop"}, {"trial_id", trial_id}}));
       stop_sent = true;
       stop_sent_at = std::chrono::steady_clock::now();
       if (cancelled) progress_.message("trial " + trial_id + " was cancelled; asking it to stop");
@@ -411,7 +412,7 @@ Supervisor::TrialEnd Supervisor::run_trial(const nlohmann::json& trial, TrialHea
   end_left_behind(trial_id);
   if (end == TrialEnd::kInterrupted) return end;
   if (end == TrialEnd::kLeaseLost || (heartbeat && heartbeat->lease_lost())) {
-    if (outcome->model_path) fs_.remove(*outcome->model_path);
+    if (outcome->model_path) ignore_outcome(fs_.remove(*outcome->model_path));
     progress_.message("lost the lease on trial " + trial_id +
                       " (it expired or was taken back); another worker completes it");
     return TrialEnd::kLeaseLost;
@@ -521,8 +522,9 @@ int Supervisor::run() {
   auto give_back_next_claim = [&] {
     if (!next_claim || !(*next_claim)["trial"].is_object()) return;
     const nlohmann::json& unstarted = (*next_claim)["trial"];
-    connection_.post_json(trial_path(unstarted["id"].get<std::string>(), "release"),
-                          {{"lease_token", unstarted["lease_token"]}});
+    // A courtesy: a release that fails leaves the lease to expire on the server.
+    ignore_outcome(connection_.post_json(trial_path(unstarted["id"].get<std::string>(), "release"),
+                                         {{"lease_token", unstarted["lease_token"]}}));
     next_claim.reset();
   };
   auto exit_interrupted = [&] {
@@ -594,10 +596,11 @@ int Supervisor::run() {
     ++trials_run;
     if (end == TrialEnd::kNotStarted) {
       heartbeat.flush_and_stop();
-      call([&] {
+      // A release that fails leaves the lease to expire on the server.
+      ignore_outcome(call([&] {
         return connection_.post_json(trial_path(trial_id, "release"),
                                      {{"lease_token", lease_token}});
-      });
+      }));
       --trials_run;
       continue;
     }
@@ -634,7 +637,7 @@ int Supervisor::run() {
     if (outcome.cancelled) summary = "cancelled by the user: " + summary;
     if (!delivered) summary += " (not delivered: " + delivered.message() + ")";
     progress_.trial_finished(trial_id, outcome.succeeded && delivered, summary);
-    if (!delivered) deliver_outbox();  // e.g. after the server came back
+    if (!delivered) ignore_outcome(deliver_outbox());  // retried at the next trial and at exit
     if (interrupted_) return exit_interrupted();
     // A cancelled trial that stopped by raising is what the user asked for, not a failure.
     if (!outcome.succeeded && !outcome.cancelled && setup_.options.raise_on_failure) {
