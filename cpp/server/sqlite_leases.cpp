@@ -16,10 +16,24 @@ namespace {
 constexpr std::size_t kLeaseTokenBytes = 16;
 constexpr std::size_t kWorkerIdBytes = 8;
 
+// The lease on the trial in `row`'s next row, if it has one (columns: id, experiment,
+// hyperparameters, attempts, then the lease token unless `fresh`). A fresh lease is the
+// trial's next attempt, with a new token.
+Result<std::optional<Lease>> lease_in_row(sql::Statement& row, bool fresh, TimeMs expires_ms) {
+  Result<bool> found = row.next_row();
+  if (!found) return found.status();
+  if (!*found) return std::optional<Lease>();
+  Result<nlohmann::json> hyperparameters = sql::parse_stored_json(row.text(2), "hyperparameters");
+  if (!hyperparameters) return hyperparameters.status();
+  const int attempts = static_cast<int>(row.integer(3));
+  return std::optional<Lease>(Lease{
+      row.text(0), row.text(1), std::move(hyperparameters).value(), fresh ? attempts + 1 : attempts,
+      fresh ? random_hex(kLeaseTokenBytes) : row.text(4), expires_ms});
+}
+
 }  // namespace
 
 using sql::dump_json;
-using sql::parse_stored_json;
 
 Result<WorkerRecord> SqliteStore::Impl::register_worker(const WorkerInfo& info, TimeMs now) {
   WorkerRecord worker;
@@ -91,14 +105,7 @@ Result<std::optional<Lease>> SqliteStore::Impl::lease_of_claim(const std::string
       "WHERE w.id = ?1 AND w.last_claim_id = ?3 AND t.worker_id = ?1 "
       "AND t.state = 'running' AND t.lease_expires_ms > ?2");
   held.bind(1, worker_id).bind(2, now).bind(3, claim_id);
-  Result<bool> found = held.next_row();
-  if (!found) return found.status();
-  if (!*found) return std::optional<Lease>();
-  Result<nlohmann::json> hyperparameters = parse_stored_json(held.text(2), "hyperparameters");
-  if (!hyperparameters) return hyperparameters.status();
-  return std::optional<Lease>(Lease{held.text(0), held.text(1), std::move(hyperparameters).value(),
-                                    static_cast<int>(held.integer(3)), held.text(4),
-                                    now + options.lease_ms});
+  return lease_in_row(held, /*fresh=*/false, now + options.lease_ms);
 }
 
 // A new lease on the first pending trial of the config in grid order, if there is one (not
@@ -107,14 +114,7 @@ Result<std::optional<Lease>> SqliteStore::Impl::next_pending_lease(TimeMs now) {
   Statement next = statement(
       "SELECT id, experiment, hyperparameters, attempts FROM trials "
       "WHERE in_config = 1 AND state = 'pending' ORDER BY grid_index LIMIT 1");
-  Result<bool> found = next.next_row();
-  if (!found) return found.status();
-  if (!*found) return std::optional<Lease>();
-  Result<nlohmann::json> hyperparameters = parse_stored_json(next.text(2), "hyperparameters");
-  if (!hyperparameters) return hyperparameters.status();
-  return std::optional<Lease>(Lease{next.text(0), next.text(1), std::move(hyperparameters).value(),
-                                    static_cast<int>(next.integer(3)) + 1,
-                                    random_hex(kLeaseTokenBytes), now + options.lease_ms});
+  return lease_in_row(next, /*fresh=*/true, now + options.lease_ms);
 }
 
 // Records a new lease: its attempt in the history, the trial running under it, and the
