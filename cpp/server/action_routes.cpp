@@ -5,12 +5,10 @@
 
 #include "common/file_system.h"
 #include "server/http_util.h"
-#include "server/routes.h"
+#include "server/route_helpers.h"
 
 namespace gridexp {
 namespace {
-
-constexpr char kTrialIdPattern[] = "([0-9a-f]{16})";
 
 enum class Action { kRetry, kCancel };
 
@@ -77,10 +75,24 @@ void act_on_many_trials(ServerContext& context, Action action, const httplib::Re
   send_json(response, 200, {{"changed", *changed}});
 }
 
+void list_attempts(ServerContext& context, const httplib::Request& request,
+                   httplib::Response& response) {
+  send_json_array(response, context.store.list_attempts(request.matches[1]), attempt_to_json);
+}
+
+void render_metrics(ServerContext& context, const httplib::Request&, httplib::Response& response) {
+  Result<std::vector<ExperimentSummary>> experiments = context.store.list_experiments();
+  if (!experiments) return send_status_error(response, experiments.status());
+  Result<std::int64_t> online = count_workers_online(context);
+  if (!online) return send_status_error(response, online.status());
+  response.set_content(context.metrics.render(*experiments, *online, context.store.stats()),
+                       "text/plain; version=0.0.4; charset=utf-8");
+}
+
 }  // namespace
 
 void install_action_routes(httplib::Server& server, ServerContext& context) {
-  const std::string trial = std::string("/api/v1/trials/") + kTrialIdPattern;
+  const std::string trial = route("/api/v1/trials/", kTrialIdPattern);
   for (auto [suffix, route_action] :
        {std::pair{"/retry", Action::kRetry}, std::pair{"/cancel", Action::kCancel}}) {
     // A copy for the lambdas: clang before 16 (Debian 12's 14) cannot capture a structured
@@ -96,32 +108,8 @@ void install_action_routes(httplib::Server& server, ServerContext& context) {
                 });
   }
 
-  server.Get(trial + "/attempts", [&context](const httplib::Request& request,
-                                             httplib::Response& response) {
-    Result<std::vector<AttemptRecord>> attempts = context.store.list_attempts(request.matches[1]);
-    if (!attempts) return send_status_error(response, attempts.status());
-    nlohmann::json body = nlohmann::json::array();
-    for (const AttemptRecord& attempt : *attempts) {
-      body.push_back(
-          {{"attempt", attempt.attempt},
-           {"worker", attempt.worker_id},
-           {"started_at", iso8601_utc(attempt.started_ms)},
-           {"ended_at", attempt.ended_ms ? nlohmann::json(iso8601_utc(*attempt.ended_ms))
-                                         : nlohmann::json(nullptr)},
-           {"outcome", attempt.outcome},
-           {"error", attempt.error ? nlohmann::json(*attempt.error) : nlohmann::json(nullptr)}});
-    }
-    send_json(response, 200, body);
-  });
-
-  server.Get("/metrics", [&context](const httplib::Request&, httplib::Response& response) {
-    Result<std::vector<ExperimentSummary>> experiments = context.store.list_experiments();
-    if (!experiments) return send_status_error(response, experiments.status());
-    Result<std::int64_t> online = count_workers_online(context);
-    if (!online) return send_status_error(response, online.status());
-    response.set_content(context.metrics.render(*experiments, *online, context.store.stats()),
-                         "text/plain; version=0.0.4; charset=utf-8");
-  });
+  server.Get(trial + "/attempts", with_context(context, list_attempts));
+  server.Get("/metrics", with_context(context, render_metrics));
 }
 
 }  // namespace gridexp

@@ -29,6 +29,21 @@ void describe(const sockaddr_storage& address, socklen_t length, std::string& ip
   port = std::atoi(service);
 }
 
+// recv(), retried when a signal interrupts it.
+ssize_t receive(int socket, char* into, std::size_t size, int flags) {
+  ssize_t got;
+  do {
+    got = ::recv(socket, into, size, flags);
+  } while (got < 0 && errno == EINTR);
+  return got;
+}
+
+// After a receive that does not wait: whether the connection is still open (bytes came, or
+// none were there yet).
+bool still_open(ssize_t got) {
+  return got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
 bool wait_for(int socket, short events, std::chrono::milliseconds timeout) {
   pollfd waited{socket, events, 0};
   int ready;
@@ -149,10 +164,7 @@ bool BufferedSocketStream::fill() const {
   // Whatever the answer so far is must reach the client before it sends more.
   if (!flush()) return false;
   use_buffer(request_bytes_ >= kLargeBodyBytes ? kLargeReceiveBuffer : kSmallReceiveBuffer);
-  ssize_t got;
-  do {
-    got = ::recv(socket_, received_.get(), received_capacity_, 0);
-  } while (got < 0 && errno == EINTR);
+  ssize_t got = receive(socket_, received_.get(), received_capacity_, 0);
   if (got <= 0) return false;
   received_at_ = 0;
   received_end_ = static_cast<std::size_t>(got);
@@ -196,34 +208,29 @@ BufferedSocketStream::Awaited BufferedSocketStream::awaited() const {
   return {head + *body, framing.expects_continue};
 }
 
+bool BufferedSocketStream::discard_arrived() {
+  // One receive per call: a client that keeps sending does not keep the thread.
+  keep_unread(kSmallReceiveBuffer);
+  return still_open(receive(socket_, received_.get(), received_capacity_, MSG_DONTWAIT));
+}
+
+bool BufferedSocketStream::send_continue() {
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  continue_sent_ = true;
+  return write(kContinue.data(), kContinue.size()) >= 0 && flush();
+}
+
 bool BufferedSocketStream::receive_arrived() {
-  if (discarding_) {
-    // One receive per call: a client that keeps sending does not keep the thread.
-    keep_unread(kSmallReceiveBuffer);
-    ssize_t got;
-    do {
-      got = ::recv(socket_, received_.get(), received_capacity_, MSG_DONTWAIT);
-    } while (got < 0 && errno == EINTR);
-    if (got == 0) return false;
-    return got > 0 || errno == EAGAIN || errno == EWOULDBLOCK;
-  }
+  if (discarding_) return discard_arrived();
   while (true) {
     Awaited request = awaited();
     if (request.bytes == 0) return true;
     keep_unread(std::max(request.bytes, kSmallReceiveBuffer));
-    if (request.continue_expected && !continue_sent_) {
-      // The client sends its body only after this (or after a timeout of its own).
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      continue_sent_ = true;
-      if (write(kContinue.data(), kContinue.size()) < 0 || !flush()) return false;
-    }
-    ssize_t got;
-    do {
-      got = ::recv(socket_, received_.get() + received_end_, received_capacity_ - received_end_,
-                   MSG_DONTWAIT);
-    } while (got < 0 && errno == EINTR);
-    if (got == 0) return false;
-    if (got < 0) return errno == EAGAIN || errno == EWOULDBLOCK;
+    // The client sends its body only after a 100 Continue (or after a timeout of its own).
+    if (request.continue_expected && !continue_sent_ && !send_continue()) return false;
+    ssize_t got = receive(socket_, received_.get() + received_end_,
+                          received_capacity_ - received_end_, MSG_DONTWAIT);
+    if (got <= 0) return still_open(got);
     received_end_ += static_cast<std::size_t>(got);
   }
 }

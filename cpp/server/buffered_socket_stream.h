@@ -104,6 +104,10 @@ class BufferedSocketStream final : public httplib::Stream {
     bool continue_expected = false;  // its body is awaited, and the client awaits a 100
   };
   Awaited awaited() const;
+  // receive_arrived() once the answer closes the connection: receives what came, to drop it.
+  bool discard_arrived();
+  // Sends "100 Continue" for the request being received.
+  bool send_continue();
 
   int socket_;
   std::chrono::milliseconds read_timeout_;

@@ -6,7 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <system_error>
+#include <cstring>
+#include <string>
 
 namespace gridexp {
 namespace {
@@ -40,26 +41,33 @@ ConnectionService::ConnectionService(Options options, Serve serve)
     : options_(options),
       serve_(std::move(serve)),
       idle_check_period_(std::clamp(options.idle_timeout / 4, std::chrono::milliseconds(10),
-                                    std::chrono::milliseconds(1000))) {
+                                    std::chrono::milliseconds(1000))) {}
+
+Status ConnectionService::start() {
   epoll_ = epoll_create1(EPOLL_CLOEXEC);
   wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epoll_ < 0 || wake_ < 0) {
-    throw std::system_error(errno, std::generic_category(), "ConnectionService: epoll/eventfd");
+    return Status::io_error(std::string("cannot serve connections: epoll/eventfd: ") +
+                            std::strerror(errno));
   }
   // Level-triggered: once written, every thread's epoll_wait sees it.
   epoll_event wake{};
   wake.events = EPOLLIN;
   wake.data.u64 = kWakeUp;
-  epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &wake);
+  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &wake) != 0) {
+    return Status::io_error(std::string("cannot serve connections: epoll_ctl: ") +
+                            std::strerror(errno));
+  }
   const int threads = std::max(options_.threads, 1);
   threads_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  return Status::ok();
 }
 
 ConnectionService::~ConnectionService() {
   stop();
-  ::close(wake_);
-  ::close(epoll_);
+  if (wake_ >= 0) ::close(wake_);
+  if (epoll_ >= 0) ::close(epoll_);
 }
 
 void ConnectionService::adopt(int socket) {

@@ -23,8 +23,11 @@
 // sends meanwhile is dropped. stop() closes the idle connections
 // and returns once every request in progress has been answered.
 //
-// Thread-safety: adopt() from any thread; stop() once, from a thread that is not serving (it
-// joins them); the destructor stops.
+// start() creates the epoll set and the threads: an error Status (never an exception) when it
+// cannot; a service that did not start adopts no connection.
+//
+// Thread-safety: start() once, before adopt(); adopt() from any thread; stop() once, from a
+// thread that is not serving (it joins them); the destructor stops.
 #pragma once
 
 #include <atomic>
@@ -39,6 +42,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/status.h"
 #include "server/buffered_socket_stream.h"
 
 namespace gridexp {
@@ -65,6 +69,8 @@ class ConnectionService {
   ConnectionService(const ConnectionService&) = delete;
   ConnectionService& operator=(const ConnectionService&) = delete;
 
+  // Creates the epoll set and starts the threads.
+  Status start();
   // Takes an accepted socket (blocking, its timeouts set) and serves it; closes it at once
   // once stop() has begun.
   void adopt(int socket);

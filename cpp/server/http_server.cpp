@@ -37,19 +37,23 @@ void HttpServer::close_connections() {
   if (connections_) connections_->stop();
 }
 
+Status HttpServer::serve() {
+  // Started here: by then every set_*() has been called.
+  ConnectionService::Options options;
+  options.threads = threads_;
+  options.idle_timeout = std::chrono::seconds(keep_alive_timeout_sec_);
+  options.max_requests = keep_alive_max_count_;
+  options.read_timeout = timeout(read_timeout_sec_, read_timeout_usec_);
+  options.write_timeout = timeout(write_timeout_sec_, write_timeout_usec_);
+  connections_ = std::make_unique<ConnectionService>(
+      options,
+      [this](BufferedSocketStream& stream, bool last) { return serve_request(stream, last); });
+  if (Status started = connections_->start(); !started) return started;
+  if (!listen_after_bind()) return Status::io_error("the accept loop failed");
+  return Status::ok();
+}
+
 bool HttpServer::process_and_close_socket(socket_t socket) {
-  // Started on the first connection: by then every set_*() has been called.
-  std::call_once(started_, [this] {
-    ConnectionService::Options options;
-    options.threads = threads_;
-    options.idle_timeout = std::chrono::seconds(keep_alive_timeout_sec_);
-    options.max_requests = keep_alive_max_count_;
-    options.read_timeout = timeout(read_timeout_sec_, read_timeout_usec_);
-    options.write_timeout = timeout(write_timeout_sec_, write_timeout_usec_);
-    connections_ = std::make_unique<ConnectionService>(
-        options,
-        [this](BufferedSocketStream& stream, bool last) { return serve_request(stream, last); });
-  });
   connections_->adopt(socket);
   return true;
 }

@@ -8,16 +8,16 @@
 // BufferedSocketStream. Routing, handlers and everything set on the httplib::Server stay as
 // they are. The listen backlog is SOMAXCONN (cpp-httplib's is 5).
 //
-// Thread-safety: as httplib::Server. close_connections() after listen returns (the destructor
+// Thread-safety: as httplib::Server. close_connections() after serve returns (the destructor
 // also calls it): it closes the idle connections and waits for the requests in progress.
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include <httplib.h>
 
+#include "common/status.h"
 #include "server/connection_service.h"
 
 namespace gridexp {
@@ -31,16 +31,22 @@ class HttpServer final : public httplib::Server {
   // Binds to `host`:`port` (0: any free port) and listens with a backlog of SOMAXCONN;
   // returns the port, or -1 if it cannot bind.
   int bind(const std::string& host, int port);
+  // Starts the connection threads with the settings made so far (set_*() before this), then
+  // runs the accept loop until stop(). An error when the threads cannot start, or the accept
+  // loop fails.
+  Status serve();
   void close_connections();
 
  private:
+  // serve() in their place: they would accept without the connection threads.
+  using httplib::Server::listen;
+  using httplib::Server::listen_after_bind;
   bool process_and_close_socket(socket_t socket) override;
   bool serve_request(BufferedSocketStream& stream, bool last);
   template <typename Self>
   static bool process(Self& server, BufferedSocketStream& stream, bool last, bool& closed);
 
   const int threads_;
-  std::once_flag started_;
   std::unique_ptr<ConnectionService> connections_;
 };
 

@@ -1,6 +1,8 @@
 // Routes: the HTTP API — the authentication gate, the read API (docs/api.md), the worker
 // protocol (docs/protocol.md), the user's actions, /metrics and the dashboard — mapped onto
-// the Store, ModelFiles and ExperimentFiles.
+// the Store, ModelFiles and ExperimentFiles. One file each: request_gate.cpp, read_api.cpp
+// (with api_json.cpp, the JSON shapes), worker_protocol.cpp (with model_upload.cpp),
+// action_routes.cpp, dashboard_routes.cpp; route_helpers.h holds what they share.
 //
 // Every route except GET /healthz and POST /api/v1/session (the login) requires the
 // password, as an Authorization header or a dashboard session cookie; the gate runs before
@@ -72,7 +74,10 @@ struct ServerContext {
 };
 
 void install_routes(httplib::Server& server, ServerContext& context);
-// Parts of install_routes, each in its own file.
+// Parts of install_routes, each in its own file, installed in this order.
+void install_request_gate(httplib::Server& server, ServerContext& context);
+void install_read_api(httplib::Server& server, ServerContext& context);
+void install_worker_protocol(httplib::Server& server, ServerContext& context);
 void install_action_routes(httplib::Server& server, ServerContext& context);
 void install_dashboard_routes(httplib::Server& server, ServerContext& context);
 
@@ -101,6 +106,8 @@ nlohmann::json experiment_to_json(const ExperimentSummary& experiment, TimeMs no
 // running now (at least one). Empty before any trial is done; 0 once nothing is left.
 std::optional<double> estimate_seconds_left(const ExperimentSummary& experiment, TimeMs now_ms);
 nlohmann::json worker_to_json(const WorkerRecord& worker, TimeMs now_ms, TimeMs online_window_ms);
+nlohmann::json metric_point_to_json(const MetricPoint& point);
+nlohmann::json attempt_to_json(const AttemptRecord& attempt);
 std::string trials_to_csv(const std::vector<TrialRecord>& trials);
 
 }  // namespace gridexp

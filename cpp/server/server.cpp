@@ -292,9 +292,10 @@ int run_server(const ServerOptions& options, std::ostream& out, std::ostream& er
     }
     http.stop();
   });
-  bool served = http.listen_after_bind();
+  Status served = http.serve();
   listen_returned = true;
   http.close_connections();
+  if (!served) report(err, served.message());
   out << "gridexp-server: stopped\n" << std::flush;
   return served ? kExitOk : kExitFailure;
 }

@@ -20,8 +20,42 @@ std::vector<std::string_view> split_path(std::string_view path) {
   return segments;
 }
 
-bool is_one_of(std::string_view value, std::initializer_list<std::string_view> options) {
-  return std::find(options.begin(), options.end(), value) != options.end();
+// Every route's pattern: a segment in braces stands for any one segment.
+constexpr std::string_view kRoutePatterns[] = {
+    "/healthz",
+    "/metrics",
+    "/static/{file}",
+    "/api/v1/experiments",
+    "/api/v1/workers",
+    "/api/v1/config",
+    "/api/v1/session",
+    "/api/v1/trials/{id}",
+    "/api/v1/trials/{id}/heartbeat",
+    "/api/v1/trials/{id}/metrics",
+    "/api/v1/trials/{id}/model",
+    "/api/v1/trials/{id}/complete",
+    "/api/v1/trials/{id}/fail",
+    "/api/v1/trials/{id}/release",
+    "/api/v1/trials/{id}/log",
+    "/api/v1/trials/{id}/attempts",
+    "/api/v1/trials/{id}/retry",
+    "/api/v1/trials/{id}/cancel",
+    "/api/v1/experiments/{name}/trials",
+    "/api/v1/experiments/{name}/trials.csv",
+    "/api/v1/experiments/{name}/retry",
+    "/api/v1/experiments/{name}/cancel",
+    "/api/v1/workers/{id}/claim",
+    "/api/v1/files/scripts.zip",
+    "/api/v1/files/data.zip",
+};
+
+bool matches(const std::vector<std::string_view>& pattern,
+             const std::vector<std::string_view>& segments) {
+  if (pattern.size() != segments.size()) return false;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    if (!pattern[i].starts_with('{') && pattern[i] != segments[i]) return false;
+  }
+  return true;
 }
 
 // The shortest text that reads back as `value` (0.0005, not 0.00050000000000000001).
@@ -31,32 +65,47 @@ std::string format_number(double value) {
   return error == std::errc() ? std::string(text, end) : std::string("NaN");
 }
 
+// A metric of one value, with its HELP and TYPE lines.
+std::string single_value(const char* type, const char* name, const char* help,
+                         const std::string& value) {
+  return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+         name + " " + value + "\n";
+}
+
+std::string counter(const char* name, const char* help, std::uint64_t value) {
+  return single_value("counter", name, help, std::to_string(value));
+}
+
+std::string gauge(const char* name, const char* help, std::int64_t value) {
+  return single_value("gauge", name, help, std::to_string(value));
+}
+
+// The gauge of trials by experiment and state.
+std::string render_trials(const std::vector<ExperimentSummary>& experiments) {
+  std::string out =
+      "# HELP gridexp_trials Trials by experiment and state.\n# TYPE gridexp_trials gauge\n";
+  for (const ExperimentSummary& experiment : experiments) {
+    std::string name = escape_label_value(experiment.name);
+    std::pair<const char*, std::int64_t> states[] = {{"pending", experiment.pending},
+                                                     {"running", experiment.running},
+                                                     {"done", experiment.done},
+                                                     {"failed", experiment.failed},
+                                                     {"cancelled", experiment.cancelled}};
+    for (const auto& [state, count] : states) {
+      out += "gridexp_trials{experiment=\"" + name + "\",state=\"" + state + "\"} " +
+             std::to_string(count) + "\n";
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string route_label(std::string_view path) {
-  std::vector<std::string_view> s = split_path(path);
-  std::size_t n = s.size();
-  if (n == 0) return "/";
-  if (n == 1 && is_one_of(s[0], {"healthz", "metrics"})) return "/" + std::string(s[0]);
-  if (n == 2 && s[0] == "static") return "/static/{file}";
-  if (n < 3 || s[0] != "api" || s[1] != "v1") return "other";
-  std::string_view kind = s[2];
-  if (n == 3 && is_one_of(kind, {"experiments", "workers", "config", "session"})) {
-    return "/api/v1/" + std::string(kind);
-  }
-  if (n == 4 && kind == "trials") return "/api/v1/trials/{id}";
-  if (n == 5 && kind == "trials" &&
-      is_one_of(s[4], {"heartbeat", "metrics", "model", "complete", "fail", "release", "log",
-                       "attempts", "retry", "cancel"})) {
-    return "/api/v1/trials/{id}/" + std::string(s[4]);
-  }
-  if (n == 5 && kind == "experiments" &&
-      is_one_of(s[4], {"trials", "trials.csv", "retry", "cancel"})) {
-    return "/api/v1/experiments/{name}/" + std::string(s[4]);
-  }
-  if (n == 5 && kind == "workers" && s[4] == "claim") return "/api/v1/workers/{id}/claim";
-  if (n == 4 && kind == "files" && is_one_of(s[3], {"scripts.zip", "data.zip"})) {
-    return "/api/v1/files/" + std::string(s[3]);
+  std::vector<std::string_view> segments = split_path(path);
+  if (segments.empty()) return "/";
+  for (std::string_view pattern : kRoutePatterns) {
+    if (matches(split_path(pattern), segments)) return std::string(pattern);
   }
   return "other";
 }
@@ -92,44 +141,27 @@ void ServerMetrics::observe_request(std::string_view method, std::string_view ro
 
 std::string ServerMetrics::render(const std::vector<ExperimentSummary>& experiments,
                                   std::int64_t workers_online, const StoreStats& store) const {
-  std::string out;
-  auto counter = [&out](const char* name, const char* help, std::uint64_t value) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
-           " " + std::to_string(value) + "\n";
-  };
-  out += "# HELP gridexp_trials Trials by experiment and state.\n# TYPE gridexp_trials gauge\n";
-  for (const ExperimentSummary& experiment : experiments) {
-    std::string name = escape_label_value(experiment.name);
-    std::pair<const char*, std::int64_t> states[] = {{"pending", experiment.pending},
-                                                     {"running", experiment.running},
-                                                     {"done", experiment.done},
-                                                     {"failed", experiment.failed},
-                                                     {"cancelled", experiment.cancelled}};
-    for (const auto& [state, count] : states) {
-      out += "gridexp_trials{experiment=\"" + name + "\",state=\"" + state + "\"} " +
-             std::to_string(count) + "\n";
-    }
-  }
+  std::string out = render_trials(experiments);
+  out += gauge("gridexp_workers_online", "Workers seen within the lease time.", workers_online);
+  out += counter("gridexp_claims_total", "Claims that handed a trial to a worker.", claims.load());
+  out += counter("gridexp_completions_total", "Trials completed by workers.", completions.load());
+  out += counter("gridexp_failures_total", "Trial failures reported by workers.", failures.load());
+  out += counter("gridexp_model_bytes_uploaded_total", "Bytes of model files received and kept.",
+                 model_bytes_uploaded.load());
+  out += counter("gridexp_store_calls_total",
+                 "Calls of the durable store (claims, completions, reads).",
+                 static_cast<std::uint64_t>(store.calls));
   out +=
-      "# HELP gridexp_workers_online Workers seen within the lease time.\n"
-      "# TYPE gridexp_workers_online gauge\ngridexp_workers_online " +
-      std::to_string(workers_online) + "\n";
-  counter("gridexp_claims_total", "Claims that handed a trial to a worker.", claims.load());
-  counter("gridexp_completions_total", "Trials completed by workers.", completions.load());
-  counter("gridexp_failures_total", "Trial failures reported by workers.", failures.load());
-  counter("gridexp_model_bytes_uploaded_total", "Bytes of model files received and kept.",
-          model_bytes_uploaded.load());
-  counter("gridexp_store_calls_total", "Calls of the durable store (claims, completions, reads).",
-          static_cast<std::uint64_t>(store.calls));
-  counter("gridexp_store_transactions_total",
-          "SQLite transactions the store calls ran in (calls that arrive together share one).",
-          static_cast<std::uint64_t>(store.transactions));
-  out +=
-      "# HELP gridexp_store_calls_waiting Store calls queued for the next transaction.\n"
-      "# TYPE gridexp_store_calls_waiting gauge\ngridexp_store_calls_waiting " +
-      std::to_string(store.waiting) + "\n";
+      counter("gridexp_store_transactions_total",
+              "SQLite transactions the store calls ran in (calls that arrive together share one).",
+              static_cast<std::uint64_t>(store.transactions));
+  out += gauge("gridexp_store_calls_waiting", "Store calls queued for the next transaction.",
+               store.waiting);
+  return out + render_histograms();
+}
 
-  out +=
+std::string ServerMetrics::render_histograms() const {
+  std::string out =
       "# HELP gridexp_http_request_duration_seconds Time to answer an HTTP request.\n"
       "# TYPE gridexp_http_request_duration_seconds histogram\n";
   std::lock_guard lock(mutex_);

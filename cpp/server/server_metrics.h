@@ -48,6 +48,8 @@ class ServerMetrics {
     std::uint64_t count = 0;
     double sum = 0;
   };
+  std::string render_histograms() const;
+
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, Histogram> histograms_;  // (method, route)
 };

@@ -39,7 +39,7 @@ class RunningServer {
     server_.set_write_timeout(30);
     routes(server_);
     port_ = server_.bind("127.0.0.1", 0);
-    listening_ = std::thread([this] { server_.listen_after_bind(); });
+    listening_ = std::thread([this] { EXPECT_TRUE(server_.serve().is_ok()); });
     // stop() is ignored until the accept loop runs.
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

@@ -1,0 +1,63 @@
+#include "server/route_helpers.h"
+
+#include <charconv>
+
+#include "server/http_util.h"
+
+namespace gridexp {
+
+std::string route(const std::string& prefix, const char* id_pattern, const std::string& suffix) {
+  return prefix + id_pattern + suffix;
+}
+
+httplib::Server::Handler with_context(ServerContext& context, ContextHandler handler) {
+  return [&context, handler](const httplib::Request& request, httplib::Response& response) {
+    handler(context, request, response);
+  };
+}
+
+nlohmann::json optional_time(const std::optional<TimeMs>& time) {
+  return time ? nlohmann::json(iso8601_utc(*time)) : nlohmann::json(nullptr);
+}
+
+Result<std::string> string_field(const nlohmann::json& body, const char* name) {
+  auto field = body.find(name);
+  if (field == body.end() || !field->is_string() || field->get_ref<const std::string&>().empty()) {
+    return Status::invalid_argument(std::string("the body needs a non-empty string \"") + name +
+                                    "\"");
+  }
+  return field->get<std::string>();
+}
+
+std::string optional_string_field(const nlohmann::json& body, const char* name) {
+  auto field = body.find(name);
+  return field != body.end() && field->is_string() ? field->get<std::string>() : std::string();
+}
+
+void send_lease_error(httplib::Response& response, const Status& status) {
+  nlohmann::json detail = nullptr;
+  if (status.code() == Code::kConflict) detail = {{"stop", true}};
+  send_error(response, http_status_for(status.code()), status.message(), detail);
+}
+
+void send_ok(httplib::Response& response) { send_json(response, 200, {{"ok", true}}); }
+
+void refuse_unread_body(httplib::Response& response, const Status& status) {
+  response.set_header("Connection", "close");
+  send_lease_error(response, status);
+}
+
+std::optional<std::uint64_t> content_length(const httplib::Request& request) {
+  if (!request.has_header("Content-Length")) return std::nullopt;
+  std::string text = request.get_header_value("Content-Length");
+  std::uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+bool method_takes_body(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
+}
+
+}  // namespace gridexp
