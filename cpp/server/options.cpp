@@ -41,64 +41,62 @@ Setter integer_setter(const char* name, OptionField<Field> field, std::int64_t m
   };
 }
 
+template <typename Field>
+Setter text_setter(OptionField<Field> field) {
+  return [=](ServerOptions& options, const std::string& text) {
+    options.*field = text;
+    return Status::ok();
+  };
+}
+
+// As text_setter, refusing an empty value with `complaint`.
+template <typename Field>
+Setter non_empty_text_setter(OptionField<Field> field, const char* complaint) {
+  return [=](ServerOptions& options, const std::string& text) {
+    if (text.empty()) return Status::invalid_argument(complaint);
+    options.*field = text;
+    return Status::ok();
+  };
+}
+
+Status set_config_changed(ServerOptions& options, const std::string& text) {
+  if (text == "keep-results" || text == "keep_results") {
+    options.config_changed = ConfigChangedChoice::kKeepResults;
+  } else if (text == "new-experiment" || text == "new_experiment") {
+    options.config_changed = ConfigChangedChoice::kNewExperiment;
+  } else {
+    return Status::invalid_argument(
+        "--config-changed is 'keep-results' or 'new-experiment', not '" + text + "'");
+  }
+  return Status::ok();
+}
+
+Status set_sync(ServerOptions& options, const std::string& text) {
+  if (text != "normal" && text != "full") {
+    return Status::invalid_argument("--sync is 'normal' or 'full', not '" + text + "'");
+  }
+  options.sync_full = text == "full";
+  return Status::ok();
+}
+
 const std::map<std::string, Setter>& valued_options() {
   static const std::map<std::string, Setter> options = {
-      {"host",
-       [](ServerOptions& o, const std::string& v) {
-         if (v.empty()) return Status::invalid_argument("--host needs an address");
-         o.host = v;
-         return Status::ok();
-       }},
+      {"host", non_empty_text_setter(&ServerOptions::host, "--host needs an address")},
       {"port", integer_setter("port", &ServerOptions::port, 0, 65535)},
-      {"config",
-       [](ServerOptions& o, const std::string& v) {
-         o.config_path = v;
-         return Status::ok();
-       }},
+      {"config", text_setter(&ServerOptions::config_path)},
       {"lease_seconds", integer_setter("lease-seconds", &ServerOptions::lease_seconds, 2, 86400)},
       {"max_attempts", integer_setter("max-attempts", &ServerOptions::max_attempts, 1, 1000)},
       {"max_upload_mb", integer_setter("max-upload-mb", &ServerOptions::max_upload_mb, 1, 1 << 24)},
       {"threads", integer_setter("threads", &ServerOptions::threads, 2, 4096)},
       {"max_wrong_passwords",
        integer_setter("max-wrong-passwords", &ServerOptions::max_wrong_passwords, 0, 1'000'000)},
-      {"password",
-       [](ServerOptions& o, const std::string& v) {
-         if (v.empty()) return Status::invalid_argument("--password must not be empty");
-         o.password = v;
-         return Status::ok();
-       }},
-      {"password_file",
-       [](ServerOptions& o, const std::string& v) {
-         o.password_file = v;
-         return Status::ok();
-       }},
-      {"plotly_js",
-       [](ServerOptions& o, const std::string& v) {
-         o.plotly_js = v;
-         return Status::ok();
-       }},
+      {"password", non_empty_text_setter(&ServerOptions::password, "--password must not be empty")},
+      {"password_file", text_setter(&ServerOptions::password_file)},
+      {"plotly_js", text_setter(&ServerOptions::plotly_js)},
       {"max_grid_points", integer_setter("max-grid-points", &ServerOptions::max_grid_points, 1,
                                          std::numeric_limits<std::int64_t>::max())},
-      {"config_changed",
-       [](ServerOptions& o, const std::string& v) {
-         if (v == "keep-results" || v == "keep_results") {
-           o.config_changed = ConfigChangedChoice::kKeepResults;
-         } else if (v == "new-experiment" || v == "new_experiment") {
-           o.config_changed = ConfigChangedChoice::kNewExperiment;
-         } else {
-           return Status::invalid_argument(
-               "--config-changed is 'keep-results' or 'new-experiment', not '" + v + "'");
-         }
-         return Status::ok();
-       }},
-      {"sync",
-       [](ServerOptions& o, const std::string& v) {
-         if (v != "normal" && v != "full") {
-           return Status::invalid_argument("--sync is 'normal' or 'full', not '" + v + "'");
-         }
-         o.sync_full = v == "full";
-         return Status::ok();
-       }},
+      {"config_changed", set_config_changed},
+      {"sync", set_sync},
   };
   return options;
 }

@@ -264,73 +264,99 @@ class Transfer {
   }
 
  private:
-  Result<CachedFile> attempt(Retry& retry) {
-    httplib::Headers headers = {{"Accept-Encoding", "identity"}};
-    if (!password_.empty()) headers.emplace("Authorization", "Bearer " + password_);
-    if (!current_.empty()) headers.emplace("If-None-Match", "\"" + current_ + "\"");
-    bool resuming = part_.size() > 0 && !ask_whole_file_;
-    ask_whole_file_ = false;
-    if (resuming) {
-      headers.emplace("Range", "bytes=" + std::to_string(part_.size()) + "-");
-      headers.emplace("If-Range", "\"" + part_.sha() + "\"");
-    }
-
+  // What one GET brought back, as on_response and on_body saw it.
+  struct Answer {
+    httplib::Error error = httplib::Error::Success;
     int http_status = 0;
-    bool receiving = false;
-    Status refused;  // why on_response refused the answer
+    bool receiving = false;  // the body goes into the partial file
+    Status refused;          // why accept() refused the answer
     bool stale_part = false;
     Status disk_error;
-    std::string error_body;
-    auto on_response = [&](const httplib::Response& response) {
-      http_status = response.status;
-      if (http_status != 200 && http_status != 206) return true;
-      std::string sha = sha_from_etag(response.get_header_value("ETag"));
-      if (sha.empty()) {
-        refused = Status::io_error("the server sent " + name_ + " without an ETag \"<sha256>\"");
-        return false;
-      }
-      if (http_status == 206 && !resuming) {
-        refused = Status::io_error("the server sent part of " + name_ + " unasked");
-        return false;
-      }
-      if (http_status == 206) {
-        // A server that ignores If-Range may send a range of a newer file.
-        if (sha != part_.sha() ||
-            content_range_start(response.get_header_value("Content-Range")) != part_.size()) {
-          stale_part = true;
-          return false;
-        }
-        disk_error = part_.resume();
-      } else {
-        disk_error = part_.start(sha);
-      }
-      receiving = disk_error.is_ok();
-      return receiving;
-    };
-    auto on_body = [&](const char* data, std::size_t size) {
-      if (!receiving) {
-        error_body.append(data, std::min(size, kErrorBodyLimit - error_body.size()));
-        return true;
-      }
-      disk_error = part_.append(data, size);
-      return disk_error.is_ok();
-    };
-    httplib::Result result =
-        client_.Get("/api/v1/files/" + encode_path_segment(name_), headers, on_response, on_body);
-    if (result.error() != httplib::Error::Success || !receiving) part_.close();
+    std::string error_body;  // the start of a body that was not received
+  };
 
-    if (!disk_error) return disk_error;
-    if (!refused) return refused;
-    if (stale_part) {
+  Result<CachedFile> attempt(Retry& retry) {
+    bool resuming = part_.size() > 0 && !ask_whole_file_;
+    ask_whole_file_ = false;
+    Answer answer = get(resuming);
+    if (!answer.disk_error) return answer.disk_error;
+    if (!answer.refused) return answer.refused;
+    if (answer.stale_part) {
       part_.discard();
       retry = Retry::kAtOnce;
       return Status::io_error("the partial " + name_ + " no longer matches the server's");
     }
-    if (result.error() != httplib::Error::Success) {
+    if (answer.error != httplib::Error::Success) {
       retry = Retry::kAfterBackoff;
       return Status::unavailable("cannot download " + name_ + " from " + base_url_ + ": " +
-                                 httplib::to_string(result.error()));
+                                 httplib::to_string(answer.error));
     }
+    return outcome_of(answer, resuming, retry);
+  }
+
+  httplib::Headers request_headers(bool resuming) const {
+    httplib::Headers headers = {{"Accept-Encoding", "identity"}};
+    if (!password_.empty()) headers.emplace("Authorization", "Bearer " + password_);
+    if (!current_.empty()) headers.emplace("If-None-Match", "\"" + current_ + "\"");
+    if (resuming) {
+      headers.emplace("Range", "bytes=" + std::to_string(part_.size()) + "-");
+      headers.emplace("If-Range", "\"" + part_.sha() + "\"");
+    }
+    return headers;
+  }
+
+  Answer get(bool resuming) {
+    Answer answer;
+    auto on_response = [&](const httplib::Response& response) {
+      return accept(response, resuming, answer);
+    };
+    auto on_body = [&](const char* data, std::size_t size) {
+      if (!answer.receiving) {
+        answer.error_body.append(data, std::min(size, kErrorBodyLimit - answer.error_body.size()));
+        return true;
+      }
+      answer.disk_error = part_.append(data, size);
+      return answer.disk_error.is_ok();
+    };
+    httplib::Result result = client_.Get("/api/v1/files/" + encode_path_segment(name_),
+                                         request_headers(resuming), on_response, on_body);
+    answer.error = result.error();
+    if (answer.error != httplib::Error::Success || !answer.receiving) part_.close();
+    return answer;
+  }
+
+  // on_response: whether to receive the body. A 200 starts the partial file, a 206 resumes it.
+  bool accept(const httplib::Response& response, bool resuming, Answer& answer) {
+    answer.http_status = response.status;
+    if (answer.http_status != 200 && answer.http_status != 206) return true;
+    std::string sha = sha_from_etag(response.get_header_value("ETag"));
+    if (sha.empty()) {
+      answer.refused =
+          Status::io_error("the server sent " + name_ + " without an ETag \"<sha256>\"");
+      return false;
+    }
+    if (answer.http_status == 206 && !resuming) {
+      answer.refused = Status::io_error("the server sent part of " + name_ + " unasked");
+      return false;
+    }
+    if (answer.http_status == 206) {
+      // A server that ignores If-Range may send a range of a newer file.
+      if (sha != part_.sha() ||
+          content_range_start(response.get_header_value("Content-Range")) != part_.size()) {
+        answer.stale_part = true;
+        return false;
+      }
+      answer.disk_error = part_.resume();
+    } else {
+      answer.disk_error = part_.start(sha);
+    }
+    answer.receiving = answer.disk_error.is_ok();
+    return answer.receiving;
+  }
+
+  // The result of an answer that arrived whole, by its HTTP status.
+  Result<CachedFile> outcome_of(const Answer& answer, bool resuming, Retry& retry) {
+    int http_status = answer.http_status;
     switch (http_status) {
       case 200:
       case 206:
@@ -340,7 +366,7 @@ class Transfer {
         return CachedFile{cached_path(cache_, current_, name_), current_, false};
       case 401:
         return Status::unauthorized("the server at " + base_url_ + " refused the password for " +
-                                    name_ + detail_of(error_body));
+                                    name_ + detail_of(answer.error_body));
       case 404:
         return Status::not_found("the server has no " + name_);
       case 416:
@@ -352,17 +378,20 @@ class Transfer {
         return Status::io_error("the server cannot resume " + name_);
       case 408:
       case 429:
-        retry = Retry::kAfterBackoff;
-        return Status::unavailable("the server answered HTTP " + std::to_string(http_status) +
-                                   " for " + name_ + detail_of(error_body));
+        return unavailable(answer, retry);
       default:
         if (http_status < 500) break;
-        retry = Retry::kAfterBackoff;
-        return Status::unavailable("the server answered HTTP " + std::to_string(http_status) +
-                                   " for " + name_ + detail_of(error_body));
+        return unavailable(answer, retry);
     }
     return Status::io_error("unexpected HTTP " + std::to_string(http_status) + " for " + name_ +
-                            detail_of(error_body));
+                            detail_of(answer.error_body));
+  }
+
+  // A transient refusal (408, 429, 5xx): worth another attempt after the backoff.
+  Status unavailable(const Answer& answer, Retry& retry) const {
+    retry = Retry::kAfterBackoff;
+    return Status::unavailable("the server answered HTTP " + std::to_string(answer.http_status) +
+                               " for " + name_ + detail_of(answer.error_body));
   }
 
   // Verifies the completed partial file against its ETag and moves it into the cache.

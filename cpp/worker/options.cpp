@@ -50,51 +50,86 @@ BooleanFlags::const_iterator negated_flag(const std::string& name) {
 
 using Setter = std::function<Status(WorkerOptions&, const std::string&)>;
 
+template <typename Field>
+Setter text_setter(Field WorkerOptions::*field) {
+  return [=](WorkerOptions& options, const std::string& text) {
+    options.*field = text;
+    return Status::ok();
+  };
+}
+
+Status set_max_trials(WorkerOptions& options, const std::string& text) {
+  std::int64_t count = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
+  if (error != std::errc() || end != text.data() + text.size() || count < 1) {
+    return Status::invalid_argument("--max_trials needs a whole number of at least 1, not '" +
+                                    text + "'");
+  }
+  options.max_trials = count;
+  return Status::ok();
+}
+
+Status set_poll_seconds(WorkerOptions& options, const std::string& text) {
+  char* end = nullptr;
+  double seconds = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(seconds >= 0.05 && seconds <= 3600)) {
+    return Status::invalid_argument("--poll_seconds needs seconds between 0.05 and 3600");
+  }
+  options.poll_seconds = seconds;
+  return Status::ok();
+}
+
 const std::map<std::string, Setter>& valued_options() {
   static const std::map<std::string, Setter> options = {
-      {"address",
-       [](WorkerOptions& o, const std::string& v) {
-         o.address = v;
-         return Status::ok();
-       }},
-      {"server_password",
-       [](WorkerOptions& o, const std::string& v) {
-         o.password = v;
-         return Status::ok();
-       }},
-      {"password_file",
-       [](WorkerOptions& o, const std::string& v) {
-         o.password_file = v;
-         return Status::ok();
-       }},
-      {"workdir",
-       [](WorkerOptions& o, const std::string& v) {
-         o.workdir = v;
-         return Status::ok();
-       }},
-      {"max_trials",
-       [](WorkerOptions& o, const std::string& v) {
-         std::int64_t count = 0;
-         auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), count);
-         if (error != std::errc() || end != v.data() + v.size() || count < 1) {
-           return Status::invalid_argument(
-               "--max_trials needs a whole number of at least 1, not '" + v + "'");
-         }
-         o.max_trials = count;
-         return Status::ok();
-       }},
-      {"poll_seconds",
-       [](WorkerOptions& o, const std::string& v) {
-         char* end = nullptr;
-         double seconds = std::strtod(v.c_str(), &end);
-         if (v.empty() || *end != '\0' || !(seconds >= 0.05 && seconds <= 3600)) {
-           return Status::invalid_argument("--poll_seconds needs seconds between 0.05 and 3600");
-         }
-         o.poll_seconds = seconds;
-         return Status::ok();
-       }},
+      {"address", text_setter(&WorkerOptions::address)},
+      {"server_password", text_setter(&WorkerOptions::password)},
+      {"password_file", text_setter(&WorkerOptions::password_file)},
+      {"workdir", text_setter(&WorkerOptions::workdir)},
+      {"max_trials", set_max_trials},
+      {"poll_seconds", set_poll_seconds},
   };
   return options;
+}
+
+// `--flag`, `--flag=False`: sets the flag `field`.
+Status set_flag(WorkerOptions& options, bool WorkerOptions::*field, const CommandLineItem& item) {
+  bool value = true;
+  if (item.value) {
+    Result<bool> parsed = parse_bool(item.spelling, *item.value);
+    if (!parsed) return parsed.status();
+    value = *parsed;
+  }
+  options.*field = value;
+  return Status::ok();
+}
+
+// One named item of the command line (`name` is its canonical name).
+Status apply_option(WorkerOptions& options, const std::string& name, const CommandLineItem& item) {
+  if (name == "help" || name == "version") {
+    (name == "help" ? options.show_help : options.show_version) = true;
+  } else if (auto flag = boolean_flags().find(name); flag != boolean_flags().end()) {
+    return set_flag(options, flag->second, item);
+  } else if (auto negated = negated_flag(name); negated != boolean_flags().end()) {
+    if (item.value) return Status::invalid_argument(item.spelling + " takes no value");
+    options.*(negated->second) = false;
+  } else if (auto setter = valued_options().find(name); setter != valued_options().end()) {
+    return setter->second(options, *item.value);
+  } else {
+    return Status::invalid_argument("unknown option " + item.spelling + " (see --help)");
+  }
+  return Status::ok();
+}
+
+// What a run needs once every item is read: the server's address, one password source.
+Status check_worker_options(const WorkerOptions& options) {
+  if (options.address.empty()) {
+    return Status::invalid_argument("--address=HOST:PORT is required (the gridexp-server)");
+  }
+  if (Result<std::string> url = server_base_url(options.address); !url) return url.status();
+  if (options.password && options.password_file) {
+    return Status::invalid_argument("give --server_password or --password_file, not both");
+  }
+  return Status::ok();
 }
 
 }  // namespace
@@ -115,33 +150,10 @@ Result<WorkerOptions> parse_worker_options(const std::vector<std::string>& argum
     if (name.empty()) {
       return Status::invalid_argument("unexpected argument '" + item.spelling + "' (see --help)");
     }
-    if (name == "help" || name == "version") {
-      (name == "help" ? options.show_help : options.show_version) = true;
-    } else if (auto flag = boolean_flags().find(name); flag != boolean_flags().end()) {
-      bool value = true;
-      if (item.value) {
-        Result<bool> parsed = parse_bool(item.spelling, *item.value);
-        if (!parsed) return parsed.status();
-        value = *parsed;
-      }
-      options.*(flag->second) = value;
-    } else if (auto negated = negated_flag(name); negated != boolean_flags().end()) {
-      if (item.value) return Status::invalid_argument(item.spelling + " takes no value");
-      options.*(negated->second) = false;
-    } else if (auto setter = valued_options().find(name); setter != valued_options().end()) {
-      if (Status status = setter->second(options, *item.value); !status) return status;
-    } else {
-      return Status::invalid_argument("unknown option " + item.spelling + " (see --help)");
-    }
+    if (Status status = apply_option(options, name, item); !status) return status;
   }
   if (options.show_help || options.show_version) return options;
-  if (options.address.empty()) {
-    return Status::invalid_argument("--address=HOST:PORT is required (the gridexp-server)");
-  }
-  if (Result<std::string> url = server_base_url(options.address); !url) return url.status();
-  if (options.password && options.password_file) {
-    return Status::invalid_argument("give --server_password or --password_file, not both");
-  }
+  if (Status status = check_worker_options(options); !status) return status;
   return options;
 }
 
