@@ -5,6 +5,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -264,6 +266,84 @@ TEST(DashboardFiles, EveryPageAndAssetIsCompiledIn) {
   }
   EXPECT_FALSE(find_dashboard_file("../config.yaml").has_value());
   EXPECT_FALSE(find_dashboard_file("").has_value());
+}
+
+TEST(DashboardFiles, NamesAreUniqueFlatAndTyped) {
+  std::set<std::string_view> names;
+  for (const DashboardFile& file : dashboard_files()) {
+    EXPECT_TRUE(names.insert(file.name).second) << file.name;
+    EXPECT_EQ(file.name.find('/'), std::string_view::npos) << file.name;
+    EXPECT_TRUE(find_dashboard_file(file.name) == file.bytes) << file.name;
+    std::string_view expected = file.name.ends_with(".js")     ? "text/javascript; charset=utf-8"
+                                : file.name.ends_with(".css")  ? "text/css; charset=utf-8"
+                                : file.name.ends_with(".html") ? "text/html; charset=utf-8"
+                                                               : "";
+    EXPECT_EQ(file.content_type, expected) << file.name;
+  }
+}
+
+// The specifiers of a module's static and dynamic imports (and re-exports).
+std::vector<std::string> module_imports(std::string_view source) {
+  static const std::regex kSpecifier(R"re((?:\bfrom|\bimport)\s*\(?\s*["']([^"']*)["'])re");
+  std::vector<std::string> specifiers;
+  std::string text(source);
+  for (auto match = std::sregex_iterator(text.begin(), text.end(), kSpecifier);
+       match != std::sregex_iterator(); ++match) {
+    specifiers.push_back((*match)[1].str());
+  }
+  return specifiers;
+}
+
+TEST(DashboardFiles, ModuleImportsAreFoundInAnyForm) {
+  EXPECT_EQ(module_imports("import { a, b } from \"./a.js\";\nimport \"./b.js\";\n"
+                           "export { c } from './c.js';\nconst d = await import(\"./d.js\");\n"
+                           "import {\n  e,\n} from \"./e.js\";"),
+            (std::vector<std::string>{"./a.js", "./b.js", "./c.js", "./d.js", "./e.js"}));
+}
+
+// The browser loads /static/app.js and, one request each, every module it imports: a module
+// left out of GRIDEXP_DASHBOARD_FILES would be a 404 and a dashboard that never starts.
+TEST(DashboardFiles, EveryModuleImportIsACompiledInModuleAndEveryModuleIsUsed) {
+  std::set<std::string> reached = {"app.js"};
+  std::vector<std::string> to_read = {"app.js"};
+  while (!to_read.empty()) {
+    std::string name = to_read.back();
+    to_read.pop_back();
+    std::optional<std::string_view> source = find_dashboard_file(name);
+    ASSERT_TRUE(source.has_value()) << name;
+    for (const std::string& specifier : module_imports(*source)) {
+      // Modules import their neighbours by relative path: /static/ has no folders.
+      ASSERT_TRUE(specifier.starts_with("./")) << name << " imports " << specifier;
+      std::string imported = specifier.substr(2);
+      EXPECT_TRUE(imported.ends_with(".js")) << name << " imports " << specifier;
+      EXPECT_TRUE(find_dashboard_file(imported).has_value())
+          << name << " imports " << specifier
+          << ", which is not in GRIDEXP_DASHBOARD_FILES (cpp/CMakeLists.txt)";
+      if (reached.insert(imported).second) to_read.push_back(imported);
+    }
+  }
+  EXPECT_GT(reached.size(), 10u);
+  for (const DashboardFile& file : dashboard_files()) {
+    if (file.name.ends_with(".js")) {
+      EXPECT_TRUE(reached.contains(std::string(file.name)))
+          << file.name << " is compiled in, but no module imports it";
+    }
+  }
+}
+
+TEST(DashboardFiles, ThePageLoadsTheEntryModuleAndEveryStaticFileItNamesIsCompiledIn) {
+  std::string page(find_dashboard_file("index.html").value_or(""));
+  EXPECT_NE(page.find(R"(<script type="module" src="/static/app.js"></script>)"),
+            std::string::npos);
+  static const std::regex kStatic(R"re((?:src|href)="/static/([^"]+)")re");
+  int found = 0;
+  for (auto match = std::sregex_iterator(page.begin(), page.end(), kStatic);
+       match != std::sregex_iterator(); ++match, ++found) {
+    std::string name = (*match)[1].str();
+    if (name == "plotly.min.js") continue;  // from the plotly package, not compiled in
+    EXPECT_TRUE(find_dashboard_file(name).has_value()) << name;
+  }
+  EXPECT_GE(found, 3);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +279,36 @@ def test_a_wrong_password_gets_nothing(server, page):
     # Neither password reached the server's log.
     log = "".join(server.output)
     assert PASSWORD not in log and "not-" + PASSWORD not in log
+
+
+def test_every_module_the_page_imports_is_served_behind_the_password(server):
+    """The page loads /static/app.js as an ES module, and the browser fetches every module it
+    imports, one request each: each must be served (a module missing from the served list
+    would leave the dashboard blank), as JavaScript, with an ETag, and only with credentials."""
+    browser = requests.Session()
+    assert browser.post(f"{server.url}/api/v1/session", json={"password": PASSWORD}).ok
+    page = browser.get(f"{server.url}/", headers={"Accept": "text/html"}, timeout=30)
+    assert page.status_code == 200
+    assert '<script type="module" src="/static/app.js"></script>' in page.text
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "default-src 'self'" in policy
+    specifier = re.compile(r"""(?:\bfrom|\bimport)\s*\(?\s*["']([^"']*)["']""")
+    seen = {"app.js"}
+    to_fetch = ["app.js"]
+    while to_fetch:
+        name = to_fetch.pop()
+        answer = browser.get(f"{server.url}/static/{name}", timeout=30)
+        assert answer.status_code == 200, name
+        assert answer.headers["Content-Type"].startswith("text/javascript"), name
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", name
+        again = browser.get(
+            f"{server.url}/static/{name}", headers={"If-None-Match": answer.headers["ETag"]}
+        )
+        assert again.status_code == 304, name
+        assert requests.get(f"{server.url}/static/{name}", timeout=30).status_code == 401, name
+        for imported in specifier.findall(answer.text):
+            assert imported.startswith("./") and "/" not in imported[2:], (name, imported)
+            if imported[2:] not in seen:
+                seen.add(imported[2:])
+                to_fetch.append(imported[2:])
+    assert len(seen) > 10, seen

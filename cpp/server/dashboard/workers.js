@@ -1,0 +1,65 @@
+// The workers panel, and the names the other panels show for a worker id.
+import { WORKER_LOST_MS } from "./constants.js";
+import { openDetail } from "./detail.js";
+import { $, el } from "./dom.js";
+import { formatAgo, formatTime, formatValue } from "./format.js";
+import { view } from "./state.js";
+
+function workerOnline(worker) {
+  if (typeof worker.online === "boolean") return worker.online;
+  return Date.now() - Date.parse(worker.last_seen) < WORKER_LOST_MS;
+}
+
+export function workerName(id) {
+  if (!id) return "";
+  const worker = view.workersById.get(id);
+  return worker && worker.host ? worker.host : id.slice(0, 8);
+}
+
+export function renderWorkers() {
+  const workers = [...view.workers].sort(
+    (a, b) => workerOnline(b) - workerOnline(a) || String(a.host).localeCompare(String(b.host)),
+  );
+  const online = workers.filter(workerOnline).length;
+  $("workers-summary").textContent = workers.length ? `${online} online, ${workers.length - online} lost` : "";
+  if (workers.length === 0) {
+    $("workers-body").replaceChildren(
+      el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No worker has registered yet.")),
+    );
+    return;
+  }
+  $("workers-body").replaceChildren(
+    ...workers.map((worker) => {
+      const isOnline = workerOnline(worker);
+      const devices = Array.isArray(worker.devices) ? worker.devices.map(formatValue).join(", ") : formatValue(worker.devices);
+      const current = worker.current_trial
+        ? el(
+            "button",
+            {
+              type: "button",
+              class: "link-button",
+              "data-action": "open",
+              "data-trial-id": worker.current_trial,
+              onclick: () => openDetail(worker.current_trial),
+            },
+            worker.current_trial,
+          )
+        : el("span", { class: "muted" }, "idle");
+      return el(
+        "tr",
+        { "data-worker-id": worker.id, "data-testid": "worker-row" },
+        el("td", { title: `${worker.id} · pid ${worker.pid ?? "?"} · ${worker.version || ""}` }, worker.host || worker.id),
+        el("td", { class: "long", title: devices }, devices || "cpu"),
+        el("td", {}, current),
+        el("td", { class: "numeric" }, String(worker.trials_done ?? 0)),
+        el("td", { class: "numeric" }, String(worker.trials_failed ?? 0)),
+        el("td", { title: formatTime(worker.last_seen) }, formatAgo(worker.last_seen)),
+        el(
+          "td",
+          {},
+          el("span", { class: `badge ${isOnline ? "online" : "lost"}`, "data-testid": "worker-status" }, isOnline ? "online" : "lost"),
+        ),
+      );
+    }),
+  );
+}
