@@ -128,6 +128,26 @@ std::unique_ptr<WorkerSlot> Supervisor::make_slot() {
                                       interrupted_);
 }
 
+std::optional<int> Supervisor::run_dry_trial(WorkerSlot& slot, const nlohmann::json& trial,
+                                             const std::string& experiment) {
+  nlohmann::json job = {{"id", trial["id"]},
+                        {"attempt", 1},
+                        {"experiment", experiment},
+                        {"hyperparameters", trial["hyperparameters"]}};
+  Result<TrialRun> run = slot.run_unleased(job);
+  if (!run) return fail_with(progress_, kWorkerExitFailed, run.status().message());
+  if (run->end == TrialEnd::kInterrupted) {
+    return fail_with(progress_, kWorkerExitInterrupted, "interrupted");
+  }
+  progress_.trial_finished(job["id"], run->succeeded,
+                           run->succeeded ? run->results.dump() : run->error);
+  if (!run->succeeded && setup_.options.raise_on_failure) {
+    return fail_with(progress_, kWorkerExitFailed,
+                     "trial " + job["id"].get<std::string>() + " failed: " + run->error);
+  }
+  return std::nullopt;
+}
+
 int Supervisor::run_dry() {
   Result<nlohmann::json> config =
       call_with_retry([&] { return server_.get_json("/api/v1/config"); }, retry_);
@@ -158,22 +178,10 @@ int Supervisor::run_dry() {
   for (const nlohmann::json& trial : *trials) {
     if (trial["state"] != "pending" || !trial.value("in_config", true)) continue;
     if (setup_.options.max_trials && ran >= *setup_.options.max_trials) break;
-    nlohmann::json job = {{"id", trial["id"]},
-                          {"attempt", 1},
-                          {"experiment", experiment},
-                          {"hyperparameters", trial["hyperparameters"]}};
-    Result<TrialRun> run = slot->run_unleased(job);
-    if (!run) return fail_with(progress_, kWorkerExitFailed, run.status().message());
-    if (run->end == TrialEnd::kInterrupted) {
-      return fail_with(progress_, kWorkerExitInterrupted, "interrupted");
+    if (std::optional<int> exit_status = run_dry_trial(*slot, trial, experiment)) {
+      return *exit_status;
     }
     ++ran;
-    progress_.trial_finished(job["id"], run->succeeded,
-                             run->succeeded ? run->results.dump() : run->error);
-    if (!run->succeeded && setup_.options.raise_on_failure) {
-      return fail_with(progress_, kWorkerExitFailed,
-                       "trial " + job["id"].get<std::string>() + " failed: " + run->error);
-    }
   }
   progress_.message("dry run finished: " + std::to_string(ran) + " trials");
   return kWorkerExitOk;

@@ -57,6 +57,9 @@ class Supervisor {
   Status check_experiment_py() const;
   std::unique_ptr<WorkerSlot> make_slot();
   int run_dry();
+  // One trial of a dry run; an exit status when the run ends there.
+  std::optional<int> run_dry_trial(WorkerSlot& slot, const nlohmann::json& trial,
+                                   const std::string& experiment);
   int run_claims();
 
   SupervisorSetup setup_;
