@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/fd_io.h"
 #include "common/random.h"
 
 namespace gridexp {
@@ -26,16 +27,10 @@ class PosixWritableFile final : public WritableFile {
   }
 
   Status append(const char* data, std::size_t size) override {
-    while (size > 0) {
-      ssize_t written = ::write(fd_, data, size);
-      if (written < 0) {
-        if (errno == EINTR) continue;
-        return errno_status("cannot write", path_);
-      }
-      data += written;
-      size -= static_cast<std::size_t>(written);
-      appended_ += static_cast<std::uint64_t>(written);
+    if (Status written = write_all(fd_, std::string_view(data, size)); !written) {
+      return Status::io_error("cannot write " + path_.string() + ": " + written.message());
     }
+    appended_ += size;
     return Status::ok();
   }
 

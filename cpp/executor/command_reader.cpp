@@ -9,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "common/fd_io.h"
 #include "executor/signal_free_thread.h"
 
 namespace gridexp {
@@ -23,9 +24,8 @@ CommandReader::CommandReader(int fd, StopHandler on_stop) : fd_(fd), on_stop_(st
 
 CommandReader::~CommandReader() {
   if (thread_.joinable()) {
-    char byte = 0;
-    while (::write(wake_pipe_[1], &byte, 1) < 0 && errno == EINTR) {
-    }
+    // Nothing to do when the wake-up fails: the pipe is ours and empty, so it cannot.
+    ignore_outcome(write_all(wake_pipe_[1], std::string_view("\0", 1)));
     thread_.join();
   }
   for (int fd : wake_pipe_) {
@@ -44,7 +44,8 @@ std::optional<Command> CommandReader::next(std::chrono::milliseconds timeout) {
 }
 
 void CommandReader::read_until_end() {
-  std::string pending;
+  LineFramer framer;
+  auto dispatch_line = [this](std::string_view line) { dispatch(line); };
   char buffer[65536];
   while (true) {
     pollfd watched[2] = {{fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
@@ -61,14 +62,9 @@ void CommandReader::read_until_end() {
       return;
     }
     if (count == 0) break;
-    pending.append(buffer, static_cast<std::size_t>(count));
-    std::size_t start = 0;
-    for (std::size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
-      dispatch(std::string_view(pending).substr(start, end - start));
-    }
-    pending.erase(0, start);
+    framer.feed(std::string_view(buffer, static_cast<std::size_t>(count)), dispatch_line);
   }
-  if (!pending.empty()) dispatch(pending);
+  framer.finish(dispatch_line);
   enqueue(EndOfCommands{});
 }
 

@@ -1,31 +1,16 @@
 // EventWriter: the queue and thread that write events to the supervisor's pipe.
 #include "executor/event_writer.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <utility>
 
+#include "common/fd_io.h"
 #include "executor/signal_free_thread.h"
 
 namespace gridexp {
 namespace {
 
-bool is_metrics(const nlohmann::json& event) { return event.value("type", "") == "metrics"; }
-
-// Writes all of `text`; false on an error other than EINTR.
-bool write_fully(int fd, const std::string& text) {
-  std::size_t written = 0;
-  while (written < text.size()) {
-    ssize_t count = ::write(fd, text.data() + written, text.size() - written);
-    if (count < 0 && errno == EINTR) continue;
-    if (count < 0) return false;
-    written += static_cast<std::size_t>(count);
-  }
-  return true;
-}
+bool is_metrics(const ExecutorEvent& event) { return std::holds_alternative<MetricsEvent>(event); }
 
 }  // namespace
 
@@ -34,7 +19,7 @@ EventWriter::EventWriter(int fd)
 
 EventWriter::~EventWriter() { close(); }
 
-void EventWriter::post(nlohmann::json event) {
+void EventWriter::post(ExecutorEvent event) {
   bool metrics = is_metrics(event);
   {
     std::lock_guard lock(mutex_);
@@ -72,15 +57,14 @@ void EventWriter::write_until_closed() {
   while (true) {
     wake_.wait(lock, [this] { return closing_ || !queue_.empty(); });
     if (queue_.empty()) return;  // closing, and everything is written
-    nlohmann::json event = std::move(queue_.front());
+    ExecutorEvent event = std::move(queue_.front());
     queue_.pop_front();
     if (is_metrics(event)) --queued_metrics_;
     lock.unlock();
     if (!pipe_broken) {
-      std::string line =
-          event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
-      if (!write_fully(fd_, line)) {
-        std::fprintf(stderr, "gridexp-executor: cannot write events: %s\n", std::strerror(errno));
+      if (Status written = write_all(fd_, encode_event(event)); !written) {
+        std::fprintf(stderr, "gridexp-executor: cannot write events: %s\n",
+                     written.message().c_str());
         pipe_broken = true;
       }
     }

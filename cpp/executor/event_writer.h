@@ -1,4 +1,4 @@
-// EventWriter: sends the executor's events to the supervisor, one JSON object per line, from a
+// EventWriter: sends the executor's events to the supervisor, one line each (encode_event), from a
 // thread of its own, so that nobody who posts an event (gridexp.report in a training loop above
 // all) ever waits on the pipe.
 //
@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include <nlohmann/json.hpp>
+#include "common/executor_protocol.h"
 
 namespace gridexp {
 
@@ -23,7 +23,7 @@ namespace gridexp {
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  virtual void post(nlohmann::json event) = 0;
+  virtual void post(ExecutorEvent event) = 0;
 };
 
 class EventWriter final : public EventSink {
@@ -35,7 +35,7 @@ class EventWriter final : public EventSink {
   EventWriter(const EventWriter&) = delete;
   EventWriter& operator=(const EventWriter&) = delete;
 
-  void post(nlohmann::json event) override;
+  void post(ExecutorEvent event) override;
   // Writes every event posted so far and stops the thread; later posts are discarded.
   void close();
 
@@ -45,7 +45,7 @@ class EventWriter final : public EventSink {
   const int fd_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<nlohmann::json> queue_;
+  std::deque<ExecutorEvent> queue_;
   std::size_t queued_metrics_ = 0;
   bool dropped_metrics_ = false;
   bool closing_ = false;

@@ -52,7 +52,7 @@ int serve(CommandReader& commands, EventSink& events, TrialContext& context,
   bool started = false;
   auto fatal = [&events](const std::string& error, const CodeLocation& location,
                          const std::string& traceback) {
-    events.post(fatal_event(error, location, traceback));
+    events.post(FatalEvent{error, location, traceback});
     return kExecutorExitFatal;
   };
   while (true) {
@@ -68,7 +68,7 @@ int serve(CommandReader& commands, EventSink& events, TrialContext& context,
         return fatal(failure->error, failure->location, failure->traceback);
       }
       started = true;
-      events.post(ready_event());
+      events.post(ReadyEvent{});
       continue;
     }
     const auto& run = std::get<RunCommand>(*command);  // a StopCommand never reaches here
@@ -93,7 +93,7 @@ int run_executor(const ExecutorOptions& options) {
     Result<std::unique_ptr<PythonRuntime>> runtime =
         PythonRuntime::start(options.python_executable, options.workdir);
     if (!runtime) {
-      events.post(fatal_event(runtime.status().message(), {}, ""));
+      events.post(FatalEvent{runtime.status().message(), {}, ""});
     } else {
       TrialContext::install(&context);
       exit_status = serve(commands, events, context, options.workdir);

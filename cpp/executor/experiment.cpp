@@ -220,7 +220,7 @@ TrialOutcome Experiment::run_trial(const RunCommand& command, TrialContext& cont
 TrialOutcome Experiment::run_steps(const RunCommand& command) {
   const std::string& trial_id = command.trial_id;
   auto failed = [&trial_id](const TrialFailure& failure) {
-    return TrialOutcome{failed_event(trial_id, failure.error, failure.traceback),
+    return TrialOutcome{FailedEvent{trial_id, failure.error, failure.traceback},
                         failure.interrupted};
   };
   py::object dataset = dataset_;
@@ -253,7 +253,7 @@ TrialOutcome Experiment::run_steps(const RunCommand& command) {
     }
     model_path = path.string();
   }
-  return {result_event(trial_id, std::move(*results), model_path)};
+  return {ResultEvent{trial_id, std::move(*results), model_path}};
 }
 
 void release_accelerator_memory() {

@@ -26,7 +26,7 @@ struct StartFailure {
 };
 
 struct TrialOutcome {
-  nlohmann::json event;  // "result" or "failed"
+  ExecutorEvent event;  // a ResultEvent or a FailedEvent
   // The trial ended in KeyboardInterrupt (the supervisor sent SIGINT): the executor should exit.
   bool interrupted = false;
 };

@@ -67,7 +67,7 @@ py::object TrialContext::trial() const { return trial_ ? json_to_python(*trial_)
 Status TrialContext::report(std::optional<std::int64_t> step, py::handle values) {
   Result<nlohmann::json> converted = python_to_json(values, "metrics");
   if (!converted) return converted.status();
-  events_.post(metrics_event(trial_id_, step, clock_.now_ms(), std::move(*converted)));
+  events_.post(MetricsEvent{trial_id_, step, clock_.now_ms(), std::move(*converted)});
   return Status::ok();
 }
 

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/fd_io.h"
 #include "server/model_files.h"
 
 namespace gridexp {
@@ -36,14 +37,9 @@ std::optional<std::size_t> trailing_mark_start(std::string_view text) {
   return start;
 }
 
-Status write_all(int fd, std::string_view text, const std::filesystem::path& path) {
-  while (!text.empty()) {
-    ssize_t count = ::write(fd, text.data(), text.size());
-    if (count < 0 && errno == EINTR) continue;
-    if (count <= 0) {
-      return Status::io_error("cannot write " + path.string() + ": " + std::strerror(errno));
-    }
-    text.remove_prefix(static_cast<std::size_t>(count));
+Status write_log_bytes(int fd, std::string_view text, const std::filesystem::path& path) {
+  if (Status written = write_all(fd, text); !written) {
+    return Status::io_error("cannot write " + path.string() + ": " + written.message());
   }
   return Status::ok();
 }
@@ -88,7 +84,7 @@ Status TrialLogs::append(const std::string& trial_id, std::string_view text) {
   std::uint64_t size = static_cast<std::uint64_t>(info.st_size);
   Status status;
   if (size + text.size() <= max_bytes_) {
-    status = write_all(fd, text, path);  // the common case: it fits, a worker's mark included
+    status = write_log_bytes(fd, text, path);  // the common case: it fits, a worker's mark included
     ::close(fd);
     return status;
   }
@@ -117,9 +113,9 @@ Status TrialLogs::append(const std::string& trial_id, std::string_view text) {
     std::size_t room = static_cast<std::size_t>(max_bytes_ - size);
     std::string_view kept = content.substr(0, room);
     dropped += content.size() - kept.size();
-    status = write_all(fd, kept, path);
+    status = write_log_bytes(fd, kept, path);
   }
-  if (status) status = write_all(fd, format_mark(max_bytes_, dropped), path);
+  if (status) status = write_log_bytes(fd, format_mark(max_bytes_, dropped), path);
   ::close(fd);
   return status;
 }

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/json_parse.h"
+#include "common/fd_io.h"
 
 namespace gridexp {
 namespace {
@@ -28,10 +28,10 @@ constexpr int kChildEventFd = 4;
 // write end may keep the pipe open long after the executor is gone.
 // `busy` is true from the moment data is readable until its lines were handed out, so that
 // ExecutorProcess::drain_output can tell "nothing left to read" from "being read".
-void for_each_line(int fd, const std::function<void(std::string)>& on_line,
+void for_each_line(int fd, const std::function<void(std::string_view)>& on_line,
                    const std::function<bool()>& give_up, std::atomic<bool>& busy,
                    std::atomic<bool>& finished) {
-  std::string pending;
+  LineFramer framer;
   char buffer[8192];
   while (true) {
     pollfd readable{fd, POLLIN, 0};
@@ -48,15 +48,10 @@ void for_each_line(int fd, const std::function<void(std::string)>& on_line,
       continue;
     }
     if (count <= 0) break;
-    pending.append(buffer, static_cast<std::size_t>(count));
-    std::size_t start = 0;
-    for (std::size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
-      on_line(pending.substr(start, end - start));
-    }
-    pending.erase(0, start);
+    framer.feed(std::string_view(buffer, static_cast<std::size_t>(count)), on_line);
     busy = false;
   }
-  if (!pending.empty()) on_line(pending);
+  framer.finish(on_line);
   finished = true;
   busy = false;
   ::close(fd);
@@ -76,6 +71,78 @@ std::vector<std::string> executor_environment() {
   return environment;
 }
 
+struct Pipe {
+  int read = -1;
+  int write = -1;
+};
+
+struct ChildPipes {
+  Pipe command, event, out, err;
+};
+
+void close_pipes(ChildPipes& pipes) {
+  for (Pipe* pipe : {&pipes.command, &pipes.event, &pipes.out, &pipes.err}) {
+    for (int* fd : {&pipe->read, &pipe->write}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
+  }
+}
+
+Status open_pipes(ChildPipes& pipes) {
+  for (Pipe* pipe : {&pipes.command, &pipes.event, &pipes.out, &pipes.err}) {
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) {
+      Status failed = Status::io_error(std::string("cannot create pipes: ") + std::strerror(errno));
+      close_pipes(pipes);
+      return failed;
+    }
+    *pipe = Pipe{ends[0], ends[1]};
+  }
+  return Status::ok();
+}
+
+// What the child's execve needs.
+struct ExecPlan {
+  std::string executable;
+  std::string workdir;
+  std::vector<std::string> arguments;
+  std::vector<std::string> environment;
+};
+
+// Pointers into `strings`, null-terminated, as execve takes them.
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (std::string& text : strings) pointers.push_back(text.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// In the forked child: only async-signal-safe calls until exec.
+[[noreturn]] void become_executor(const ChildPipes& pipes, const ExecPlan& plan, char** argv,
+                                  char** envp, pid_t parent) {
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the supervisor blocks SIGINT/SIGTERM
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ::dup2(null_fd, 0);
+  ::dup2(pipes.out.write, 1);
+  ::dup2(pipes.err.write, 2);
+  // dup2 clears close-on-exec on the new descriptors; order avoids clobbering.
+  int command_read = ::fcntl(pipes.command.read, F_DUPFD_CLOEXEC, 10);
+  int event_write = ::fcntl(pipes.event.write, F_DUPFD_CLOEXEC, 10);
+  ::dup2(command_read, kChildCommandFd);
+  ::dup2(event_write, kChildEventFd);
+  // Whatever else the supervisor inherited or opened stays out of the user's code.
+  ::close_range(kChildEventFd + 1, ~0U, 0);
+  if (::chdir(plan.workdir.c_str()) != 0) ::_exit(126);
+  ::execve(plan.executable.c_str(), argv, envp);
+  ::_exit(127);
+}
+
 std::string signal_name(int number) {
   const char* description = ::sigabbrev_np(number);
   return description ? std::string("SIG") + description : "signal " + std::to_string(number);
@@ -84,68 +151,49 @@ std::string signal_name(int number) {
 }  // namespace
 
 Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::spawn(const ExecutorLaunch& launch) {
-  int command_pipe[2], event_pipe[2], out_pipe[2], err_pipe[2];
-  if (::pipe2(command_pipe, O_CLOEXEC) != 0 || ::pipe2(event_pipe, O_CLOEXEC) != 0 ||
-      ::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    return Status::io_error(std::string("cannot create pipes: ") + std::strerror(errno));
-  }
-  std::string executable = launch.executable.string();
-  std::string workdir = launch.workdir.string();
-  std::vector<std::string> arguments = {executable, "--command-fd", std::to_string(kChildCommandFd),
-                                        "--event-fd", std::to_string(kChildEventFd)};
-  std::vector<char*> argv;
-  for (std::string& argument : arguments) argv.push_back(argument.data());
-  argv.push_back(nullptr);
+  ChildPipes pipes;
+  if (Status opened = open_pipes(pipes); !opened) return opened;
   // Built before fork: the child may only make async-signal-safe calls.
-  std::vector<std::string> environment = executor_environment();
-  std::vector<char*> envp;
-  for (std::string& variable : environment) envp.push_back(variable.data());
-  envp.push_back(nullptr);
+  ExecPlan plan{launch.executable.string(), launch.workdir.string(), {}, executor_environment()};
+  plan.arguments = {plan.executable, "--command-fd", std::to_string(kChildCommandFd), "--event-fd",
+                    std::to_string(kChildEventFd)};
+  std::vector<char*> argv = c_strings(plan.arguments);
+  std::vector<char*> envp = c_strings(plan.environment);
   pid_t parent = ::getpid();
 
   pid_t pid = ::fork();
-  if (pid < 0) return Status::io_error(std::string("cannot fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec.
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the supervisor died before prctl took effect
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the supervisor blocks SIGINT/SIGTERM
-    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    ::dup2(null_fd, 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    // dup2 clears close-on-exec on the new descriptors; order avoids clobbering.
-    int command_read = ::fcntl(command_pipe[0], F_DUPFD_CLOEXEC, 10);
-    int event_write = ::fcntl(event_pipe[1], F_DUPFD_CLOEXEC, 10);
-    ::dup2(command_read, kChildCommandFd);
-    ::dup2(event_write, kChildEventFd);
-    // Whatever else the supervisor inherited or opened stays out of the user's code.
-    ::close_range(kChildEventFd + 1, ~0U, 0);
-    if (::chdir(workdir.c_str()) != 0) ::_exit(126);
-    ::execve(executable.c_str(), argv.data(), envp.data());
-    ::_exit(127);
+  if (pid < 0) {
+    Status failed = Status::io_error(std::string("cannot fork: ") + std::strerror(errno));
+    close_pipes(pipes);
+    return failed;
   }
-  ::close(command_pipe[0]);
-  ::close(event_pipe[1]);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
+  if (pid == 0) become_executor(pipes, plan, argv.data(), envp.data(), parent);
+  ::close(pipes.command.read);
+  ::close(pipes.event.write);
+  ::close(pipes.out.write);
+  ::close(pipes.err.write);
 
   std::unique_ptr<ExecutorProcess> process(new ExecutorProcess());
   process->pid_ = pid;
-  process->command_fd_ = command_pipe[1];
+  process->command_fd_ = pipes.command.write;
   process->on_output_ = launch.on_output;
-  process->stdout_stream_.fd = out_pipe[0];
-  process->stderr_stream_.fd = err_pipe[0];
-  process->event_reader_ =
-      std::thread([p = process.get(), fd = event_pipe[0]] { p->read_events(fd); });
-  process->stdout_reader_ =
-      std::thread([p = process.get(), fd = out_pipe[0]] { p->read_output(fd, false); });
-  process->stderr_reader_ =
-      std::thread([p = process.get(), fd = err_pipe[0]] { p->read_output(fd, true); });
+  process->start_readers(pipes.event.read, pipes.out.read, pipes.err.read);
   return process;
+}
+
+Result<std::unique_ptr<ExecutorChannel>> ExecutorProcess::spawn_channel(
+    const ExecutorLaunch& launch) {
+  Result<std::unique_ptr<ExecutorProcess>> spawned = spawn(launch);
+  if (!spawned) return spawned.status();
+  return std::unique_ptr<ExecutorChannel>(std::move(spawned).value());
+}
+
+void ExecutorProcess::start_readers(int event_fd, int stdout_fd, int stderr_fd) {
+  stdout_stream_.fd = stdout_fd;
+  stderr_stream_.fd = stderr_fd;
+  event_reader_ = std::thread([this, event_fd] { read_events(event_fd); });
+  stdout_reader_ = std::thread([this, stdout_fd] { read_output(stdout_fd, false); });
+  stderr_reader_ = std::thread([this, stderr_fd] { read_output(stderr_fd, true); });
 }
 
 ExecutorProcess::~ExecutorProcess() {
@@ -173,12 +221,8 @@ bool ExecutorProcess::reading_should_stop() const {
 void ExecutorProcess::read_events(int fd) {
   for_each_line(
       fd,
-      [this](std::string line) {
-        Result<nlohmann::json> parsed = parse_json(line, kMaxMessageJsonDepth);
-        nlohmann::json event = parsed ? std::move(parsed).value() : nlohmann::json();
-        if (!event.is_object()) {
-          event = {{"type", "protocol_error"}, {"line", line}};
-        }
+      [this](std::string_view line) {
+        Result<ExecutorEvent> event = decode_event(line);
         std::lock_guard lock(mutex_);
         events_.push_back(std::move(event));
         event_ready_.notify_all();
@@ -193,8 +237,8 @@ void ExecutorProcess::read_output(int fd, bool is_stderr) {
   Stream& stream = is_stderr ? stderr_stream_ : stdout_stream_;
   for_each_line(
       fd,
-      [this, is_stderr](std::string line) {
-        if (on_output_) on_output_(line, is_stderr);
+      [this, is_stderr](std::string_view line) {
+        if (on_output_) on_output_(std::string(line), is_stderr);
       },
       [this] { return reading_should_stop(); }, stream.busy, stream.finished);
 }
@@ -212,16 +256,9 @@ void ExecutorProcess::drain_output(std::chrono::milliseconds max_wait) {
   }
 }
 
-Status ExecutorProcess::send(const nlohmann::json& message) {
-  std::string line = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  const char* data = line.data();
-  std::size_t left = line.size();
-  while (left > 0) {
-    ssize_t written = ::write(command_fd_, data, left);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) return Status::io_error("the executor is gone: " + exit_description());
-    data += written;
-    left -= static_cast<std::size_t>(written);
+Status ExecutorProcess::send(const ExecutorCommand& command) {
+  if (!write_all(command_fd_, encode_command(command))) {
+    return Status::io_error("the executor is gone: " + exit_description());
   }
   return Status::ok();
 }
@@ -241,13 +278,14 @@ bool ExecutorProcess::reap(bool wait) {
 
 bool ExecutorProcess::has_exited() { return reap(false); }
 
-std::optional<nlohmann::json> ExecutorProcess::next_event(std::chrono::milliseconds timeout) {
+std::optional<Result<ExecutorEvent>> ExecutorProcess::next_event(
+    std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     {
       std::unique_lock lock(mutex_);
       if (!events_.empty()) {
-        nlohmann::json event = std::move(events_.front());
+        Result<ExecutorEvent> event = std::move(events_.front());
         events_.pop_front();
         return event;
       }

@@ -1,6 +1,7 @@
 // ExecutorProcess: the child process that runs the user's Python (gridexp-executor), seen from
-// the supervisor. Spawns it as docs/executor.md describes, sends it JSON-line commands,
-// hands out its events, relays its stdout/stderr line by line, and explains its death
+// the supervisor: the real ExecutorChannel. Spawns it as docs/executor.md describes, sends it
+// commands, hands out its events (common/executor_protocol.h), relays its stdout/stderr line by
+// line, and explains its death
 // ("killed by signal 9 (SIGKILL) — possibly out of memory").
 //
 // The child is in its own process group, dies with the supervisor (PR_SET_PDEATHSIG), and
@@ -24,50 +25,43 @@
 #include <string>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
+#include "common/executor_protocol.h"
 #include "common/status.h"
+#include "worker/executor_channel.h"
 
 namespace gridexp {
 
-struct ExecutorLaunch {
-  std::filesystem::path executable;  // gridexp-executor
-  std::filesystem::path workdir;     // the child's working directory
-  // Called with each line the child prints; `is_stderr` tells which stream.
-  std::function<void(const std::string& line, bool is_stderr)> on_output;
-};
-
-class ExecutorProcess {
+class ExecutorProcess final : public ExecutorChannel {
  public:
   static Result<std::unique_ptr<ExecutorProcess>> spawn(const ExecutorLaunch& launch);
-  ~ExecutorProcess();  // kills the child if it still runs, and reaps it
+  // spawn() as an ExecutorSpawner.
+  static Result<std::unique_ptr<ExecutorChannel>> spawn_channel(const ExecutorLaunch& launch);
+  ~ExecutorProcess() override;  // kills the child if it still runs, and reaps it
   ExecutorProcess(const ExecutorProcess&) = delete;
   ExecutorProcess& operator=(const ExecutorProcess&) = delete;
 
-  Status send(const nlohmann::json& message);
+  Status send(const ExecutorCommand& command) override;
+  std::optional<Result<ExecutorEvent>> next_event(std::chrono::milliseconds timeout) override;
 
-  // The next event, waiting at most `timeout`. Empty on timeout, or when the child has died
-  // and every event it sent was handed out (then has_exited() is true).
-  std::optional<nlohmann::json> next_event(std::chrono::milliseconds timeout);
-
-  bool has_exited();
+  bool has_exited() override;
   // Why the child ended, for humans: "exited with status 3", "killed by signal 9 (SIGKILL) —
   // possibly out of memory". Meaningful once has_exited().
-  std::string exit_description() const;
+  std::string exit_description() const override;
   int exit_status() const { return exit_status_; }
 
   // Waits (at most `max_wait`) until what the child printed so far has reached the output
   // callback: stdout and the event pipe are separate, so a result can overtake the last lines
   // printed before it.
-  void drain_output(std::chrono::milliseconds max_wait);
+  void drain_output(std::chrono::milliseconds max_wait) override;
 
   // Asks the child to stop (SIGINT, as Ctrl-C would), waits up to `grace`, then SIGKILLs it.
-  void interrupt_then_kill(std::chrono::milliseconds grace);
-  void kill_now();
-  pid_t pid() const { return pid_; }
+  void interrupt_then_kill(std::chrono::milliseconds grace) override;
+  void kill_now() override;
+  pid_t pid() const override { return pid_; }
 
  private:
   ExecutorProcess() = default;
+  void start_readers(int event_fd, int stdout_fd, int stderr_fd);
   void read_events(int fd);
   void read_output(int fd, bool is_stderr);
   bool reap(bool wait);
@@ -87,7 +81,7 @@ class ExecutorProcess {
   std::function<void(const std::string&, bool)> on_output_;
   std::mutex mutex_;
   std::condition_variable event_ready_;
-  std::deque<nlohmann::json> events_;
+  std::deque<Result<ExecutorEvent>> events_;
   bool events_closed_ = false;
   bool exited_ = false;
   int wait_status_ = 0;

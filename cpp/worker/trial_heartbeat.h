@@ -24,28 +24,29 @@
 #include <nlohmann/json.hpp>
 
 #include "worker/log_spool.h"
+#include "worker/server_api.h"
 #include "worker/server_connection.h"
 
 namespace gridexp {
 
-class TrialHeartbeat {
+class TrialHeartbeat final : public TrialLink {
  public:
   TrialHeartbeat(const std::string& base_url, const std::string& password, std::string trial_id,
                  std::string lease_token, std::chrono::milliseconds heartbeat_interval,
                  const std::filesystem::path& spool_directory,
                  std::uint64_t log_limit_bytes = kMaxLogBytesPerTrial);
-  ~TrialHeartbeat();
+  ~TrialHeartbeat() override;
   TrialHeartbeat(const TrialHeartbeat&) = delete;
   TrialHeartbeat& operator=(const TrialHeartbeat&) = delete;
 
-  void push_metrics(nlohmann::json point);
-  void push_log_line(const std::string& line);
-  bool lease_lost() const { return lease_lost_; }
-  bool stop_requested() const { return stop_requested_; }
+  void push_metrics(nlohmann::json point) override;
+  void push_log_line(const std::string& line) override;
+  bool lease_lost() const override { return lease_lost_; }
+  bool stop_requested() const override { return stop_requested_; }
 
   // Stops the thread, then sends what is still buffered, the log's cut mark included; it
   // stops at the first call that fails (no retries).
-  void flush_and_stop();
+  void flush_and_stop() override;
 
  private:
   void run();

@@ -85,11 +85,16 @@ bool can_import(const char* module) {
   }
 }
 
+// An event as the supervisor reads it.
+json as_json(const ExecutorEvent& event) { return json::parse(encode_event(event)); }
+
+json event_of(const TrialOutcome& outcome) { return as_json(outcome.event); }
+
 class RecordingSink final : public EventSink {
  public:
-  void post(json event) override {
+  void post(ExecutorEvent event) override {
     std::lock_guard lock(mutex_);
-    events_.push_back(std::move(event));
+    events_.push_back(as_json(event));
   }
   std::vector<json> events() {
     std::lock_guard lock(mutex_);
@@ -183,15 +188,15 @@ TEST(ExecutorProtocol, RejectsMalformedCommands) {
 }
 
 TEST(ExecutorProtocol, EventsCarryNullsForUnknownParts) {
-  EXPECT_EQ(fatal_event("boom", {}, ""), json({{"type", "fatal"},
-                                               {"error", "boom"},
-                                               {"file", nullptr},
-                                               {"line", nullptr},
-                                               {"traceback", ""}}));
-  EXPECT_EQ(fatal_event("bad", {"experiment.py", 12}, "Traceback")["line"], 12);
-  EXPECT_EQ(metrics_event("t", std::nullopt, 5, {{"loss", 1}})["step"], nullptr);
-  EXPECT_EQ(result_event("t", {{"a", 1}}, std::nullopt)["model_path"], nullptr);
-  EXPECT_EQ(failed_event("t", "E: m", "tb"),
+  EXPECT_EQ(as_json(FatalEvent{"boom", {}, ""}), json({{"type", "fatal"},
+                                                       {"error", "boom"},
+                                                       {"file", nullptr},
+                                                       {"line", nullptr},
+                                                       {"traceback", ""}}));
+  EXPECT_EQ(as_json(FatalEvent{"bad", {"experiment.py", 12}, "Traceback"})["line"], 12);
+  EXPECT_EQ(as_json(MetricsEvent{"t", std::nullopt, 5, {{"loss", 1}}})["step"], nullptr);
+  EXPECT_EQ(as_json(ResultEvent{"t", {{"a", 1}}, std::nullopt})["model_path"], nullptr);
+  EXPECT_EQ(as_json(FailedEvent{"t", "E: m", "tb"}),
             json({{"type", "failed"}, {"trial_id", "t"}, {"error", "E: m"}, {"traceback", "tb"}}));
 }
 
@@ -201,9 +206,9 @@ TEST(ExecutorEventWriter, WritesOneLinePerEventInOrder) {
   Pipe pipe;
   {
     EventWriter writer(pipe.fds[1]);
-    writer.post(ready_event());
-    writer.post(metrics_event("t", 1, 10, {{"loss", 0.5}}));
-    writer.post(result_event("t", {{"text", "é\n"}}, std::nullopt));
+    writer.post(ReadyEvent{});
+    writer.post(MetricsEvent{"t", 1, 10, {{"loss", 0.5}}});
+    writer.post(ResultEvent{"t", {{"text", "é\n"}}, std::nullopt});
   }
   pipe.close_write();
   std::vector<json> lines = parse_lines(pipe.read_all());
@@ -219,9 +224,9 @@ TEST(ExecutorEventWriter, DropsMetricsBeyondTheLimitButNeverOtherEvents) {
   // Nobody reads yet: the pipe fills, the writer thread blocks, and metrics pile up.
   const std::size_t posted = EventWriter::kMaxQueuedMetrics + 5'000;
   for (std::size_t i = 0; i < posted; ++i) {
-    writer.post(metrics_event("t", static_cast<std::int64_t>(i), 0, {{"loss", 1.0}}));
+    writer.post(MetricsEvent{"t", static_cast<std::int64_t>(i), 0, {{"loss", 1.0}}});
   }
-  writer.post(result_event("t", json::object(), std::nullopt));
+  writer.post(ResultEvent{"t", json::object(), std::nullopt});
   std::string text;
   std::thread reader([&] { text = pipe.read_all(); });
   writer.close();
@@ -237,10 +242,10 @@ TEST(ExecutorEventWriter, SurvivesASupervisorThatIsGone) {
   Pipe pipe;
   pipe.close_read();  // writes now fail with EPIPE (the test runs with SIGPIPE ignored by Python)
   EventWriter writer(pipe.fds[1]);
-  writer.post(ready_event());
-  writer.post(ready_event());
+  writer.post(ReadyEvent{});
+  writer.post(ReadyEvent{});
   writer.close();
-  writer.post(ready_event());  // after close: discarded
+  writer.post(ReadyEvent{});  // after close: discarded
 }
 
 TEST(ExecutorCommandReader, QueuesCommandsAndHandsStopsOverAtOnce) {
@@ -576,7 +581,7 @@ TEST_F(ExecutorTrialContext, ReportsMetricsWithStepAndTime) {
   std::vector<json> events = sink_.events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0],
-            metrics_event("t1", 7, 1'700'000'000'000, {{"loss", 0.5}, {"curve", {1, 2}}}));
+            as_json(MetricsEvent{"t1", 7, 1'700'000'000'000, {{"loss", 0.5}, {"curve", {1, 2}}}}));
   EXPECT_EQ(events[1]["step"], nullptr);
   EXPECT_EQ(events[1]["values"]["acc"], "NaN");
 }
@@ -691,7 +696,8 @@ TEST_F(ExecutorExperiment, RunsTrialsOnTheSharedDataset) {
   for (const char* id : {"a", "b"}) {
     TrialOutcome outcome = experiment.run_trial(run_command(id), context_);
     EXPECT_FALSE(outcome.interrupted);
-    EXPECT_EQ(outcome.event, result_event(id, {{"lr", 0.1}, {"sum", 6}, {"id", id}}, std::nullopt));
+    EXPECT_EQ(event_of(outcome),
+              as_json(ResultEvent{id, {{"lr", 0.1}, {"sum", 6}, {"id", id}}, std::nullopt}));
   }
   ASSERT_EQ(sink_.events().size(), 2u);
   EXPECT_EQ(sink_.events()[1]["values"]["seen"], 1) << "init_dataset ran once";
@@ -708,8 +714,8 @@ TEST_F(ExecutorExperiment, BuildsTheDatasetPerTrialWhenNotConsistent) {
       "    return dataset, None\n");
   Experiment experiment(workdir_.path());
   ASSERT_FALSE(experiment.start(start_command(/*consistent_dataset=*/false)).has_value());
-  EXPECT_EQ(experiment.run_trial(run_command("a"), context_).event["results"], 1);
-  EXPECT_EQ(experiment.run_trial(run_command("b"), context_).event["results"], 2);
+  EXPECT_EQ(event_of(experiment.run_trial(run_command("a"), context_))["results"], 1);
+  EXPECT_EQ(event_of(experiment.run_trial(run_command("b"), context_))["results"], 2);
 }
 
 TEST_F(ExecutorExperiment, ReportsWhatWentWrongInATrial) {
@@ -729,24 +735,24 @@ TEST_F(ExecutorExperiment, ReportsWhatWentWrongInATrial) {
   ASSERT_FALSE(experiment.start(start_command()).has_value());
 
   TrialOutcome raised = experiment.run_trial(run_command("r", {{"kind", "raise"}}), context_);
-  EXPECT_EQ(raised.event["type"], "failed");
-  EXPECT_EQ(raised.event["error"], "ValueError: bad batch");
-  std::string traceback = raised.event["traceback"].get<std::string>();
+  EXPECT_EQ(event_of(raised)["type"], "failed");
+  EXPECT_EQ(event_of(raised)["error"], "ValueError: bad batch");
+  std::string traceback = event_of(raised)["traceback"].get<std::string>();
   EXPECT_NE(traceback.find("experiment.py\", line 6, in run_one"), std::string::npos) << traceback;
   EXPECT_FALSE(raised.interrupted);
 
   TrialOutcome not_a_pair = experiment.run_trial(run_command("d", {{"kind", "dict"}}), context_);
-  EXPECT_EQ(
-      not_a_pair.event,
-      failed_event("d", "run_one must return a tuple (results, model), but returned a dict", ""));
+  EXPECT_EQ(event_of(not_a_pair),
+            as_json(FailedEvent{
+                "d", "run_one must return a tuple (results, model), but returned a dict", ""}));
 
   TrialOutcome unsendable = experiment.run_trial(run_command("s", {{"kind", "set"}}), context_);
-  EXPECT_EQ(unsendable.event["error"],
+  EXPECT_EQ(event_of(unsendable)["error"],
             "results['curve'][1] is a set (builtins.set), which cannot be sent as JSON");
 
   TrialOutcome interrupted =
       experiment.run_trial(run_command("i", {{"kind", "interrupt"}}), context_);
-  EXPECT_EQ(interrupted.event["error"], "KeyboardInterrupt");
+  EXPECT_EQ(event_of(interrupted)["error"], "KeyboardInterrupt");
   EXPECT_TRUE(interrupted.interrupted);
 }
 
@@ -764,17 +770,18 @@ TEST_F(ExecutorExperiment, SavesModelsWithTheExperimentsOwnSaveModel) {
   Experiment experiment(workdir_.path());
   ASSERT_FALSE(experiment.start(start_command(true, /*save_models=*/true)).has_value());
   std::filesystem::path saved = workdir_.path() / "models" / "m.pt";
-  EXPECT_EQ(experiment.run_trial(run_command("m", {{"model", "weights"}}), context_).event,
-            result_event("m", json::object(), saved.string()));
+  EXPECT_EQ(event_of(experiment.run_trial(run_command("m", {{"model", "weights"}}), context_)),
+            as_json(ResultEvent{"m", json::object(), saved.string()}));
   EXPECT_EQ(testing::read_file(saved), "weights");
 
   std::filesystem::path skipped = workdir_.path() / "models" / "s.pt";
   std::ofstream(skipped) << "left by an earlier attempt";
-  EXPECT_EQ(experiment.run_trial(run_command("s", {{"model", "skip"}}), context_).event["error"],
-            "save_model(model, path) returned without writing " + skipped.string());
+  EXPECT_EQ(
+      event_of(experiment.run_trial(run_command("s", {{"model", "skip"}}), context_))["error"],
+      "save_model(model, path) returned without writing " + skipped.string());
 
-  EXPECT_EQ(experiment.run_trial(run_command("n", {{"model", nullptr}}), context_).event,
-            result_event("n", json::object(), std::nullopt));
+  EXPECT_EQ(event_of(experiment.run_trial(run_command("n", {{"model", nullptr}}), context_)),
+            as_json(ResultEvent{"n", json::object(), std::nullopt}));
 }
 
 TEST_F(ExecutorExperiment, FailsToStartWithoutExperimentPy) {

@@ -20,7 +20,11 @@ import pytest
 import requests
 from conftest import PASSWORD, grid_config, trials_of, wait_for
 
-torch = pytest.importorskip("torch", reason="torch==2.13.0 is installed by scripts/setup.sh")
+torch = pytest.importorskip(
+    "torch",
+    reason="TORCH IS MISSING: every worker end-to-end test is skipped; "
+    "pip install torch==2.13.0 (scripts/setup.sh does)",
+)
 
 # An experiment that records what it produced, so the test can compare with what the server
 # kept. Each trial takes `sleep` seconds (a hyperparameter) so tests can act mid-trial.

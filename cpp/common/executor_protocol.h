@@ -1,0 +1,112 @@
+// The messages between gridexp-worker's supervisor and gridexp-executor (docs/executor.md,
+// "Messages"), typed, for both sides: commands (supervisor -> executor) and events
+// (executor -> supervisor), each one JSON object on one '\n'-terminated line.
+//
+// encode_*() gives the line, '\n' included; decode_*() takes one line without its '\n' and
+// checks every field the receiving side relies on, so a well-formed value is all a receiver
+// ever sees. Decoding never throws: a bad line is Status::invalid_argument saying what is
+// wrong. LineFramer splits a byte stream into those lines.
+//
+// Plain functions over values, safe from any thread; a LineFramer belongs to one reader.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace gridexp {
+
+// --- Supervisor -> executor ---
+
+struct StartCommand {
+  nlohmann::json config;  // a JSON object, handed to init_dataset
+  bool consistent_dataset = true;
+  bool save_models = false;
+  std::string model_dir;  // non-empty when save_models
+};
+
+struct RunCommand {
+  // {"id", "attempt", "experiment", "hyperparameters"}, as gridexp.trial() returns it.
+  nlohmann::json trial;
+  std::string trial_id;  // trial["id"]: non-empty, usable as a file name
+};
+
+struct StopCommand {
+  std::string trial_id;
+};
+
+using ExecutorCommand = std::variant<StartCommand, RunCommand, StopCommand>;
+
+// A RunCommand for `trial` (whose "id" it copies into trial_id).
+RunCommand run_command(nlohmann::json trial);
+
+std::string encode_command(const ExecutorCommand& command);
+Result<ExecutorCommand> decode_command(std::string_view line);
+
+// --- Executor -> supervisor ---
+
+// Where a fatal error sits in the user's code, when known.
+struct CodeLocation {
+  std::optional<std::string> file;  // relative to the working directory when inside it
+  std::optional<int> line;
+};
+
+struct ReadyEvent {};
+
+struct FatalEvent {
+  std::string error;
+  CodeLocation location;
+  std::string traceback;  // "" when no Python exception caused the error
+};
+
+struct MetricsEvent {
+  std::string trial_id;
+  std::optional<std::int64_t> step;
+  TimeMs time_ms = 0;
+  nlohmann::json values;  // an object
+};
+
+struct ResultEvent {
+  std::string trial_id;
+  nlohmann::json results;
+  std::optional<std::string> model_path;
+};
+
+struct FailedEvent {
+  std::string trial_id;
+  std::string error;
+  std::string traceback;
+};
+
+using ExecutorEvent = std::variant<ReadyEvent, FatalEvent, MetricsEvent, ResultEvent, FailedEvent>;
+
+std::string encode_event(const ExecutorEvent& event);
+Result<ExecutorEvent> decode_event(std::string_view line);
+
+// --- Framing ---
+
+// Splits bytes into lines. feed() hands each complete line (without its '\n') to `on_line`
+// and keeps the unterminated rest for the next feed(); finish() hands out that rest, if any,
+// at the end of the stream. Lines of only blanks are handed out too (receivers decide).
+class LineFramer {
+ public:
+  using LineHandler = std::function<void(std::string_view line)>;
+
+  void feed(std::string_view bytes, const LineHandler& on_line);
+  void finish(const LineHandler& on_line);
+  // Bytes received but not yet handed out as a line.
+  std::size_t pending_bytes() const { return pending_.size(); }
+
+ private:
+  std::string pending_;
+};
+
+}  // namespace gridexp

@@ -1,0 +1,113 @@
+// ClaimLoop: claim, run, deliver, again.
+#include "worker/claim_loop.h"
+
+#include <utility>
+
+#include "common/url.h"
+#include "worker/worker_exit.h"
+
+namespace gridexp {
+
+ClaimLoop::ClaimLoop(ClaimSettings settings, ServerApi& server, WorkerSlot& slot,
+                     const RetryPolicy& retry, Progress& progress,
+                     const std::atomic<bool>& interrupted)
+    : settings_(std::move(settings)),
+      server_(server),
+      slot_(slot),
+      retry_(retry),
+      progress_(progress),
+      interrupted_(interrupted),
+      claim_id_(settings_.new_claim_id()),
+      claim_path_("/api/v1/workers/" + encode_path_segment(settings_.worker_id) + "/claim") {}
+
+void ClaimLoop::give_back_next_claim() {
+  if (!next_claim_ || !(*next_claim_)["trial"].is_object()) return;
+  const nlohmann::json& unstarted = (*next_claim_)["trial"];
+  // A courtesy: a release that fails leaves the lease to expire on the server.
+  ignore_outcome(server_.post_json(trial_path(unstarted["id"].get<std::string>(), "release"),
+                                   {{"lease_token", unstarted["lease_token"]}}));
+  next_claim_.reset();
+}
+
+int ClaimLoop::exit_interrupted() {
+  give_back_next_claim();
+  return fail_with(progress_, kWorkerExitInterrupted, "interrupted");
+}
+
+Result<nlohmann::json> ClaimLoop::next_answer() {
+  if (next_claim_) return *std::exchange(next_claim_, std::nullopt);
+  const nlohmann::json claim = {{"claim_id", claim_id_}};
+  return call_with_retry([&] { return server_.post_json(claim_path_, claim); }, retry_);
+}
+
+std::optional<int> ClaimLoop::should_stop() {
+  if (interrupted_) return exit_interrupted();
+  if (settings_.max_trials && trials_run_ >= *settings_.max_trials) {
+    progress_.message("ran " + std::to_string(trials_run_) + " trials (--max_trials); stopping");
+    return kWorkerExitOk;
+  }
+  if (Status started = slot_.ensure_executor(); !started) {
+    give_back_next_claim();
+    return fail_with(progress_, interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup,
+                     started.message());
+  }
+  return std::nullopt;
+}
+
+int ClaimLoop::run() {
+  while (true) {
+    if (std::optional<int> exit_status = should_stop()) return *exit_status;
+    Result<nlohmann::json> answer = next_answer();
+    if (!answer) {
+      if (interrupted_) return exit_interrupted();
+      return fail_with(progress_, kWorkerExitFailed, answer.status().message());
+    }
+    claim_id_ = settings_.new_claim_id();
+    if (std::optional<int> exit_status = on_answer(*answer)) return *exit_status;
+  }
+}
+
+std::optional<int> ClaimLoop::on_answer(const nlohmann::json& answer) {
+  std::int64_t pending = answer.value("pending", 0);
+  std::int64_t running = answer.value("running", 0);
+  if (answer.contains("done") && answer.contains("total")) {
+    progress_.set_totals(answer["done"].get<std::int64_t>(), answer["total"].get<std::int64_t>());
+  }
+  const nlohmann::json& trial = answer["trial"];
+  if (trial.is_null()) {
+    if (pending == 0 && running == 0) {
+      progress_.message("no trial is left to run: the grid is finished");
+      return kWorkerExitOk;
+    }
+    progress_.idle("waiting: " + std::to_string(running) + " trials run on other workers");
+    if (!settings_.keep_waiting(settings_.poll_interval)) {
+      return fail_with(progress_, kWorkerExitInterrupted, "interrupted");
+    }
+    return std::nullopt;
+  }
+  // A worker that goes on claims its next trial with the completion: one round trip.
+  bool goes_on = !settings_.max_trials || trials_run_ + 1 < *settings_.max_trials;
+  SlotResult result = slot_.run_claimed(trial, goes_on ? claim_id_ : std::string());
+  return after_trial(trial["id"].get<std::string>(), result);
+}
+
+std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, const SlotResult& result) {
+  if (result.end == TrialEnd::kNotStarted) return std::nullopt;
+  ++trials_run_;
+  if (result.end == TrialEnd::kInterrupted) {
+    return fail_with(progress_, kWorkerExitInterrupted,
+                     "interrupted; trial " + trial_id + result.release_note);
+  }
+  if (result.end == TrialEnd::kLeaseLost) return std::nullopt;
+  next_claim_ = result.next_claim;
+  if (interrupted_) return exit_interrupted();
+  // A cancelled trial that stopped by raising is what the user asked for, not a failure.
+  if (!result.succeeded && !result.cancelled && settings_.raise_on_failure) {
+    return fail_with(progress_, kWorkerExitFailed,
+                     "trial " + trial_id + " failed: " + result.error +
+                         " (--raise_on_failure=True stops here; --raise_on_failure=False goes on)");
+  }
+  return std::nullopt;
+}
+
+}  // namespace gridexp

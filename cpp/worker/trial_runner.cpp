@@ -1,0 +1,127 @@
+// TrialRunner: the loop that watches one trial's executor, and the stop/kill policy.
+#include "worker/trial_runner.h"
+
+#include <utility>
+#include <variant>
+
+namespace gridexp {
+
+struct TrialRunner::Watch {
+  std::string trial_id;
+  TrialLink* link = nullptr;
+  bool stop_sent = false;
+  std::chrono::steady_clock::time_point stop_sent_at;
+  std::string fatal_reason;
+};
+
+TrialRunner::TrialRunner(ExecutorSession& session, Progress& progress,
+                         const std::atomic<bool>& interrupted, StopPolicy policy, SteadyNow now)
+    : session_(session),
+      progress_(progress),
+      interrupted_(interrupted),
+      policy_(policy),
+      now_(std::move(now)) {}
+
+TrialRun TrialRunner::run(const nlohmann::json& trial, TrialLink* link) {
+  Watch watch;
+  watch.trial_id = trial["id"].get<std::string>();
+  watch.link = link;
+  TrialRun run;
+  if (Status sent = session_.run(trial, link); !sent) {
+    progress_.message("the executor is gone (" + sent.message() + "); starting a new one");
+    run.end = TrialEnd::kNotStarted;
+    return run;
+  }
+  progress_.trial_started(watch.trial_id, trial.value("attempt", 1), trial["hyperparameters"]);
+  while (true) {
+    // Events first: a result that has arrived is delivered, even when interrupted.
+    std::optional<Result<ExecutorEvent>> event =
+        session_.next_event(interrupted_ ? std::chrono::milliseconds(0) : policy_.event_poll);
+    if (event && !*event) {
+      progress_.message("unexpected line from the executor: " + event->status().message());
+      continue;
+    }
+    if (event ? on_event(**event, watch, run) : check_executor(watch, run)) break;
+  }
+  run.cancelled = link != nullptr && link->stop_requested();
+  session_.end_trial_output(policy_.output_drain);
+  if (run.end == TrialEnd::kFinished && link != nullptr && link->lease_lost()) {
+    run.end = TrialEnd::kLeaseLost;
+  }
+  return run;
+}
+
+bool TrialRunner::on_event(const ExecutorEvent& event, Watch& watch, TrialRun& run) {
+  if (const auto* metrics = std::get_if<MetricsEvent>(&event)) {
+    nlohmann::json step = metrics->step ? nlohmann::json(*metrics->step) : nlohmann::json();
+    if (watch.link) {
+      watch.link->push_metrics(
+          {{"step", step}, {"time_ms", metrics->time_ms}, {"values", metrics->values}});
+    }
+    progress_.metrics(metrics->values, step);
+    return false;
+  }
+  if (const auto* result = std::get_if<ResultEvent>(&event);
+      result && result->trial_id == watch.trial_id) {
+    run.succeeded = true;
+    run.results = result->results;
+    if (result->model_path) run.model_path = *result->model_path;
+    return true;
+  }
+  if (const auto* failed = std::get_if<FailedEvent>(&event);
+      failed && failed->trial_id == watch.trial_id) {
+    run.succeeded = false;
+    run.error = failed->error;
+    run.traceback = failed->traceback;
+    return true;
+  }
+  if (const auto* fatal = std::get_if<FatalEvent>(&event)) watch.fatal_reason = fatal->error;
+  return false;
+}
+
+bool TrialRunner::check_executor(Watch& watch, TrialRun& run) {
+  if (interrupted_) {
+    session_.interrupt_then_kill(policy_.interrupt_grace);
+    run.end = TrialEnd::kInterrupted;
+    return true;
+  }
+  if (session_.has_exited()) {
+    run.succeeded = false;
+    run.error = "the executor running experiment.py " + session_.exit_description();
+    if (!watch.fatal_reason.empty()) run.error += ": " + watch.fatal_reason;
+    session_.forget_dead_executor();
+    return true;
+  }
+  TrialLink* link = watch.link;
+  bool lease_lost = link && link->lease_lost();
+  bool cancelled = link && link->stop_requested();
+  if (!watch.stop_sent && (lease_lost || cancelled)) {
+    // A dead executor is seen by the next wait; the kill after the grace covers it.
+    ignore_outcome(session_.stop(watch.trial_id));
+    watch.stop_sent = true;
+    watch.stop_sent_at = now_();
+    if (cancelled) {
+      progress_.message("trial " + watch.trial_id + " was cancelled; asking it to stop");
+    }
+  }
+  if (watch.stop_sent && now_() - watch.stop_sent_at > policy_.stop_grace) {
+    kill_for_stop(watch, run);
+    return true;
+  }
+  return false;
+}
+
+void TrialRunner::kill_for_stop(Watch& watch, TrialRun& run) {
+  session_.kill_now();
+  if (watch.link->lease_lost()) {
+    run.end = TrialEnd::kLeaseLost;
+    return;
+  }
+  run.succeeded = false;
+  run.error =
+      "cancelled; run_one did not stop within " +
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(policy_.stop_grace).count()) +
+      " s (it can poll gridexp.should_stop()), so its executor was killed";
+}
+
+}  // namespace gridexp

@@ -1,0 +1,128 @@
+// WorkerSlot: a claimed trial from the executor's start to its delivery.
+#include "worker/worker_slot.h"
+
+#include <utility>
+
+#include "worker/outbox.h"
+
+namespace gridexp {
+namespace {
+
+// The trial as the executor's run command carries it (docs/executor.md).
+nlohmann::json job_of(const nlohmann::json& claimed) {
+  return {{"id", claimed["id"]},
+          {"attempt", claimed["attempt"]},
+          {"experiment", claimed["experiment"]},
+          {"hyperparameters", claimed["hyperparameters"]}};
+}
+
+}  // namespace
+
+WorkerSlot::WorkerSlot(SlotSetup setup, ServerApi& server, Delivery& delivery,
+                       const RetryPolicy& retry, Progress& progress,
+                       const std::atomic<bool>& interrupted)
+    : setup_(std::move(setup)),
+      server_(server),
+      delivery_(delivery),
+      retry_(retry),
+      progress_(progress),
+      interrupted_(interrupted),
+      fs_(default_file_system()),
+      session_(setup_.spawn, setup_.launch, progress, setup_.stop_policy.event_poll),
+      runner_(session_, progress, interrupted, setup_.stop_policy, setup_.now) {}
+
+Status WorkerSlot::ensure_executor() {
+  if (std::optional<std::string> cause = session_.take_exit_if_dead()) {
+    progress_.message("the idle executor " + *cause + "; starting a new one");
+  }
+  if (session_.has_executor()) return Status::ok();
+  return session_.start(setup_.start, interrupted_, setup_.stop_policy.interrupt_grace);
+}
+
+void WorkerSlot::end_left_behind(const std::string& trial_id) {
+  if (!setup_.end_orphans) return;
+  int ended = setup_.end_orphans(session_.pid());
+  if (ended > 0) {
+    progress_.message("ended " + std::to_string(ended) + " process" + (ended == 1 ? "" : "es") +
+                      (trial_id.empty() ? " the executor" : " trial " + trial_id) +
+                      " left running (started with setsid or a double fork)");
+  }
+}
+
+Status WorkerSlot::release(const nlohmann::json& claimed, bool retry) {
+  std::string path = trial_path(claimed["id"].get<std::string>(), "release");
+  nlohmann::json body = {{"lease_token", claimed["lease_token"]}};
+  auto post = [&] { return server_.post_json(path, body); };
+  Result<nlohmann::json> released = retry ? call_with_retry(post, retry_) : post();
+  return released ? Status::ok() : released.status();
+}
+
+SlotResult WorkerSlot::run_claimed(const nlohmann::json& claimed,
+                                   const std::string& next_claim_id) {
+  std::string trial_id = claimed["id"].get<std::string>();
+  if (claimed.value("resumed", false)) {
+    progress_.message("the answer to the claim of trial " + trial_id +
+                      " was lost on the way; the server handed the same lease again");
+  }
+  std::unique_ptr<TrialLink> link = server_.start_heartbeat(
+      trial_id, claimed["lease_token"].get<std::string>(), setup_.heartbeat_interval);
+  TrialRun run = runner_.run(job_of(claimed), link.get());
+  SlotResult result;
+  result.end = run.end;
+  if (run.end != TrialEnd::kNotStarted) end_left_behind(trial_id);
+  if (run.end == TrialEnd::kFinished) return deliver(claimed, std::move(run), *link, next_claim_id);
+  link->flush_and_stop();
+  if (run.end == TrialEnd::kNotStarted) {
+    // A release that fails leaves the lease to expire on the server.
+    ignore_outcome(release(claimed, true));
+  } else if (run.end == TrialEnd::kInterrupted) {
+    Status released = release(claimed, false);
+    result.release_note = released ? " released back to pending"
+                                   : " not released (" + released.message() +
+                                         "): it returns to pending when its lease expires";
+  } else if (run.end == TrialEnd::kLeaseLost) {
+    if (run.model_path) ignore_outcome(fs_.remove(*run.model_path));  // not ours to upload
+    progress_.message("lost the lease on trial " + trial_id +
+                      " (it expired or was taken back); another worker completes it");
+  }
+  return result;
+}
+
+SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
+                               const std::string& next_claim_id) {
+  std::string trial_id = claimed["id"].get<std::string>();
+  FinishedTrial finished{trial_id,      claimed["lease_token"].get<std::string>(),
+                         run.succeeded, std::move(run.results),
+                         run.error,     run.traceback,
+                         run.model_path};
+  if (Status kept = delivery_.outbox().put(finished); !kept) {
+    progress_.message("cannot keep the outcome on disk (" + kept.message() + "); sending it now");
+  }
+  DeliveryReport report = delivery_.deliver(finished, &link, next_claim_id);
+  SlotResult result;
+  result.cancelled = run.cancelled || report.ended_cancelled;
+  // Delivery may have failed the trial instead (results or model over the server's limits).
+  result.error = finished.error;
+  result.next_claim = std::move(report.next_claim);
+  std::string summary = finished.succeeded ? finished.results.dump() : finished.error;
+  if (result.cancelled) summary = "cancelled by the user: " + summary;
+  if (!report.status) summary += " (not delivered: " + report.status.message() + ")";
+  result.succeeded = finished.succeeded;
+  progress_.trial_finished(trial_id, finished.succeeded && report.status, summary);
+  // Retried at the next trial and at exit.
+  if (!report.status) ignore_outcome(delivery_.deliver_outbox());
+  return result;
+}
+
+Result<TrialRun> WorkerSlot::run_unleased(const nlohmann::json& job) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (Status started = ensure_executor(); !started) return started;
+    TrialRun run = runner_.run(job, nullptr);
+    if (run.end == TrialEnd::kNotStarted) continue;
+    end_left_behind(job["id"].get<std::string>());
+    return run;
+  }
+  return Status::unavailable("the executor keeps dying");
+}
+
+}  // namespace gridexp

@@ -1,0 +1,88 @@
+// WorkerSlot: one place where trials run: an ExecutorSession, its TrialRunner, and what
+// happens around a claimed trial (the lease kept alive by a TrialLink, delivery through the
+// Outbox, releasing a trial the slot cannot run, ending what the trial left running).
+//
+// Today a worker has one slot; with one slot per GPU, each slot would run on its own thread
+// with its own ServerApi and Delivery (see the note in docs/executor.md). A slot's methods
+// are for one thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/executor_protocol.h"
+#include "common/file_system.h"
+#include "worker/delivery.h"
+#include "worker/executor_session.h"
+#include "worker/progress.h"
+#include "worker/server_api.h"
+#include "worker/trial_runner.h"
+
+namespace gridexp {
+
+// Ends the processes the trials left running, all but `keep` (the live executor, or -1);
+// returns how many it ended. The real one is end_orphans (orphans.h).
+using OrphanReaper = std::function<int(pid_t keep)>;
+
+struct SlotSetup {
+  ExecutorSpawner spawn;
+  ExecutorLaunch launch;
+  StartCommand start;
+  std::chrono::milliseconds heartbeat_interval{10'000};
+  StopPolicy stop_policy;
+  OrphanReaper end_orphans;
+  SteadyNow now = std::chrono::steady_clock::now;
+};
+
+// How a claimed trial ended, seen from the claim loop.
+struct SlotResult {
+  TrialEnd end = TrialEnd::kFinished;
+  bool succeeded = false;  // ran and succeeded (whether or not the server has it yet)
+  bool cancelled = false;
+  std::string error;  // when it failed
+  // When interrupted: whether the trial went back to pending, for the last message.
+  std::string release_note;
+  std::optional<nlohmann::json> next_claim;  // the claim answer a completion brought
+};
+
+class WorkerSlot {
+ public:
+  WorkerSlot(SlotSetup setup, ServerApi& server, Delivery& delivery, const RetryPolicy& retry,
+             Progress& progress, const std::atomic<bool>& interrupted);
+
+  // Replaces a dead idle executor and starts one when there is none (see
+  // ExecutorSession::start for the errors).
+  Status ensure_executor();
+
+  // Runs a trial from a claim answer ({"id", "lease_token", "attempt", ...}) and delivers it.
+  // A non-empty `next_claim_id` claims the next trial with the completion.
+  SlotResult run_claimed(const nlohmann::json& claimed, const std::string& next_claim_id);
+
+  // Runs `job` without a server (--dry_run), restarting a dead executor once.
+  Result<TrialRun> run_unleased(const nlohmann::json& job);
+
+ private:
+  void end_left_behind(const std::string& trial_id);
+  SlotResult deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
+                     const std::string& next_claim_id);
+  Status release(const nlohmann::json& claimed, bool retry);
+
+  SlotSetup setup_;
+  ServerApi& server_;
+  Delivery& delivery_;
+  const RetryPolicy& retry_;
+  Progress& progress_;
+  const std::atomic<bool>& interrupted_;
+  FileSystem& fs_;
+  ExecutorSession session_;
+  TrialRunner runner_;
+};
+
+}  // namespace gridexp

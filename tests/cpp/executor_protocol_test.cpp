@@ -1,0 +1,105 @@
+// The typed supervisor <-> executor messages (common/executor_protocol.h): every message
+// survives encode then decode, malformed lines are errors that say why, and the LineFramer
+// reassembles lines split across reads.
+#include "common/executor_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace gridexp {
+namespace {
+
+using nlohmann::json;
+
+// `line` without its '\n', which encode_* adds and decode_* does not take.
+std::string strip(std::string line) {
+  EXPECT_EQ(line.back(), '\n');
+  line.pop_back();
+  return line;
+}
+
+TEST(ExecutorProtocol, CommandsSurviveARoundTrip) {
+  StartCommand start{{{"a", 1}}, false, true, "/models"};
+  Result<ExecutorCommand> decoded = decode_command(strip(encode_command(start)));
+  ASSERT_TRUE(decoded) << decoded.status().message();
+  const auto& start_back = std::get<StartCommand>(*decoded);
+  EXPECT_EQ(start_back.config, start.config);
+  EXPECT_FALSE(start_back.consistent_dataset);
+  EXPECT_TRUE(start_back.save_models);
+  EXPECT_EQ(start_back.model_dir, "/models");
+
+  json trial = {{"id", "t1"}, {"attempt", 2}, {"experiment", "e"}, {"hyperparameters", {}}};
+  trial["hyperparameters"] = json::object();
+  decoded = decode_command(strip(encode_command(run_command(trial))));
+  ASSERT_TRUE(decoded) << decoded.status().message();
+  EXPECT_EQ(std::get<RunCommand>(*decoded).trial, trial);
+  EXPECT_EQ(std::get<RunCommand>(*decoded).trial_id, "t1");
+
+  decoded = decode_command(strip(encode_command(StopCommand{"t1"})));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(std::get<StopCommand>(*decoded).trial_id, "t1");
+}
+
+TEST(ExecutorProtocol, EventsSurviveARoundTrip) {
+  std::vector<ExecutorEvent> events = {
+      ReadyEvent{},
+      FatalEvent{"boom", {"experiment.py", 12}, "Traceback"},
+      FatalEvent{"boom", {}, ""},
+      MetricsEvent{"t", 7, 1'700'000'000'000, {{"loss", 0.5}}},
+      MetricsEvent{"t", std::nullopt, 5, json::object()},
+      ResultEvent{"t", {{"acc", 0.9}}, "/m/t.pt"},
+      ResultEvent{"t", json::array(), std::nullopt},
+      FailedEvent{"t", "ValueError: x", "tb"},
+  };
+  for (const ExecutorEvent& event : events) {
+    std::string line = encode_event(event);
+    Result<ExecutorEvent> decoded = decode_event(strip(line));
+    ASSERT_TRUE(decoded) << line << decoded.status().message();
+    EXPECT_EQ(decoded->index(), event.index());
+    EXPECT_EQ(encode_event(*decoded), line);
+  }
+}
+
+TEST(ExecutorProtocol, MalformedLinesAreErrorsThatSayWhy) {
+  for (const char* line :
+       {"", "not json", "[1]", R"({"no": "type"})", R"({"type": "dance"})",
+        R"({"type": "metrics", "trial_id": "t", "time_ms": "soon", "values": {}})",
+        R"({"type": "result", "trial_id": "t"})",
+        R"({"type": "failed", "trial_id": 3, "error": "", "traceback": ""})",
+        R"({"type": "fatal", "error": "e", "line": "x", "traceback": ""})"}) {
+    Result<ExecutorEvent> decoded = decode_event(line);
+    EXPECT_FALSE(decoded) << line;
+    if (!decoded) {
+      EXPECT_FALSE(decoded.status().message().empty());
+    }
+  }
+  Result<ExecutorEvent> wrong = decode_event(R"({"type": "failed", "trial_id": 3})");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.status().message(), "failed: \"trial_id\" must be a string");
+  EXPECT_FALSE(
+      decode_command(R"({"type": "run", "trial": {"id": "../x", "hyperparameters": {}}})"));
+  EXPECT_FALSE(decode_command(R"({"type": "start", "config": {}, "consistent_dataset": true,
+                                  "save_models": true})"));
+  EXPECT_FALSE(decode_command(R"({"type": "ready"})"));
+}
+
+TEST(ExecutorProtocol, LineFramerJoinsPartialLines) {
+  LineFramer framer;
+  std::vector<std::string> lines;
+  auto collect = [&lines](std::string_view line) { lines.emplace_back(line); };
+  framer.feed("{\"type\": \"re", collect);
+  EXPECT_TRUE(lines.empty());
+  EXPECT_EQ(framer.pending_bytes(), 12u);
+  framer.feed("ady\"}\n\nsecond\nthi", collect);
+  framer.feed("rd", collect);
+  framer.finish(collect);
+  EXPECT_EQ(lines, (std::vector<std::string>{"{\"type\": \"ready\"}", "", "second", "third"}));
+  EXPECT_TRUE(decode_event(lines[0]));
+  framer.finish(collect);  // nothing left
+  EXPECT_EQ(lines.size(), 4u);
+}
+
+}  // namespace
+}  // namespace gridexp

@@ -1,0 +1,297 @@
+// The worker's core without torch, Python or a server: ClaimLoop, WorkerSlot, TrialRunner,
+// ExecutorSession and Delivery against a fake ServerApi and a scripted executor (an
+// ExecutorChannel that answers commands as a script says). Covers a trial that succeeds,
+// fails, crashes its executor, hangs past its stop grace, loses its lease, and a server that
+// answers 5xx before it recovers.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "test_support.h"
+#include "worker/claim_loop.h"
+#include "worker/delivery.h"
+#include "worker/outbox.h"
+#include "worker/worker_exit.h"
+#include "worker/worker_slot.h"
+
+namespace gridexp {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+// What the scripted executor does with a run command.
+enum class Script { kSucceed, kFail, kCrash, kHang, kStopWhenAsked };
+
+struct ExecutorLog {
+  Script script = Script::kSucceed;
+  int spawned = 0;
+  int killed = 0;
+  std::vector<std::string> commands;  // "start", "run t1", "stop t1"
+};
+
+class ScriptedExecutor final : public ExecutorChannel {
+ public:
+  explicit ScriptedExecutor(ExecutorLog& log) : log_(log) {}
+
+  Status send(const ExecutorCommand& command) override {
+    if (exited_) return Status::io_error("the executor is gone");
+    if (std::holds_alternative<StartCommand>(command)) {
+      log_.commands.push_back("start");
+      events_.push_back(ExecutorEvent(ReadyEvent{}));
+    } else if (const auto* run = std::get_if<RunCommand>(&command)) {
+      log_.commands.push_back("run " + run->trial_id);
+      on_run(run->trial_id);
+    } else {
+      const auto& stop = std::get<StopCommand>(command);
+      log_.commands.push_back("stop " + stop.trial_id);
+      if (log_.script == Script::kStopWhenAsked) {
+        events_.push_back(ExecutorEvent(FailedEvent{stop.trial_id, "KeyboardInterrupt", ""}));
+      }
+    }
+    return Status::ok();
+  }
+  std::optional<Result<ExecutorEvent>> next_event(milliseconds) override {
+    if (events_.empty()) return std::nullopt;
+    Result<ExecutorEvent> event = std::move(events_.front());
+    events_.pop_front();
+    return event;
+  }
+  bool has_exited() override { return exited_; }
+  std::string exit_description() const override {
+    return exited_ ? "killed by signal 11 (SIGSEGV)" : "still running";
+  }
+  void drain_output(milliseconds) override {}
+  void interrupt_then_kill(milliseconds) override { kill_now(); }
+  void kill_now() override {
+    ++log_.killed;
+    exited_ = true;
+  }
+  pid_t pid() const override { return -1; }
+
+ private:
+  void on_run(const std::string& trial_id) {
+    switch (log_.script) {
+      case Script::kSucceed:
+        events_.push_back(ExecutorEvent(MetricsEvent{trial_id, 1, 10, {{"loss", 0.5}}}));
+        events_.push_back(Status::invalid_argument("not an event"));  // logged, ignored
+        events_.push_back(ExecutorEvent(ResultEvent{trial_id, {{"acc", 0.9}}, std::nullopt}));
+        break;
+      case Script::kFail:
+        events_.push_back(
+            ExecutorEvent(FailedEvent{trial_id, "ValueError: bad batch", "Traceback"}));
+        break;
+      case Script::kCrash:
+        exited_ = true;
+        break;
+      case Script::kHang:
+      case Script::kStopWhenAsked:
+        break;
+    }
+  }
+
+  ExecutorLog& log_;
+  std::deque<Result<ExecutorEvent>> events_;
+  bool exited_ = false;
+};
+
+struct LinkFlags {
+  std::atomic<bool> lease_lost{false};
+  std::atomic<bool> stop_requested{false};
+  int metrics = 0;
+  int flushed = 0;
+};
+
+class FakeLink final : public TrialLink {
+ public:
+  explicit FakeLink(LinkFlags& flags) : flags_(flags) {}
+  void push_metrics(json) override { ++flags_.metrics; }
+  void push_log_line(const std::string&) override {}
+  bool lease_lost() const override { return flags_.lease_lost; }
+  bool stop_requested() const override { return flags_.stop_requested; }
+  void flush_and_stop() override { ++flags_.flushed; }
+
+ private:
+  LinkFlags& flags_;
+};
+
+// Answers claims from a queue (then "the grid is finished"), every other call with {}.
+class FakeServer final : public ServerApi {
+ public:
+  Result<json> get_json(const std::string& path) override { return answer("GET", path, {}); }
+  Result<json> post_json(const std::string& path, const json& body) override {
+    return answer("POST", path, body);
+  }
+  Result<json> post_json_text(const std::string& path, const std::string& text) override {
+    return answer("POST", path, json::parse(text));
+  }
+  Result<json> put_file(const std::string& path, const std::filesystem::path&,
+                        const HttpHeaders&) override {
+    return answer("PUT", path, {});
+  }
+  std::unique_ptr<TrialLink> start_heartbeat(const std::string&, const std::string&,
+                                             milliseconds) override {
+    return std::make_unique<FakeLink>(link);
+  }
+
+  std::deque<Result<json>> claim_answers;
+  std::vector<std::pair<std::string, json>> calls;  // "POST /path", body
+  LinkFlags link;
+
+  // The bodies sent to paths ending in `suffix`.
+  std::vector<json> sent_to(const std::string& suffix) const {
+    std::vector<json> bodies;
+    for (const auto& [call, body] : calls) {
+      if (call.ends_with(suffix)) bodies.push_back(body);
+    }
+    return bodies;
+  }
+
+ private:
+  Result<json> answer(const std::string& method, const std::string& path, const json& body) {
+    calls.emplace_back(method + " " + path, body);
+    if (!path.ends_with("/claim")) return json::object();
+    if (claim_answers.empty()) return json{{"trial", nullptr}, {"pending", 0}, {"running", 0}};
+    Result<json> next = std::move(claim_answers.front());
+    claim_answers.pop_front();
+    return next;
+  }
+};
+
+json claimed_trial(const std::string& id) {
+  return {{"trial",
+           {{"id", id},
+            {"lease_token", "lease-" + id},
+            {"attempt", 1},
+            {"experiment", "demo"},
+            {"hyperparameters", {{"lr", 0.1}}}}},
+          {"pending", 1},
+          {"running", 0}};
+}
+
+class WorkerCore : public ::testing::Test {
+ protected:
+  WorkerCore() : outbox_(dir_.path() / "outbox", default_file_system()) {
+    EXPECT_TRUE(outbox_.prepare());
+    retry_.first_delay = milliseconds(1);
+    retry_.max_delay = milliseconds(1);
+    retry_.sleep = [this](milliseconds) { return ++retry_sleeps_ < 100; };
+  }
+
+  // Runs the claim loop over one slot until it ends; returns the exit status.
+  int run_worker(bool raise_on_failure = true) {
+    Delivery delivery(server_, outbox_, default_file_system(), retry_, progress_);
+    SlotSetup setup;
+    setup.spawn = [this](const ExecutorLaunch&) -> Result<std::unique_ptr<ExecutorChannel>> {
+      ++log_.spawned;
+      return std::unique_ptr<ExecutorChannel>(std::make_unique<ScriptedExecutor>(log_));
+    };
+    setup.start = StartCommand{json::object(), true, false, ""};
+    setup.stop_policy.event_poll = milliseconds(1);
+    setup.stop_policy.interrupt_grace = milliseconds(1);
+    setup.stop_policy.stop_grace = milliseconds(20);
+    setup.stop_policy.output_drain = milliseconds(0);
+    WorkerSlot slot(std::move(setup), server_, delivery, retry_, progress_, interrupted_);
+    int claims = 0;
+    ClaimSettings settings{"w1",
+                           std::nullopt,
+                           milliseconds(1),
+                           raise_on_failure,
+                           [](milliseconds) { return true; },
+                           [&claims] { return "claim-" + std::to_string(++claims); }};
+    ClaimLoop loop(std::move(settings), server_, slot, retry_, progress_, interrupted_);
+    return loop.run();
+  }
+
+  testing::TempDir dir_;
+  Outbox outbox_;
+  RetryPolicy retry_;
+  int retry_sleeps_ = 0;
+  FakeServer server_;
+  ExecutorLog log_;
+  Progress progress_{stderr};
+  std::atomic<bool> interrupted_{false};
+};
+
+TEST_F(WorkerCore, ATrialThatSucceedsIsCompletedAndTheWorkerEndsWithTheGrid) {
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(), kWorkerExitOk);
+  std::vector<json> completed = server_.sent_to("/trials/t1/complete");
+  ASSERT_EQ(completed.size(), 1u);
+  EXPECT_EQ(completed[0]["lease_token"], "lease-t1");
+  EXPECT_EQ(completed[0]["results"]["acc"], 0.9);
+  EXPECT_EQ(completed[0]["next_claim_id"], "claim-2");
+  EXPECT_EQ(server_.link.metrics, 1);
+  EXPECT_GE(server_.link.flushed, 1);
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1"}));
+  Result<std::vector<FinishedTrial>> kept = outbox_.pending();
+  ASSERT_TRUE(kept);
+  EXPECT_TRUE(kept->empty()) << "delivered outcomes leave the outbox";
+}
+
+TEST_F(WorkerCore, ATrialThatFailsIsFailedAndStopsTheWorkerUnderRaiseOnFailure) {
+  log_.script = Script::kFail;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(), kWorkerExitFailed);
+  std::vector<json> failed = server_.sent_to("/trials/t1/fail");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0]["error"], "ValueError: bad batch");
+  EXPECT_EQ(failed[0]["traceback"], "Traceback");
+}
+
+TEST_F(WorkerCore, AnExecutorThatCrashesFailsItsTrialAndIsReplaced) {
+  log_.script = Script::kCrash;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  EXPECT_EQ(run_worker(/*raise_on_failure=*/false), kWorkerExitOk);
+  std::vector<json> failed = server_.sent_to("/trials/t1/fail");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0]["error"], "the executor running experiment.py killed by signal 11 (SIGSEGV)");
+  EXPECT_EQ(server_.sent_to("/trials/t2/fail").size(), 1u);
+  EXPECT_EQ(log_.spawned, 3) << "a new executor after each crash, before the next claim";
+}
+
+TEST_F(WorkerCore, ACancelledTrialThatHangsPastTheStopGraceIsKilledAndFailed) {
+  log_.script = Script::kHang;
+  server_.link.stop_requested = true;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(), kWorkerExitOk) << "a cancelled trial is not a failure";
+  // The killed executor is replaced before the next claim.
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1", "stop t1", "start"}));
+  EXPECT_EQ(log_.killed, 1);
+  std::vector<json> failed = server_.sent_to("/trials/t1/fail");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_TRUE(failed[0]["error"].get<std::string>().starts_with("cancelled; run_one did not stop"));
+}
+
+TEST_F(WorkerCore, ALeaseLostMidTrialStopsTheTrialAndDeliversNothing) {
+  log_.script = Script::kStopWhenAsked;
+  server_.link.lease_lost = true;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(), kWorkerExitOk);
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1", "stop t1"}));
+  EXPECT_EQ(log_.killed, 0) << "it stopped within the grace";
+  EXPECT_TRUE(server_.sent_to("/trials/t1/fail").empty());
+  EXPECT_TRUE(server_.sent_to("/trials/t1/complete").empty());
+}
+
+TEST_F(WorkerCore, AServerThatAnswers5xxIsRetriedUntilItRecovers) {
+  server_.claim_answers.push_back(Status::unavailable("HTTP 503"));
+  server_.claim_answers.push_back(Status::unavailable("HTTP 502"));
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(), kWorkerExitOk);
+  EXPECT_EQ(retry_sleeps_, 2);
+  std::vector<json> claims = server_.sent_to("/workers/w1/claim");
+  ASSERT_GE(claims.size(), 3u);
+  EXPECT_EQ(claims[0]["claim_id"], claims[2]["claim_id"]) << "a retried claim keeps its id";
+  EXPECT_EQ(server_.sent_to("/trials/t1/complete").size(), 1u);
+}
+
+}  // namespace
+}  // namespace gridexp
