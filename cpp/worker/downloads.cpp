@@ -13,12 +13,14 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
 
 #include <httplib.h>
 
+#include "common/fd_io.h"
 #include "common/sha256.h"
 #include "common/url.h"
 
@@ -148,17 +150,12 @@ class PartFile {
 
   Status resume() { return open(O_WRONLY | O_APPEND); }
 
+  // A failed write ends the download; the next start adopts the file at its size on disk.
   Status append(const char* data, std::size_t size) {
-    while (size > 0) {
-      ssize_t written = ::write(fd_, data, size);
-      if (written < 0) {
-        if (errno == EINTR) continue;
-        return errno_status("cannot write");
-      }
-      data += written;
-      size -= static_cast<std::size_t>(written);
-      size_ += static_cast<std::uint64_t>(written);
+    if (Status written = write_all(fd_, std::string_view(data, size)); !written) {
+      return Status::io_error("cannot write " + path().string() + ": " + written.message());
     }
+    size_ += size;
     return Status::ok();
   }
 

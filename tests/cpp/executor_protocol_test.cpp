@@ -43,10 +43,19 @@ TEST(ExecutorProtocol, CommandsSurviveARoundTrip) {
 }
 
 TEST(ExecutorProtocol, EventsSurviveARoundTrip) {
+  // Built member by member: GCC 12 at -O2 warns (maybe-uninitialized) on an optional inside a
+  // braced temporary in an initializer list.
+  FatalEvent located;
+  located.error = "boom";
+  located.location.file = "experiment.py";
+  located.location.line = 12;
+  located.traceback = "Traceback";
+  FatalEvent unlocated;
+  unlocated.error = "boom";
   std::vector<ExecutorEvent> events = {
       ReadyEvent{},
-      FatalEvent{"boom", {"experiment.py", 12}, "Traceback"},
-      FatalEvent{"boom", {}, ""},
+      located,
+      unlocated,
       MetricsEvent{"t", 7, 1'700'000'000'000, {{"loss", 0.5}}},
       MetricsEvent{"t", std::nullopt, 5, json::object()},
       ResultEvent{"t", {{"acc", 0.9}}, "/m/t.pt"},
