@@ -102,10 +102,16 @@ std::string render_trials(const std::vector<ExperimentSummary>& experiments) {
 }  // namespace
 
 std::string route_label(std::string_view path) {
+  // Split once, not on every request: this runs for each request the server answers.
+  static const std::vector<std::vector<std::string_view>> kSplitPatterns = [] {
+    std::vector<std::vector<std::string_view>> split;
+    for (std::string_view pattern : kRoutePatterns) split.push_back(split_path(pattern));
+    return split;
+  }();
   std::vector<std::string_view> segments = split_path(path);
   if (segments.empty()) return "/";
-  for (std::string_view pattern : kRoutePatterns) {
-    if (matches(split_path(pattern), segments)) return std::string(pattern);
+  for (std::size_t i = 0; i < kSplitPatterns.size(); ++i) {
+    if (matches(kSplitPatterns[i], segments)) return std::string(kRoutePatterns[i]);
   }
   return "other";
 }
