@@ -51,12 +51,25 @@ std::vector<pid_t> child_processes() {
   return children;
 }
 
-int end_orphans(pid_t keep, std::chrono::milliseconds max_wait) {
+bool started_with_environment_entry(pid_t pid, const std::string& marker) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    if (entry == marker) return true;
+  }
+  return false;
+}
+
+int end_orphans(pid_t keep, std::chrono::milliseconds max_wait, const std::string& marker) {
   auto deadline = std::chrono::steady_clock::now() + max_wait;
   int ended = 0;
   while (true) {
     std::vector<pid_t> children = child_processes();
     std::erase(children, keep);
+    if (!marker.empty()) {
+      std::erase_if(children,
+                    [&](pid_t child) { return !started_with_environment_entry(child, marker); });
+    }
     if (children.empty()) return ended;
     // A child is ours until we reap it, so its pid cannot have been reused in between. One
     // that outlives SIGKILL for a while (another user's, in uninterruptible sleep) is not
