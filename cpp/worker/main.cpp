@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
     progress.message("error: " + slots.status().message());
     return gridexp::kWorkerExitBadSetup;
   }
+  if (options->trials_per_gpu > 1 && slots->front().devices.empty()) {
+    progress.message("no GPU to run on: one executor on the CPU (--trials-per-gpu counts per GPU)");
+  }
   // The executors' own; a stale one here would mark a child not yet exec'd as a slot's.
   ::unsetenv("GRIDEXP_SLOT");
   gridexp::Result<std::string> password = choose_password(*options, progress);

@@ -163,6 +163,24 @@ def test_two_gpus_two_trials_each_run_four_trials_at_once_and_survive_a_kill(
         assert trial["results"]["slot"] in {"0", "1", "2", "3"}
 
 
+def test_sigint_releases_every_slots_trial_and_ends_every_executor(
+    start_server, workers, tmp_path, two_gpus
+):
+    directory = tmp_path / "server"
+    write_experiment(directory, 6, "  barrier:\n    - 4\n")
+    server = start_server(directory)
+    worker = workers(
+        server, tmp_path / "w", "--download_scripts", "--gpus=all", "--trials-per-gpu=2"
+    )
+    executors = wait_for(lambda: slots_ready(server, worker.process.pid, 4), timeout=180)
+    os.kill(worker.process.pid, signal.SIGINT)
+    assert worker.wait(timeout=120) == 130, worker.output()
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in executors), timeout=30)
+    trials = trials_of(server, "slots")
+    assert [t["state"] for t in trials] == ["pending"] * 6, worker.output()
+    assert worker.output().count("released back to pending") == 4, worker.output()
+
+
 def test_max_trials_counts_over_every_slot(start_server, workers, tmp_path, two_gpus):
     directory = tmp_path / "server"
     write_experiment(directory, 9)
@@ -180,8 +198,11 @@ def test_gpus_none_runs_one_executor_that_sees_no_gpu(start_server, workers, tmp
     directory = tmp_path / "server"
     write_experiment(directory, 3)
     server = start_server(directory)
-    worker = workers(server, tmp_path / "w", "--download_scripts", "--gpus=none")
+    worker = workers(
+        server, tmp_path / "w", "--download_scripts", "--gpus=none", "--trials-per-gpu=3"
+    )
     assert worker.wait(timeout=180) == 0, worker.output()
+    assert "one executor on the CPU (--trials-per-gpu counts per GPU)" in worker.output()
     trials = trials_of(server, "slots")
     assert [t["results"]["cuda"] for t in trials] == ["", "", ""]
     assert [t["results"]["slot"] for t in trials] == ["unset"] * 3
