@@ -38,12 +38,25 @@ EXPERIMENT = textwrap.dedent(
             time.sleep(0.05)
         return True
 
+    def leave_a_daemon(index):
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            if os.fork() == 0:
+                (ARRIVED.parent / f"daemon-{{index}}").write_text(str(os.getpid()))
+                os.execvp("sleep", ["sleep", "1000"])
+            os._exit(0)
+        os.waitpid(child, 0)
+
     def run_one(hyperparameters, dataset):
         barrier = hyperparameters.get("barrier", 0)
         index = hyperparameters["index"]
+        if hyperparameters.get("daemon", False):
+            leave_a_daemon(index)
         (ARRIVED / f"{{index}}-{{os.getpid()}}").write_text("")
         together = wait_until(lambda: len(list(ARRIVED.iterdir())) >= barrier)
-        went = wait_until(lambda: (ARRIVED.parent / "go").exists()) if barrier else True
+        held = barrier and index >= hyperparameters.get("free", 0)
+        went = wait_until(lambda: (ARRIVED.parent / "go").exists()) if held else True
         return {{"index": index, "cuda": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
                 "slot": os.environ.get("GRIDEXP_SLOT", "unset"), "together": together,
                 "went": went}}, None
@@ -179,6 +192,38 @@ def test_sigint_releases_every_slots_trial_and_ends_every_executor(
     trials = trials_of(server, "slots")
     assert [t["state"] for t in trials] == ["pending"] * 6, worker.output()
     assert worker.output().count("released back to pending") == 4, worker.output()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def daemon_pid(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def test_a_slot_ends_what_its_trial_left_running_and_not_another_slots(
+    start_server, workers, tmp_path, two_gpus
+):
+    directory = tmp_path / "server"
+    extra = "  barrier:\n    - 2\n  free:\n    - 1\n  daemon:\n    - true\n"
+    arrived = write_experiment(directory, 2, extra)
+    server = start_server(directory)
+    worker = workers(server, tmp_path / "w", "--download_scripts", "--save_models=False")
+    first, second = (
+        int(wait_for(lambda index=index: daemon_pid(arrived.parent / f"daemon-{index}"), 180))
+        for index in (0, 1)
+    )
+    wait_for(lambda: not alive(first), timeout=120)
+    assert alive(second), "the other slot's trial still runs: what it started is left alone"
+    assert [t["state"] for t in trials_of(server, "slots")] == ["done", "running"]
+    (arrived.parent / "go").write_text("")
+    assert worker.wait(timeout=180) == 0, worker.output()
+    wait_for(lambda: not alive(second), timeout=30)
+    assert worker.output().count("left running") == 2, worker.output()
 
 
 def test_max_trials_counts_over_every_slot(start_server, workers, tmp_path, two_gpus):
