@@ -8,6 +8,40 @@
 
 namespace gridexp {
 
+ClaimQuota::ClaimQuota(std::optional<std::int64_t> max_trials) : max_trials_(max_trials) {}
+
+bool ClaimQuota::take() {
+  std::lock_guard lock(mutex_);
+  if (run_ended_ || (max_trials_ && taken_ >= *max_trials_)) return false;
+  ++taken_;
+  return true;
+}
+
+void ClaimQuota::give_back() {
+  std::lock_guard lock(mutex_);
+  if (taken_ > 0) --taken_;
+}
+
+bool ClaimQuota::may_take() const {
+  std::lock_guard lock(mutex_);
+  return !run_ended_ && (!max_trials_ || taken_ < *max_trials_);
+}
+
+void ClaimQuota::end_run() {
+  std::lock_guard lock(mutex_);
+  run_ended_ = true;
+}
+
+bool ClaimQuota::run_ended() const {
+  std::lock_guard lock(mutex_);
+  return run_ended_;
+}
+
+std::int64_t ClaimQuota::taken() const {
+  std::lock_guard lock(mutex_);
+  return taken_;
+}
+
 ClaimLoop::ClaimLoop(ClaimSettings settings, ServerApi& server, WorkerSlot& slot,
                      const RetryPolicy& retry, Progress& progress,
                      const std::atomic<bool>& interrupted)
@@ -18,7 +52,9 @@ ClaimLoop::ClaimLoop(ClaimSettings settings, ServerApi& server, WorkerSlot& slot
       progress_(progress),
       interrupted_(interrupted),
       claim_id_(settings_.new_claim_id()),
-      claim_path_("/api/v1/workers/" + encode_path_segment(settings_.worker_id) + "/claim") {}
+      claim_path_("/api/v1/workers/" + encode_path_segment(settings_.worker_id) + "/claim") {
+  if (!settings_.quota) settings_.quota = std::make_shared<ClaimQuota>();
+}
 
 void ClaimLoop::give_back_next_claim() {
   if (!next_claim_ || !(*next_claim_)["trial"].is_object()) return;
@@ -34,6 +70,12 @@ int ClaimLoop::exit_interrupted() {
   return fail_with(progress_, kWorkerExitInterrupted, "interrupted");
 }
 
+int ClaimLoop::end_run(int exit_status, const std::string& reason) {
+  settings_.quota->end_run();
+  give_back_next_claim();
+  return fail_with(progress_, exit_status, reason);
+}
+
 Result<nlohmann::json> ClaimLoop::next_answer() {
   if (next_claim_) return *std::exchange(next_claim_, std::nullopt);
   const nlohmann::json claim = {{"claim_id", claim_id_}};
@@ -42,14 +84,19 @@ Result<nlohmann::json> ClaimLoop::next_answer() {
 
 std::optional<int> ClaimLoop::should_stop() {
   if (interrupted_) return exit_interrupted();
-  if (settings_.max_trials && trials_run_ >= *settings_.max_trials) {
-    progress_.message("ran " + std::to_string(trials_run_) + " trials (--max_trials); stopping");
+  if (settings_.quota->run_ended()) {
+    give_back_next_claim();
+    return kWorkerExitOk;
+  }
+  if (!settings_.quota->may_take()) {
+    give_back_next_claim();
+    progress_.message("ran " + std::to_string(settings_.quota->taken()) +
+                      " trials (--max_trials); stopping");
     return kWorkerExitOk;
   }
   if (Status started = slot_.ensure_executor(); !started) {
-    give_back_next_claim();
-    return fail_with(progress_, interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup,
-                     started.message());
+    if (interrupted_) return exit_interrupted();
+    return end_run(kWorkerExitBadSetup, started.message());
   }
   return std::nullopt;
 }
@@ -85,15 +132,21 @@ std::optional<int> ClaimLoop::on_answer(const nlohmann::json& answer) {
     }
     return std::nullopt;
   }
+  if (!settings_.quota->take()) {
+    next_claim_ = answer;  // given back by should_stop()
+    return std::nullopt;
+  }
   // A worker that goes on claims its next trial with the completion: one round trip.
-  bool goes_on = !settings_.max_trials || trials_run_ + 1 < *settings_.max_trials;
+  bool goes_on = settings_.quota->may_take();
   SlotResult result = slot_.run_claimed(trial, goes_on ? claim_id_ : std::string());
   return after_trial(trial["id"].get<std::string>(), result);
 }
 
 std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, const SlotResult& result) {
-  if (result.end == TrialEnd::kNotStarted) return std::nullopt;
-  ++trials_run_;
+  if (result.end == TrialEnd::kNotStarted) {
+    settings_.quota->give_back();
+    return std::nullopt;
+  }
   if (result.end == TrialEnd::kInterrupted) {
     return fail_with(progress_, kWorkerExitInterrupted,
                      "interrupted; trial " + trial_id + result.release_note);
@@ -103,9 +156,9 @@ std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, const Slo
   if (interrupted_) return exit_interrupted();
   // A cancelled trial that stopped by raising is what the user asked for, not a failure.
   if (!result.succeeded && !result.cancelled && settings_.raise_on_failure) {
-    return fail_with(progress_, kWorkerExitFailed,
-                     "trial " + trial_id + " failed: " + result.error +
-                         " (--raise_on_failure=True stops here; --raise_on_failure=False goes on)");
+    return end_run(kWorkerExitFailed,
+                   "trial " + trial_id + " failed: " + result.error +
+                       " (--raise_on_failure=True stops here; --raise_on_failure=False goes on)");
   }
   return std::nullopt;
 }

@@ -7,14 +7,16 @@
 // the claim itself, with the same id.
 //
 // run() returns the worker's exit status (worker_exit.h) and prints the reason for a
-// non-zero one last. For one thread. With one slot per GPU, each slot would run such a loop
-// on its own thread (the server hands out trials one claim at a time).
+// non-zero one last. A loop is for one thread; with several executor slots (gpu_slots.h) each
+// slot runs its own loop on its own thread, and the loops share one ClaimQuota.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -27,9 +29,33 @@
 
 namespace gridexp {
 
+// What the claim loops of one worker share: --max_trials, counted over all of them, and the
+// word that the run is ending (a trial failed under --raise_on_failure, a slot cannot start its
+// executor): no loop starts another trial then. Safe from any thread.
+class ClaimQuota {
+ public:
+  explicit ClaimQuota(std::optional<std::int64_t> max_trials = std::nullopt);
+
+  // Counts one more trial to run; false when --max_trials are taken or the run is ending.
+  bool take();
+  // Undoes a take() whose trial did not run.
+  void give_back();
+  // Whether a take() now could succeed (to claim the next trial with a completion).
+  bool may_take() const;
+  void end_run();
+  bool run_ended() const;
+  std::int64_t taken() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::optional<std::int64_t> max_trials_;
+  std::int64_t taken_ = 0;
+  bool run_ended_ = false;
+};
+
 struct ClaimSettings {
   std::string worker_id;
-  std::optional<std::int64_t> max_trials;
+  std::shared_ptr<ClaimQuota> quota;  // null: a quota of the loop's own, without a limit
   std::chrono::milliseconds poll_interval{2000};
   bool raise_on_failure = true;
   // Waits `delay`, returning false when the worker was interrupted meanwhile.
@@ -51,6 +77,8 @@ class ClaimLoop {
   // Gives back a trial a completion claimed but the worker will not run.
   void give_back_next_claim();
   int exit_interrupted();
+  // Ends the loop with `exit_status` and `reason`, and the other slots' loops with it.
+  int end_run(int exit_status, const std::string& reason);
   // An exit status when the loop should end before claiming (again).
   std::optional<int> should_stop();
   // An exit status when the answer ends the loop; nullopt to go on.
@@ -66,7 +94,6 @@ class ClaimLoop {
   std::string claim_id_;
   std::string claim_path_;
   std::optional<nlohmann::json> next_claim_;
-  std::int64_t trials_run_ = 0;
 };
 
 }  // namespace gridexp

@@ -5,7 +5,7 @@
 // --max-upload-mb fail the trial instead: the FinishedTrial then says so (succeeded false,
 // the error). deliver_outbox() sends what earlier runs kept.
 //
-// Not thread-safe: one Delivery per slot thread, over that slot's ServerApi.
+// Not thread-safe: one Delivery per slot thread, over that slot's ServerApi and Outbox.
 #pragma once
 
 #include <optional>

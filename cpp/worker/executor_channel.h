@@ -15,6 +15,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/executor_protocol.h"
 #include "common/status.h"
@@ -24,6 +26,8 @@ namespace gridexp {
 struct ExecutorLaunch {
   std::filesystem::path executable;  // gridexp-executor
   std::filesystem::path workdir;     // the child's working directory
+  // Variables set (or replaced) in the child's environment: CUDA_VISIBLE_DEVICES, GRIDEXP_SLOT.
+  std::vector<std::pair<std::string, std::string>> environment;
   // Called with each line the child prints; `is_stderr` tells which stream.
   std::function<void(const std::string& line, bool is_stderr)> on_output;
 };

@@ -57,17 +57,21 @@ void for_each_line(int fd, const std::function<void(std::string_view)>& on_line,
   ::close(fd);
 }
 
-// The worker's environment minus what must not reach the user's code: the server's password
-// and where it is kept.
-std::vector<std::string> executor_environment() {
+// The worker's environment minus what must not reach the user's code (the server's password
+// and where it is kept), with the launch's own variables in place of the worker's.
+std::vector<std::string> executor_environment(const ExecutorLaunch& launch) {
   static constexpr std::string_view kWithheld[] = {"GRIDEXP_PASSWORD=", "GRIDEXP_PASSWORD_FILE="};
   std::vector<std::string> environment;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string_view variable(*entry);
     bool withheld = false;
     for (std::string_view prefix : kWithheld) withheld = withheld || variable.starts_with(prefix);
+    for (const auto& [name, value] : launch.environment) {
+      withheld = withheld || variable.starts_with(name + "=");
+    }
     if (!withheld) environment.emplace_back(variable);
   }
+  for (const auto& [name, value] : launch.environment) environment.push_back(name + "=" + value);
   return environment;
 }
 
@@ -154,7 +158,8 @@ Result<std::unique_ptr<ExecutorProcess>> ExecutorProcess::spawn(const ExecutorLa
   ChildPipes pipes;
   if (Status opened = open_pipes(pipes); !opened) return opened;
   // Built before fork: the child may only make async-signal-safe calls.
-  ExecPlan plan{launch.executable.string(), launch.workdir.string(), {}, executor_environment()};
+  ExecPlan plan{
+      launch.executable.string(), launch.workdir.string(), {}, executor_environment(launch)};
   plan.arguments = {plan.executable, "--command-fd", std::to_string(kChildCommandFd), "--event-fd",
                     std::to_string(kChildEventFd)};
   std::vector<char*> argv = c_strings(plan.arguments);

@@ -10,6 +10,8 @@
 
 #include "common/auth.h"
 #include "common/version.h"
+#include "worker/devices.h"
+#include "worker/gpu_slots.h"
 #include "worker/options.h"
 #include "worker/orphans.h"
 #include "worker/progress.h"
@@ -35,6 +37,44 @@ void scrub_environment_variable(const char* name) {
     }
   }
   ::unsetenv(name);
+}
+
+// Where detect_devices() looks for /proc/driver/nvidia/gpus. GRIDEXP_PROC_ROOT is a test seam:
+// it lets a machine without a GPU play one with several (tests/python/test_gpu_slots.py).
+std::filesystem::path proc_root() {
+  const char* root = std::getenv("GRIDEXP_PROC_ROOT");
+  return root != nullptr && *root != '\0' ? std::filesystem::path(root) : "/proc";
+}
+
+gridexp::Result<std::vector<gridexp::SlotPlan>> plan_executor_slots(
+    const gridexp::WorkerOptions& options, gridexp::Progress& progress) {
+  const char* inherited = std::getenv("CUDA_VISIBLE_DEVICES");
+  std::vector<gridexp::VisibleGpu> visible = gridexp::visible_gpus(
+      gridexp::detect_devices(proc_root()),
+      inherited != nullptr ? std::optional<std::string>(inherited) : std::nullopt);
+  gridexp::Result<std::vector<gridexp::SlotPlan>> slots =
+      gridexp::plan_slots(options.gpus, options.trials_per_gpu, visible);
+  if (slots && options.trials_per_gpu > 1 && slots->front().devices.empty()) {
+    progress.message("no GPU to run on: one executor on the CPU (--trials-per-gpu counts per GPU)");
+  }
+  return slots;
+}
+
+// Takes SIGINT/SIGTERM (blocked in every thread) on a thread of its own: the first sets
+// `interrupted`, the second ends the worker at once.
+void watch_signals(sigset_t signals, std::atomic<bool>& interrupted, gridexp::Progress& progress) {
+  std::thread([&interrupted, &progress, signals] {
+    int received = 0;
+    while (sigwait(&signals, &received) == 0) {
+      if (interrupted.exchange(true)) {
+        progress.message("second interrupt: exiting at once");
+        gridexp::end_orphans(-1, std::chrono::milliseconds(1000));
+        std::_Exit(gridexp::kWorkerExitInterrupted);
+      }
+      progress.message(std::string(received == SIGINT ? "SIGINT" : "SIGTERM") +
+                       ": releasing the running trial and stopping (again to force)");
+    }
+  }).detach();
 }
 
 gridexp::Result<std::string> choose_password(const gridexp::WorkerOptions& options,
@@ -81,6 +121,13 @@ int main(int argc, char** argv) {
     std::cout << "gridexp-worker " << gridexp::kVersion << "\n";
     return gridexp::kWorkerExitOk;
   }
+  gridexp::Result<std::vector<gridexp::SlotPlan>> slots = plan_executor_slots(*options, progress);
+  if (!slots) {
+    progress.message("error: " + slots.status().message());
+    return gridexp::kWorkerExitBadSetup;
+  }
+  // The executors' own; a stale one here would mark a child not yet exec'd as a slot's.
+  ::unsetenv("GRIDEXP_SLOT");
   gridexp::Result<std::string> password = choose_password(*options, progress);
   scrub_environment_variable("GRIDEXP_PASSWORD");
   if (!password) {
@@ -93,19 +140,9 @@ int main(int argc, char** argv) {
   }
 
   std::atomic<bool> interrupted{false};
-  std::thread([&interrupted, &progress, signals] {
-    int received = 0;
-    while (sigwait(&signals, &received) == 0) {
-      if (interrupted.exchange(true)) {
-        progress.message("second interrupt: exiting at once");
-        gridexp::end_orphans(-1, std::chrono::milliseconds(1000));
-        std::_Exit(gridexp::kWorkerExitInterrupted);
-      }
-      progress.message(std::string(received == SIGINT ? "SIGINT" : "SIGTERM") +
-                       ": releasing the running trial and stopping (again to force)");
-    }
-  }).detach();
+  watch_signals(signals, interrupted, progress);
 
-  gridexp::Supervisor supervisor({*options, *password, executor}, progress, interrupted);
+  gridexp::Supervisor supervisor({*options, *password, executor, std::move(slots).value()},
+                                 progress, interrupted);
   return supervisor.run();
 }

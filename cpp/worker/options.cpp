@@ -79,6 +79,52 @@ Status set_poll_seconds(WorkerOptions& options, const std::string& text) {
   return Status::ok();
 }
 
+// "0,2": GPU numbers, each once.
+Result<std::vector<int>> parse_gpu_list(const std::string& text) {
+  std::vector<int> indices;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t comma = std::min(text.find(',', start), text.size());
+    int index = -1;
+    auto [end, error] = std::from_chars(text.data() + start, text.data() + comma, index);
+    if (error != std::errc() || end != text.data() + comma || index < 0) {
+      return Status::invalid_argument("--gpus is all, none or GPU numbers such as 0,2, not '" +
+                                      text + "'");
+    }
+    if (std::find(indices.begin(), indices.end(), index) != indices.end()) {
+      return Status::invalid_argument("--gpus names GPU " + std::to_string(index) + " twice in '" +
+                                      text + "'");
+    }
+    indices.push_back(index);
+    start = comma + 1;
+  }
+  return indices;
+}
+
+Status set_gpus(WorkerOptions& options, const std::string& text) {
+  std::string value = lowercase(text);
+  if (value == "all" || value == "none") {
+    options.gpus = {value == "all" ? GpuChoice::Kind::kAll : GpuChoice::Kind::kNone, {}};
+    return Status::ok();
+  }
+  Result<std::vector<int>> indices = parse_gpu_list(text);
+  if (!indices) return indices.status();
+  options.gpus = {GpuChoice::Kind::kListed, std::move(indices).value()};
+  return Status::ok();
+}
+
+Status set_trials_per_gpu(WorkerOptions& options, const std::string& text) {
+  int count = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
+  if (error != std::errc() || end != text.data() + text.size() || count < 1) {
+    return Status::invalid_argument(
+        "--trials-per-gpu needs a whole number of at least 1 (executors per GPU), not '" + text +
+        "'");
+  }
+  options.trials_per_gpu = count;
+  return Status::ok();
+}
+
 const std::map<std::string, Setter>& valued_options() {
   static const std::map<std::string, Setter> options = {
       {"address", text_setter(&WorkerOptions::address)},
@@ -87,6 +133,8 @@ const std::map<std::string, Setter>& valued_options() {
       {"workdir", text_setter(&WorkerOptions::workdir)},
       {"max_trials", set_max_trials},
       {"poll_seconds", set_poll_seconds},
+      {"gpus", set_gpus},
+      {"trials_per_gpu", set_trials_per_gpu},
   };
   return options;
 }
@@ -194,6 +242,10 @@ options (True/False flags also take --flag, --noflag and --flag=False; - or _ al
   --dry_run                   run pending trials here, write nothing to the server
   --max_trials=N              stop after N trials
   --poll_seconds=2            wait between asks while other workers' trials run
+  --gpus=all                  GPUs to run trials on: all, none (the CPU) or numbers such as
+                              0,2 (of those CUDA_VISIBLE_DEVICES leaves visible); one executor
+                              per GPU, each with CUDA_VISIBLE_DEVICES set to its GPU
+  --trials-per-gpu=1          executors (trials at once) on each GPU
   --help, --version
 )";
 }

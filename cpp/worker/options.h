@@ -15,6 +15,13 @@
 
 namespace gridexp {
 
+// --gpus: which of the GPUs this worker can see get executor slots (gpu_slots.h).
+struct GpuChoice {
+  enum class Kind { kAll, kNone, kListed };
+  Kind kind = Kind::kAll;
+  std::vector<int> indices;  // kListed: positions in the visible set, each named once
+};
+
 struct WorkerOptions {
   std::string address;                  // host:port or http://host:port; required
   std::optional<std::string> password;  // --server_password (visible in `ps`)
@@ -28,6 +35,8 @@ struct WorkerOptions {
   std::filesystem::path workdir = ".";
   std::optional<std::int64_t> max_trials;
   double poll_seconds = 2.0;  // how often to ask again while other workers' trials run
+  GpuChoice gpus;
+  int trials_per_gpu = 1;  // executors per GPU
   bool show_help = false;
   bool show_version = false;
 };

@@ -51,19 +51,41 @@ std::vector<pid_t> child_processes() {
   return children;
 }
 
-int end_orphans(pid_t keep, std::chrono::milliseconds max_wait) {
+bool started_with_environment_entry(pid_t pid, const std::string& marker) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    if (entry == marker) return true;
+  }
+  return false;
+}
+
+int end_orphans(pid_t keep, std::chrono::milliseconds max_wait, const std::string& marker) {
   auto deadline = std::chrono::steady_clock::now() + max_wait;
   int ended = 0;
+  std::vector<pid_t> doomed;
   while (true) {
     std::vector<pid_t> children = child_processes();
     std::erase(children, keep);
+    if (!marker.empty()) {
+      // A killed child's environ reads empty once it is a zombie: it stays doomed until reaped.
+      std::erase_if(children, [&](pid_t child) {
+        return std::find(doomed.begin(), doomed.end(), child) == doomed.end() &&
+               !started_with_environment_entry(child, marker);
+      });
+    }
     if (children.empty()) return ended;
     // A child is ours until we reap it, so its pid cannot have been reused in between. One
     // that outlives SIGKILL for a while (another user's, in uninterruptible sleep) is not
     // waited for beyond `max_wait`.
+    doomed.clear();
     for (pid_t child : children) {
       ::kill(child, SIGKILL);
-      if (::waitpid(child, nullptr, WNOHANG) == child) ++ended;
+      if (::waitpid(child, nullptr, WNOHANG) == child) {
+        ++ended;
+      } else {
+        doomed.push_back(child);
+      }
     }
     if (std::chrono::steady_clock::now() >= deadline) return ended;
     // The children's own children are re-parented to us as they die: look again.

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -28,7 +29,13 @@ Status become_child_subreaper();
 std::vector<pid_t> child_processes();
 
 // Ends every child of this process except `keep` (-1: none kept), and the orphans that their
-// deaths hand to a subreaper, for at most `max_wait`. Returns how many it ended.
-int end_orphans(pid_t keep, std::chrono::milliseconds max_wait);
+// deaths hand to a subreaper, for at most `max_wait`. Returns how many it ended. With a
+// `marker` ("GRIDEXP_SLOT=2"), only the children that started with that variable in their
+// environment (/proc/<pid>/environ): one executor slot's, while other slots' trials run on.
+// Calls with different markers may run at once on different threads.
+int end_orphans(pid_t keep, std::chrono::milliseconds max_wait, const std::string& marker = "");
+
+// Whether the process started with the `marker` entry ("NAME=value") in its environment.
+bool started_with_environment_entry(pid_t pid, const std::string& marker);
 
 }  // namespace gridexp

@@ -4,7 +4,7 @@
 // only after the server answered: a result survives a server outage and a worker restart,
 // and is delivered when the server is back (or dropped when the server says the lease is
 // gone, since then another worker owns the trial). Files: <dir>/<trial_id>.json.
-// Not thread-safe; the supervisor's main thread owns it.
+// Not thread-safe: each executor slot has its own directory and Outbox, used by its thread.
 #pragma once
 
 #include <filesystem>

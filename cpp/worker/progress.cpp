@@ -40,17 +40,39 @@ void Progress::clear_status_locked() {
   status_shown_ = false;
 }
 
-void Progress::redraw_locked() {
-  if (!interactive_) return;
+Progress::Running* Progress::running_on_this_thread_locked() {
+  for (Running& running : running_) {
+    if (running.thread == std::this_thread::get_id()) return &running;
+  }
+  return nullptr;
+}
+
+std::string Progress::status_line_locked() const {
   std::string line = "[" + std::to_string(done_) + "/" + std::to_string(total_) + " done] ";
-  if (!current_trial_.empty()) {
-    line += "trial " + current_trial_;
-    if (!latest_metrics_.empty()) line += "  " + latest_metrics_;
-  } else {
+  if (running_.empty()) {
     line += idle_reason_;
+  } else if (running_.size() == 1) {
+    line += "trial " + running_.front().trial_id;
+    if (!running_.front().latest_metrics.empty()) line += "  " + running_.front().latest_metrics;
+  } else {
+    line += std::to_string(running_.size()) + " trials:";
+    for (const Running& running : running_) {
+      line += " " + running.trial_id;
+      if (!running.latest_metrics.empty()) line += " (" + running.latest_metrics + ")";
+    }
   }
   if (line.size() > 160) line = line.substr(0, 157) + "...";
-  std::fputs(("\r\033[K" + line).c_str(), stream_);
+  return line;
+}
+
+std::string Progress::status_line() {
+  std::lock_guard lock(mutex_);
+  return status_line_locked();
+}
+
+void Progress::redraw_locked() {
+  if (!interactive_) return;
+  std::fputs(("\r\033[K" + status_line_locked()).c_str(), stream_);
   std::fflush(stream_);
   status_shown_ = true;
 }
@@ -82,8 +104,11 @@ void Progress::set_totals(std::int64_t done, std::int64_t total) {
 void Progress::trial_started(const std::string& trial_id, int attempt,
                              const nlohmann::json& hyperparameters) {
   std::lock_guard lock(mutex_);
-  current_trial_ = trial_id;
-  latest_metrics_.clear();
+  if (Running* running = running_on_this_thread_locked()) {
+    *running = {std::this_thread::get_id(), trial_id, ""};
+  } else {
+    running_.push_back({std::this_thread::get_id(), trial_id, ""});
+  }
   clear_status_locked();
   std::fprintf(stream_, "gridexp-worker: trial %s (attempt %d): %s\n", trial_id.c_str(), attempt,
                format_metrics(hyperparameters).c_str());
@@ -93,17 +118,19 @@ void Progress::trial_started(const std::string& trial_id, int attempt,
 
 void Progress::metrics(const nlohmann::json& values, const nlohmann::json& step) {
   std::lock_guard lock(mutex_);
-  latest_metrics_ = (step.is_number() ? "step " + step.dump() + ": " : "") + format_metrics(values);
-  if (interactive_) {
-    redraw_locked();
-  }
+  Running* running = running_on_this_thread_locked();
+  if (running == nullptr) return;
+  running->latest_metrics =
+      (step.is_number() ? "step " + step.dump() + ": " : "") + format_metrics(values);
+  redraw_locked();
 }
 
 void Progress::trial_finished(const std::string& trial_id, bool succeeded,
                               const std::string& summary) {
   std::lock_guard lock(mutex_);
-  current_trial_.clear();
-  latest_metrics_.clear();
+  std::erase_if(running_, [](const Running& running) {
+    return running.thread == std::this_thread::get_id();
+  });
   if (succeeded) ++done_;
   clear_status_locked();
   std::fprintf(stream_, "gridexp-worker: trial %s %s: %s\n", trial_id.c_str(),

@@ -1,6 +1,8 @@
 // Progress: the worker's console. Relays the executor's output prefixed with the trial id,
-// and keeps a live status line under it — trials done/total, the current trial and its
+// and keeps a live status line under it — trials done/total, the running trials and their
 // latest reported metrics — redrawn in place on a terminal, printed as plain lines otherwise.
+// A trial is the running one of the thread that reported it started (each executor slot runs
+// its trials on a thread of its own), and its metrics are those that thread reports.
 // Safe from any thread (output arrives on reader threads).
 #pragma once
 
@@ -9,6 +11,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,7 +32,17 @@ class Progress {
   void trial_finished(const std::string& trial_id, bool succeeded, const std::string& summary);
   void idle(const std::string& why);
 
+  // The status line as a terminal shows it (without the control codes that redraw it).
+  std::string status_line();
+
  private:
+  struct Running {
+    std::thread::id thread;
+    std::string trial_id;
+    std::string latest_metrics;
+  };
+  Running* running_on_this_thread_locked();
+  std::string status_line_locked() const;
   void redraw_locked();
   void clear_status_locked();
 
@@ -37,8 +51,7 @@ class Progress {
   std::mutex mutex_;
   std::int64_t done_ = 0;
   std::int64_t total_ = 0;
-  std::string current_trial_;
-  std::string latest_metrics_;
+  std::vector<Running> running_;  // one per slot thread with a trial, in the order they started
   std::string idle_reason_;
   bool status_shown_ = false;
 };

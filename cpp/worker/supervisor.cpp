@@ -1,4 +1,4 @@
-// Supervisor: the worker's setup, then the claim loop (or the dry run) over one slot.
+// Supervisor: the worker's setup, then a claim loop per executor slot (or the dry run).
 #include "worker/supervisor.h"
 
 #include <unistd.h>
@@ -9,8 +9,6 @@
 #include "common/random.h"
 #include "common/url.h"
 #include "common/version.h"
-#include "worker/claim_loop.h"
-#include "worker/devices.h"
 #include "worker/downloads.h"
 #include "worker/executor_process.h"
 #include "worker/orphans.h"
@@ -21,6 +19,20 @@ namespace {
 constexpr std::chrono::milliseconds kWaitStep{100};
 constexpr std::chrono::milliseconds kOrphanKillWait{2000};
 
+// The order of gravity of the exit statuses for a worker with several slots.
+int gravity(int exit_status) {
+  switch (exit_status) {
+    case kWorkerExitInterrupted:
+      return 3;
+    case kWorkerExitFailed:
+      return 2;
+    case kWorkerExitOk:
+      return 0;
+    default:
+      return 1;
+  }
+}
+
 std::string host_name() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
@@ -28,6 +40,14 @@ std::string host_name() {
 }
 
 }  // namespace
+
+int combined_exit_status(const std::vector<int>& slot_exit_statuses) {
+  int combined = kWorkerExitOk;
+  for (int exit_status : slot_exit_statuses) {
+    if (gravity(exit_status) > gravity(combined)) combined = exit_status;
+  }
+  return combined;
+}
 
 Supervisor::Supervisor(SupervisorSetup setup, Progress& progress,
                        const std::atomic<bool>& interrupted)
@@ -85,7 +105,30 @@ Status Supervisor::prepare_workdir() {
   Result<std::unique_ptr<WorkdirLock>> lock = WorkdirLock::acquire(state_dir_);
   if (!lock) return lock.status();
   workdir_lock_ = std::move(lock).value();
+  for (const SlotPlan& slot : setup_.slots) {
+    for (const char* part : {"outbox", "models"}) {
+      if (Status status = fs_.create_directories(slot_state_dir(slot) / part); !status) {
+        return status;
+      }
+    }
+  }
   return outbox_.prepare();
+}
+
+std::filesystem::path Supervisor::slot_state_dir(const SlotPlan& slot) const {
+  return several_slots() ? state_dir_ / "slots" / std::to_string(slot.number) : state_dir_;
+}
+
+Status Supervisor::deliver_outboxes() {
+  if (Status status = delivery_.deliver_outbox(); !status) return status;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir_ / "slots", error)) {
+    if (!std::filesystem::is_directory(entry.path() / "outbox", error)) continue;
+    Outbox outbox(entry.path() / "outbox", fs_);
+    Delivery delivery(server_, outbox, fs_, retry_, progress_);
+    if (Status status = delivery.deliver_outbox(); !status) return status;
+  }
+  return Status::ok();
 }
 
 Status Supervisor::fetch_archives() {
@@ -115,16 +158,26 @@ Status Supervisor::fetch_archives() {
   return Status::ok();
 }
 
-std::unique_ptr<WorkerSlot> Supervisor::make_slot() {
+std::unique_ptr<WorkerSlot> Supervisor::make_slot(const SlotPlan& plan, ServerApi& server,
+                                                  Delivery& delivery) {
   SlotSetup slot;
   slot.spawn = ExecutorProcess::spawn_channel;
   slot.launch.executable = setup_.executor_path;
   slot.launch.workdir = setup_.options.workdir;
+  if (plan.cuda_visible_devices) {
+    slot.launch.environment.emplace_back("CUDA_VISIBLE_DEVICES", *plan.cuda_visible_devices);
+  }
+  std::string marker;
+  if (several_slots()) {
+    slot.launch.environment.emplace_back("GRIDEXP_SLOT", std::to_string(plan.number));
+    marker = "GRIDEXP_SLOT=" + std::to_string(plan.number);
+  }
+  std::filesystem::path models = std::filesystem::absolute(slot_state_dir(plan) / "models");
   slot.start = StartCommand{config_, setup_.options.consistent_dataset, setup_.options.save_models,
-                            std::filesystem::absolute(model_dir_).string()};
+                            models.string()};
   slot.heartbeat_interval = heartbeat_interval_;
-  slot.end_orphans = [](pid_t keep) { return end_orphans(keep, kOrphanKillWait); };
-  return std::make_unique<WorkerSlot>(std::move(slot), server_, delivery_, retry_, progress_,
+  slot.end_orphans = [marker](pid_t keep) { return end_orphans(keep, kOrphanKillWait, marker); };
+  return std::make_unique<WorkerSlot>(std::move(slot), server, delivery, retry_, progress_,
                                       interrupted_);
 }
 
@@ -167,7 +220,7 @@ int Supervisor::run_dry() {
   if (Status status = check_experiment_py(); !status) {
     return fail_with(progress_, kWorkerExitBadSetup, status.message());
   }
-  std::unique_ptr<WorkerSlot> slot = make_slot();
+  std::unique_ptr<WorkerSlot> slot = make_slot(setup_.slots.front(), server_, delivery_);
   if (Status status = slot->ensure_executor(); !status) {
     return fail_with(progress_, interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup,
                      status.message());
@@ -187,11 +240,11 @@ int Supervisor::run_dry() {
   return kWorkerExitOk;
 }
 
-std::optional<int> Supervisor::register_worker() {
+std::optional<int> Supervisor::register_worker(const SlotPlan& slot) {
   nlohmann::json about = {{"host", host_name()},
                           {"pid", static_cast<std::int64_t>(::getpid())},
                           {"version", kVersion},
-                          {"devices", detect_devices()}};
+                          {"devices", slot.devices}};
   Result<nlohmann::json> registered =
       call_with_retry([&] { return server_.post_json("/api/v1/workers", about); }, retry_);
   if (!registered) {
@@ -201,40 +254,65 @@ std::optional<int> Supervisor::register_worker() {
         registered.status().code() == Code::kUnauthorized ? kWorkerExitBadSetup : kWorkerExitFailed,
         registered.status().message());
   }
-  worker_id_ = (*registered)["worker_id"].get<std::string>();
+  worker_ids_.push_back((*registered)["worker_id"].get<std::string>());
   config_ = (*registered)["config"];
   heartbeat_interval_ = std::chrono::milliseconds(
       static_cast<std::int64_t>(registered->value("heartbeat_seconds", 10)) * 1000);
   auto name = registered->find("experiment_name");
-  progress_.message("worker " + worker_id_ + " registered with " + base_url_ + " for " +
+  progress_.message((several_slots() ? slot_label(slot) + ": worker " : "worker ") +
+                    worker_ids_.back() + " registered with " + base_url_ + " for " +
                     (name != registered->end() && name->is_string() ? name->get<std::string>()
                                                                     : std::string("?")));
   return std::nullopt;
 }
 
+int Supervisor::run_slot(const SlotPlan& plan, const std::string& worker_id,
+                         const std::shared_ptr<ClaimQuota>& quota) {
+  std::filesystem::path directory = slot_state_dir(plan);
+  HttpServerApi server(base_url_, setup_.password, directory);
+  Outbox outbox(directory / "outbox", fs_);
+  Delivery delivery(server, outbox, fs_, retry_, progress_);
+  std::unique_ptr<WorkerSlot> slot = make_slot(plan, server, delivery);
+  ClaimSettings settings{
+      worker_id,
+      quota,
+      std::chrono::milliseconds(static_cast<std::int64_t>(setup_.options.poll_seconds * 1000)),
+      setup_.options.raise_on_failure,
+      [this](std::chrono::milliseconds delay) { return keep_waiting(delay); },
+      [] { return random_hex(16); }};
+  ClaimLoop loop(std::move(settings), server, *slot, retry_, progress_, interrupted_);
+  return loop.run();
+}
+
 int Supervisor::run_claims() {
-  if (std::optional<int> exit_status = register_worker()) return *exit_status;
+  for (const SlotPlan& slot : setup_.slots) {
+    if (std::optional<int> exit_status = register_worker(slot)) return *exit_status;
+  }
   if (Status status = fetch_archives(); !status) {
     return fail_with(progress_, interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup,
                      status.message());
   }
-  if (Status status = delivery_.deliver_outbox(); !status) {
+  if (Status status = deliver_outboxes(); !status) {
     return fail_with(progress_, kWorkerExitFailed, status.message());
   }
   // Before the executor, which would only say that the file is missing, not what to do.
   if (Status status = check_experiment_py(); !status) {
     return fail_with(progress_, kWorkerExitBadSetup, status.message());
   }
-  std::unique_ptr<WorkerSlot> slot = make_slot();
-  ClaimSettings settings{
-      worker_id_,
-      setup_.options.max_trials,
-      std::chrono::milliseconds(static_cast<std::int64_t>(setup_.options.poll_seconds * 1000)),
-      setup_.options.raise_on_failure,
-      [this](std::chrono::milliseconds delay) { return keep_waiting(delay); },
-      [] { return random_hex(16); }};
-  ClaimLoop loop(std::move(settings), server_, *slot, retry_, progress_, interrupted_);
-  return loop.run();
+  auto quota = std::make_shared<ClaimQuota>(setup_.options.max_trials);
+  if (!several_slots()) return run_slot(setup_.slots.front(), worker_ids_.front(), quota);
+  progress_.message("running " + std::to_string(setup_.slots.size()) +
+                    " executor slots at once, each claiming its own trials");
+  std::vector<int> exit_statuses(setup_.slots.size(), kWorkerExitOk);
+  {
+    std::vector<std::jthread> threads;
+    for (std::size_t index = 0; index < setup_.slots.size(); ++index) {
+      threads.emplace_back([this, index, &exit_statuses, &quota] {
+        exit_statuses[index] = run_slot(setup_.slots[index], worker_ids_[index], quota);
+      });
+    }
+  }
+  return combined_exit_status(exit_statuses);
 }
 
 int Supervisor::run() {

@@ -1,14 +1,26 @@
 // Supervisor: gridexp-worker's setup and its parts put together. No Python runs here.
 //
 // Prepares the workdir (and its lock), registers with the server, fetches scripts.zip/data.zip
-// when asked, delivers what an earlier run kept in the Outbox, checks for experiment.py, then
-// hands over to the ClaimLoop with one WorkerSlot: an ExecutorSession (the executor of
-// docs/executor.md, started and waited for before the first claim, so a broken experiment.py
-// burns no trial), a TrialRunner (stop and kill policy), and Delivery through the Outbox.
-// Processes the user's code leaves behind (orphans.h) are ended with each trial and when the
-// worker ends. SIGINT/SIGTERM release the running trial and exit. run() returns the process
-// exit status (worker_exit.h) and prints the reason for a non-zero one last. One Supervisor
-// per process; run() is called once, from the main thread.
+// when asked, delivers what earlier runs kept in their Outboxes, checks for experiment.py, then
+// hands over to a ClaimLoop for each executor slot (gpu_slots.h). A slot is a WorkerSlot: an
+// ExecutorSession (the executor of docs/executor.md, started and waited for before the slot's
+// first claim, so a broken experiment.py burns no trial), a TrialRunner (stop and kill policy),
+// and Delivery through the slot's Outbox over the slot's own ServerApi.
+//
+// With one slot (one GPU, or the CPU) everything runs on the main thread, as it always did.
+// With several, each slot registers as a worker of its own (its GPU as its device) and runs
+// on a thread of its own, with its own state directory (.gridexp-worker/slots/<n>: outbox,
+// model files, log spool) and its executor started with CUDA_VISIBLE_DEVICES=<its GPU> and
+// GRIDEXP_SLOT=<n>. The slots share the workdir, the console (Progress), the stop flag and a
+// ClaimQuota: a dead, hung or out-of-memory executor touches its own slot's trial only, while
+// --max_trials counts over every slot, and a trial failed under --raise_on_failure (or a
+// slot that cannot start its executor) lets the other slots finish their trials and stop.
+// Processes the user's code leaves behind (orphans.h) are ended with each trial (with several
+// slots: those started with that slot's GRIDEXP_SLOT) and, all of them, when the worker ends.
+// SIGINT/SIGTERM release the running trials and exit. run() returns the process exit status
+// (worker_exit.h; with several slots the gravest: interrupted, failed, bad setup, ok) and
+// prints the reason for a non-zero one. One Supervisor per process; run() is called once,
+// from the main thread.
 #pragma once
 
 #include <atomic>
@@ -16,12 +28,15 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/file_system.h"
+#include "worker/claim_loop.h"
 #include "worker/delivery.h"
 #include "worker/executor_channel.h"
+#include "worker/gpu_slots.h"
 #include "worker/options.h"
 #include "worker/outbox.h"
 #include "worker/progress.h"
@@ -37,7 +52,11 @@ struct SupervisorSetup {
   WorkerOptions options;
   std::string password;
   std::filesystem::path executor_path;
+  std::vector<SlotPlan> slots;  // plan_slots(); at least one
 };
+
+// The exit status of a worker whose slots ended with `slot_exit_statuses`: the gravest.
+int combined_exit_status(const std::vector<int>& slot_exit_statuses);
 
 class Supervisor {
  public:
@@ -50,12 +69,21 @@ class Supervisor {
   // Waits `delay` in short steps; false once interrupted.
   bool keep_waiting(std::chrono::milliseconds delay);
   Status prepare_workdir();
-  // Registers; an exit status when that failed.
-  std::optional<int> register_worker();
+  bool several_slots() const { return setup_.slots.size() > 1; }
+  // Where the slot keeps its outbox, model files and log spool.
+  std::filesystem::path slot_state_dir(const SlotPlan& slot) const;
+  // Registers the slot as a worker; an exit status when that failed.
+  std::optional<int> register_worker(const SlotPlan& slot);
   Status fetch_archives();
+  // What this and earlier runs' slots kept in their outboxes.
+  Status deliver_outboxes();
   // experiment.py in the workdir, or an error that says how to get it there.
   Status check_experiment_py() const;
-  std::unique_ptr<WorkerSlot> make_slot();
+  std::unique_ptr<WorkerSlot> make_slot(const SlotPlan& plan, ServerApi& server,
+                                        Delivery& delivery);
+  // One slot's claim loop, on the calling thread; its exit status.
+  int run_slot(const SlotPlan& plan, const std::string& worker_id,
+               const std::shared_ptr<ClaimQuota>& quota);
   int run_dry();
   // One trial of a dry run; an exit status when the run ends there.
   std::optional<int> run_dry_trial(WorkerSlot& slot, const nlohmann::json& trial,
@@ -74,7 +102,7 @@ class Supervisor {
   RetryPolicy retry_;
   Outbox outbox_;
   Delivery delivery_;
-  std::string worker_id_;
+  std::vector<std::string> worker_ids_;  // one per slot, in the order of setup_.slots
   nlohmann::json config_;
   std::chrono::milliseconds heartbeat_interval_{10'000};
 };

@@ -2,9 +2,8 @@
 // happens around a claimed trial (the lease kept alive by a TrialLink, delivery through the
 // Outbox, releasing a trial the slot cannot run, ending what the trial left running).
 //
-// Today a worker has one slot; with one slot per GPU, each slot would run on its own thread
-// with its own ServerApi and Delivery (see the note in docs/executor.md). A slot's methods
-// are for one thread.
+// A worker with several slots (gpu_slots.h) runs each on its own thread with its own ServerApi
+// and Delivery (docs/executor.md, "Executor slots"). A slot's methods are for one thread.
 #pragma once
 
 #include <sys/types.h>

@@ -83,5 +83,34 @@ TEST(Orphans, TheKeptChildIsLeftAlone) {
   ::waitpid(kept, nullptr, 0);
 }
 
+// A child running sleep(1) with `entry` as its whole environment, once it has exec'd.
+pid_t start_sleeper_with(const char* entry) {
+  pid_t child = ::fork();
+  if (child == 0) {
+    char* const environment[] = {const_cast<char*>(entry), nullptr};
+    ::execle("/bin/sleep", "sleep", "1000", static_cast<char*>(nullptr), environment);
+    ::_exit(127);
+  }
+  for (int wait = 0; wait < 10'000 && !started_with_environment_entry(child, entry); ++wait) {
+    ::usleep(1000);
+  }
+  EXPECT_TRUE(started_with_environment_entry(child, entry)) << entry;
+  return child;
+}
+
+TEST(Orphans, AMarkerEndsOnlyTheChildrenThatStartedWithIt) {
+  pid_t first_slot = start_sleeper_with("GRIDEXP_SLOT=1");
+  pid_t second_slot = start_sleeper_with("GRIDEXP_SLOT=2");
+  pid_t first_slot_executor = start_sleeper_with("GRIDEXP_SLOT=1");
+  EXPECT_EQ(end_orphans(first_slot_executor, std::chrono::seconds(10), "GRIDEXP_SLOT=1"), 1);
+  EXPECT_TRUE(is_gone(first_slot));
+  EXPECT_EQ(::kill(second_slot, 0), 0);
+  EXPECT_EQ(::kill(first_slot_executor, 0), 0);
+  for (pid_t left : {second_slot, first_slot_executor}) {
+    ::kill(left, SIGKILL);
+    ::waitpid(left, nullptr, 0);
+  }
+}
+
 }  // namespace
 }  // namespace gridexp

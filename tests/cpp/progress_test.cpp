@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 
 namespace gridexp {
 namespace {
@@ -27,6 +28,29 @@ TEST(Progress, AHugeResultIsOneShortLine) {
   long size = std::ftell(console);
   std::fclose(console);
   EXPECT_LT(size, static_cast<long>(kMaxSummaryBytes + 200));
+}
+
+TEST(Progress, TheStatusLineShowsEachSlotThreadsTrialAndItsMetrics) {
+  std::FILE* console = std::tmpfile();
+  ASSERT_NE(console, nullptr);
+  Progress progress(console);
+  progress.set_totals(3, 10);
+  progress.idle("waiting");
+  EXPECT_EQ(progress.status_line(), "[3/10 done] waiting");
+  progress.trial_started("t1", 1, nlohmann::json::object());
+  progress.metrics({{"loss", 0.5}}, 2);
+  EXPECT_EQ(progress.status_line(), "[3/10 done] trial t1  step 2: loss=0.5");
+  std::thread([&progress] {
+    progress.trial_started("t2", 1, nlohmann::json::object());
+    progress.metrics({{"acc", 0.25}}, nullptr);
+  }).join();
+  EXPECT_EQ(progress.status_line(), "[3/10 done] 2 trials: t1 (step 2: loss=0.5) t2 (acc=0.25)");
+  progress.trial_started("t3", 1, nlohmann::json::object());
+  EXPECT_EQ(progress.status_line(), "[3/10 done] 2 trials: t3 t2 (acc=0.25)")
+      << "a thread's next trial replaces its last";
+  progress.trial_finished("t3", true, "{}");
+  EXPECT_EQ(progress.status_line(), "[4/10 done] trial t2  acc=0.25");
+  std::fclose(console);
 }
 
 }  // namespace

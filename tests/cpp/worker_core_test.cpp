@@ -185,7 +185,7 @@ class WorkerCore : public ::testing::Test {
   }
 
   // Runs the claim loop over one slot until it ends; returns the exit status.
-  int run_worker(bool raise_on_failure = true) {
+  int run_worker(bool raise_on_failure = true, std::shared_ptr<ClaimQuota> quota = nullptr) {
     Delivery delivery(server_, outbox_, default_file_system(), retry_, progress_);
     SlotSetup setup;
     setup.spawn = [this](const ExecutorLaunch&) -> Result<std::unique_ptr<ExecutorChannel>> {
@@ -200,7 +200,7 @@ class WorkerCore : public ::testing::Test {
     WorkerSlot slot(std::move(setup), server_, delivery, retry_, progress_, interrupted_);
     int claims = 0;
     ClaimSettings settings{"w1",
-                           std::nullopt,
+                           std::move(quota),
                            milliseconds(1),
                            raise_on_failure,
                            [](milliseconds) { return true; },
@@ -291,6 +291,58 @@ TEST_F(WorkerCore, AServerThatAnswers5xxIsRetriedUntilItRecovers) {
   ASSERT_GE(claims.size(), 3u);
   EXPECT_EQ(claims[0]["claim_id"], claims[2]["claim_id"]) << "a retried claim keeps its id";
   EXPECT_EQ(server_.sent_to("/trials/t1/complete").size(), 1u);
+}
+
+TEST(ClaimQuotaTest, MaxTrialsCountsEveryTakeUntilGivenBack) {
+  ClaimQuota quota(2);
+  EXPECT_TRUE(quota.take());
+  EXPECT_TRUE(quota.may_take());
+  EXPECT_TRUE(quota.take());
+  EXPECT_FALSE(quota.may_take());
+  EXPECT_FALSE(quota.take());
+  quota.give_back();
+  EXPECT_TRUE(quota.take());
+  EXPECT_EQ(quota.taken(), 2);
+}
+
+TEST(ClaimQuotaTest, AnEndedRunTakesNoMore) {
+  ClaimQuota quota;
+  EXPECT_TRUE(quota.take());
+  quota.end_run();
+  EXPECT_TRUE(quota.run_ended());
+  EXPECT_FALSE(quota.may_take());
+  EXPECT_FALSE(quota.take());
+}
+
+TEST_F(WorkerCore, ASharedQuotaStopsTheLoopAtMaxTrials) {
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  server_.claim_answers.push_back(claimed_trial("t3"));
+  auto quota = std::make_shared<ClaimQuota>(3);
+  ASSERT_TRUE(quota->take()) << "another slot's trial";
+  EXPECT_EQ(run_worker(true, quota), kWorkerExitOk);
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1", "run t2"}));
+  std::vector<json> last = server_.sent_to("/trials/t2/complete");
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_FALSE(last[0].contains("next_claim_id")) << "no next trial claimed past the quota";
+  EXPECT_EQ(quota->taken(), 3);
+}
+
+TEST_F(WorkerCore, ALoopWhoseRunWasEndedElsewhereClaimsNothing) {
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  auto quota = std::make_shared<ClaimQuota>();
+  quota->end_run();
+  EXPECT_EQ(run_worker(true, quota), kWorkerExitOk);
+  EXPECT_TRUE(server_.sent_to("/workers/w1/claim").empty());
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{}));
+}
+
+TEST_F(WorkerCore, AFailureUnderRaiseOnFailureEndsTheRunForEverySlot) {
+  log_.script = Script::kFail;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  auto quota = std::make_shared<ClaimQuota>();
+  EXPECT_EQ(run_worker(true, quota), kWorkerExitFailed);
+  EXPECT_TRUE(quota->run_ended());
 }
 
 }  // namespace

@@ -112,5 +112,44 @@ TEST(ServerBaseUrl, AcceptsHostPortAndUrls) {
   EXPECT_FALSE(server_base_url(""));
 }
 
+TEST(WorkerOptions, GpusAreAllAndOneTrialEachByDefault) {
+  WorkerOptions options = parse_ok({"--address=h:1"});
+  EXPECT_EQ(options.gpus.kind, GpuChoice::Kind::kAll);
+  EXPECT_EQ(options.trials_per_gpu, 1);
+}
+
+TEST(WorkerOptions, GpusAndTrialsPerGpuWorkWithTheSeedsFlags) {
+  WorkerOptions options = parse_ok({"--save_models=False", "--download_scripts", "--gpus", "0,2",
+                                    "--address=http://10.0.0.5:8030",
+                                    "--server_password=very_secure", "--trials-per-gpu=3"});
+  EXPECT_EQ(options.gpus.kind, GpuChoice::Kind::kListed);
+  EXPECT_EQ(options.gpus.indices, (std::vector<int>{0, 2}));
+  EXPECT_EQ(options.trials_per_gpu, 3);
+  EXPECT_FALSE(options.save_models);
+  EXPECT_TRUE(options.download_scripts);
+  EXPECT_EQ(options.password, "very_secure");
+  EXPECT_EQ(parse_ok({"--address=h:1", "--gpus=None"}).gpus.kind, GpuChoice::Kind::kNone);
+  EXPECT_EQ(parse_ok({"--address=h:1", "--gpus=all"}).gpus.kind, GpuChoice::Kind::kAll);
+  EXPECT_EQ(parse_ok({"--address=h:1", "--trials_per_gpu", "2"}).trials_per_gpu, 2);
+}
+
+TEST(WorkerOptions, BadGpusNameTheFlag) {
+  EXPECT_EQ(parse_error({"--address=h:1", "--gpus=0,0"}), "--gpus names GPU 0 twice in '0,0'");
+  for (const char* bad : {"--gpus=x", "--gpus=0,,1", "--gpus=-1", "--gpus=", "--gpus=1,"}) {
+    EXPECT_NE(parse_error({"--address=h:1", bad}).find("--gpus is all, none or GPU numbers"),
+              std::string::npos)
+        << bad;
+  }
+}
+
+TEST(WorkerOptions, TrialsPerGpuIsAWholeNumberOfAtLeastOne) {
+  for (const char* bad : {"0", "-1", "auto", "1.5", ""}) {
+    std::string error = parse_error({"--address=h:1", std::string("--trials-per-gpu=") + bad});
+    EXPECT_EQ(error, std::string("--trials-per-gpu needs a whole number of at least 1 "
+                                 "(executors per GPU), not '") +
+                         bad + "'");
+  }
+}
+
 }  // namespace
 }  // namespace gridexp
