@@ -132,6 +132,7 @@ nlohmann::json trial_to_json(const TrialRecord& trial) {
       {"traceback", optional_value(trial.traceback)},
       {"model", model},
       {"stop_requested", trial.stop_requested},
+      {"peak_gpu_memory_bytes", optional_value(trial.peak_gpu_memory_bytes)},
   };
 }
 

@@ -214,16 +214,20 @@ Status SqliteStore::Impl::attach_model(const std::string& trial_id, const std::s
 
 Result<std::string> SqliteStore::Impl::complete(const std::string& trial_id,
                                                 const std::string& lease_token,
-                                                const nlohmann::json& results, TimeMs now) {
+                                                const nlohmann::json& results,
+                                                const TrialMeasurements& measurements, TimeMs now) {
   Result<HeldLease> held = hold_lease(trial_id, lease_token, now);
   if (!held) return held.status();
-  Status status = statement(
-                      "UPDATE trials SET state = 'done', results = ?2, finished_ms = ?3, "
-                      "lease_token = NULL, lease_expires_ms = NULL WHERE id = ?1")
-                      .bind(1, trial_id)
-                      .bind(2, dump_json(results))
-                      .bind(3, now)
-                      .execute();
+  // The column stays untouched (NULL: a retry clears it) without a peak to record.
+  Statement update = statement(
+      measurements.peak_gpu_memory_bytes
+          ? "UPDATE trials SET state = 'done', results = ?2, finished_ms = ?3, lease_token = NULL, "
+            "lease_expires_ms = NULL, peak_gpu_memory_bytes = ?4 WHERE id = ?1"
+          : "UPDATE trials SET state = 'done', results = ?2, finished_ms = ?3, lease_token = NULL, "
+            "lease_expires_ms = NULL WHERE id = ?1");
+  update.bind(1, trial_id).bind(2, dump_json(results)).bind(3, now);
+  if (measurements.peak_gpu_memory_bytes) update.bind(4, *measurements.peak_gpu_memory_bytes);
+  Status status = update.execute();
   if (!status) return status;
   // Cancelled while it ran: its results stay (they may be partial), the trial is cancelled.
   const bool cancelled = held->stop_requested;

@@ -140,7 +140,8 @@ struct SqliteStore::Impl {
                       const ModelInfo& model, TimeMs now);
   // Returns the worker that held the lease.
   Result<std::string> complete(const std::string& trial_id, const std::string& lease_token,
-                               const nlohmann::json& results, TimeMs now);
+                               const nlohmann::json& results, const TrialMeasurements& measurements,
+                               TimeMs now);
   Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
               const std::string& traceback, TimeMs now);
   Status release(const std::string& trial_id, const std::string& lease_token, TimeMs now);

@@ -80,6 +80,9 @@ Result<nlohmann::json> Delivery::post_outcome(FinishedTrial& finished,
     nlohmann::json body = {{"lease_token", finished.lease_token},
                            {"results", std::move(finished.results)}};
     if (!next_claim_id.empty()) body["next_claim_id"] = next_claim_id;
+    if (finished.peak_gpu_memory_bytes) {
+      body["peak_gpu_memory_bytes"] = *finished.peak_gpu_memory_bytes;
+    }
     std::string text = dump_json(body);
     finished.results = std::move(body["results"]);
     // Results over the server's body limit fail the trial at once: sending them again (or

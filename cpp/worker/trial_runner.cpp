@@ -66,6 +66,7 @@ bool TrialRunner::on_event(const ExecutorEvent& event, Watch& watch, TrialRun& r
     run.succeeded = true;
     run.results = result->results;
     if (result->model_path) run.model_path = *result->model_path;
+    run.peak_gpu_memory_bytes = result->peak_gpu_memory_bytes;
     return true;
   }
   if (const auto* failed = std::get_if<FailedEvent>(&event);
