@@ -190,7 +190,8 @@ nlohmann::json attempt_to_json(const AttemptRecord& attempt) {
           {"started_at", iso8601_utc(attempt.started_ms)},
           {"ended_at", optional_time(attempt.ended_ms)},
           {"outcome", attempt.outcome},
-          {"error", optional_value(attempt.error)}};
+          {"error", optional_value(attempt.error)},
+          {"peak_gpu_memory_bytes", optional_value(attempt.peak_gpu_memory_bytes)}};
 }
 
 std::string trials_to_csv(const std::vector<TrialRecord>& trials) {

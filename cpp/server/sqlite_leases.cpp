@@ -218,7 +218,8 @@ Result<std::string> SqliteStore::Impl::complete(const std::string& trial_id,
                                                 const TrialMeasurements& measurements, TimeMs now) {
   Result<HeldLease> held = hold_lease(trial_id, lease_token, now);
   if (!held) return held.status();
-  // The column stays untouched (NULL: a retry clears it) without a peak to record.
+  // Without a peak the column is left as it is, NULL (only a completion sets it, a retry
+  // clears it): so a completion also works on a database kept below schema version 6.
   Statement update = statement(
       measurements.peak_gpu_memory_bytes
           ? "UPDATE trials SET state = 'done', results = ?2, finished_ms = ?3, lease_token = NULL, "
@@ -229,6 +230,15 @@ Result<std::string> SqliteStore::Impl::complete(const std::string& trial_id,
   if (measurements.peak_gpu_memory_bytes) update.bind(4, *measurements.peak_gpu_memory_bytes);
   Status status = update.execute();
   if (!status) return status;
+  if (measurements.peak_gpu_memory_bytes) {
+    status = statement(
+                 "UPDATE trial_attempts SET peak_gpu_memory_bytes = ?2 "
+                 "WHERE id = (SELECT last_attempt_id FROM trials WHERE id = ?1)")
+                 .bind(1, trial_id)
+                 .bind(2, *measurements.peak_gpu_memory_bytes)
+                 .execute();
+    if (!status) return status;
+  }
   // Cancelled while it ran: its results stay (they may be partial), the trial is cancelled.
   const bool cancelled = held->stop_requested;
   status = cancelled ? end_cancelled(trial_id, "cancelled by the user", now)

@@ -143,6 +143,7 @@ struct AttemptRecord {
   std::optional<TimeMs> ended_ms;
   std::string outcome;  // running, done, failed, released, expired or cancelled
   std::optional<std::string> error;
+  std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;  // as its completion said
 };
 
 // Which trials a user's retry or cancel applies to: the given ids of `experiment` (ids of

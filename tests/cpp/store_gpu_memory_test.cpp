@@ -79,6 +79,30 @@ TEST_F(StoreGpuMemoryTest, ACompletionRecordsThePeakItReports) {
   EXPECT_EQ(trials[0].peak_gpu_memory_bytes, 3'221'225'472);
 }
 
+TEST_F(StoreGpuMemoryTest, EachAttemptKeepsThePeakItsCompletionReported) {
+  std::unique_ptr<SqliteStore> store = open_store();
+  expect_ok(store->sync_grid(grid_of(1)));
+  std::string worker = register_worker(*store);
+  Lease released = *value_of(store->claim_next_trial(worker)).lease;
+  expect_ok(store->release(released.trial_id, released.lease_token));
+  Lease cancelled = *value_of(store->claim_next_trial(worker)).lease;
+  ASSERT_EQ(value_of(store->cancel_trials({"exp", std::nullopt})).size(), 1u);
+  expect_ok(store->complete(cancelled.trial_id, cancelled.lease_token, {}, peak(1024)));
+  ASSERT_EQ(value_of(store->retry_trials({"exp", std::nullopt})).size(), 1u);
+  Lease done = *value_of(store->claim_next_trial(worker)).lease;
+  expect_ok(store->complete(done.trial_id, done.lease_token, {}, peak(2048)));
+
+  std::vector<AttemptRecord> attempts = value_of(store->list_attempts(done.trial_id));
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(attempts[0].outcome, "released");
+  EXPECT_FALSE(attempts[0].peak_gpu_memory_bytes.has_value());
+  EXPECT_EQ(attempts[1].outcome, "cancelled");
+  EXPECT_EQ(attempts[1].peak_gpu_memory_bytes, 1024);
+  EXPECT_EQ(attempts[2].outcome, "done");
+  EXPECT_EQ(attempts[2].peak_gpu_memory_bytes, 2048);
+  EXPECT_EQ(value_of(store->get_trial(done.trial_id)).peak_gpu_memory_bytes, 2048);
+}
+
 TEST_F(StoreGpuMemoryTest, ARetryClearsThePeakWithTheResults) {
   std::unique_ptr<SqliteStore> store = open_store();
   expect_ok(store->sync_grid(grid_of(1)));

@@ -135,6 +135,8 @@ def test_a_completion_carries_an_optional_peak(server):
     third = answer.json()["next"]["trial"]
     assert complete(server, third, peak_gpu_memory_bytes=None).status_code == 200
     assert server.get(f"/api/v1/trials/{first['id']}").json()["peak_gpu_memory_bytes"] == 2**40
+    attempts = server.get(f"/api/v1/trials/{first['id']}/attempts").json()
+    assert [(a["outcome"], a["peak_gpu_memory_bytes"]) for a in attempts] == [("done", 2**40)]
     by_id = {
         t["id"]: t for t in server.get("/api/v1/experiments/sentiment_analysis1/trials").json()
     }
