@@ -153,10 +153,11 @@ Result<ClaimOutcome> SqliteStore::complete_and_claim(const std::string& trial_id
 }
 
 Status SqliteStore::fail(const std::string& trial_id, const std::string& lease_token,
-                         const std::string& error, const std::string& traceback) {
+                         const std::string& error, const std::string& traceback,
+                         const TrialMeasurements& measurements) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) {
-    return impl.fail(trial_id, lease_token, error, traceback, now);
+    return impl.fail(trial_id, lease_token, error, traceback, measurements, now);
   });
 }
 

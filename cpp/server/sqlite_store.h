@@ -60,8 +60,9 @@ class SqliteStore final : public Store {
                                           const nlohmann::json& results,
                                           const TrialMeasurements& measurements,
                                           const std::string& claim_id) override;
+  using Store::fail;
   Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
-              const std::string& traceback) override;
+              const std::string& traceback, const TrialMeasurements& measurements) override;
   Status release(const std::string& trial_id, const std::string& lease_token) override;
   Result<std::int64_t> requeue_expired() override;
   Result<std::vector<ExperimentSummary>> list_experiments() override;

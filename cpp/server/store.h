@@ -232,8 +232,14 @@ class Store {
                                           const std::string& claim_id) {
     return complete_and_claim(trial_id, lease_token, results, TrialMeasurements{}, claim_id);
   }
+  // Records the failure and `measurements`, as complete() does.
   virtual Status fail(const std::string& trial_id, const std::string& lease_token,
-                      const std::string& error, const std::string& traceback) = 0;
+                      const std::string& error, const std::string& traceback,
+                      const TrialMeasurements& measurements) = 0;
+  Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
+              const std::string& traceback) {
+    return fail(trial_id, lease_token, error, traceback, TrialMeasurements{});
+  }
   virtual Status release(const std::string& trial_id, const std::string& lease_token) = 0;
 
   // Returns expired running trials to pending (or failed after max_attempts); returns how

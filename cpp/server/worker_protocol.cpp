@@ -224,8 +224,10 @@ void fail(ServerContext& context, const httplib::Request& request, httplib::Resp
   if (!call) return send_status_error(response, call.status());
   Result<std::string> error = string_field(call->body, "error");
   if (!error) return send_status_error(response, error.status());
+  Result<TrialMeasurements> measurements = measurements_field(call->body);
+  if (!measurements) return send_status_error(response, measurements.status());
   Status status = context.store.fail(request.matches[1], call->lease_token, *error,
-                                     optional_string_field(call->body, "traceback"));
+                                     optional_string_field(call->body, "traceback"), *measurements);
   if (!status) return send_lease_error(response, status);
   ++context.metrics.failures;
   // A trial cancelled while it ran ends cancelled, not failed: say which, so a worker does not

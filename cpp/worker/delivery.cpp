@@ -93,10 +93,13 @@ Result<nlohmann::json> Delivery::post_outcome(FinishedTrial& finished,
     fail_instead(finished, results_too_large_message(text.size(),
                                                      answered ? answered->status().message() : ""));
   }
-  return post(finished.trial_id, "fail",
-              dump_json({{"lease_token", finished.lease_token},
-                         {"error", finished.error},
-                         {"traceback", finished.traceback}}));
+  nlohmann::json failure = {{"lease_token", finished.lease_token},
+                            {"error", finished.error},
+                            {"traceback", finished.traceback}};
+  if (finished.peak_gpu_memory_bytes) {
+    failure["peak_gpu_memory_bytes"] = *finished.peak_gpu_memory_bytes;
+  }
+  return post(finished.trial_id, "fail", dump_json(failure));
 }
 
 DeliveryReport Delivery::deliver(FinishedTrial& finished, TrialLink* link,

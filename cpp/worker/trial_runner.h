@@ -47,7 +47,7 @@ struct TrialRun {
   std::string error;
   std::string traceback;
   std::optional<std::filesystem::path> model_path;
-  std::optional<std::int64_t> peak_gpu_memory_bytes;  // from the result event, when it had one
+  std::optional<std::int64_t> peak_gpu_memory_bytes;  // from the result or failed event
   bool cancelled = false;  // a user cancelled it while it ran (the server ends it cancelled)
 };
 

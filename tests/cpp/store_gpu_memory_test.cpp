@@ -103,6 +103,24 @@ TEST_F(StoreGpuMemoryTest, EachAttemptKeepsThePeakItsCompletionReported) {
   EXPECT_EQ(value_of(store->get_trial(done.trial_id)).peak_gpu_memory_bytes, 2048);
 }
 
+TEST_F(StoreGpuMemoryTest, AFailureRecordsThePeakItReports) {
+  std::unique_ptr<SqliteStore> store = open_store();
+  expect_ok(store->sync_grid(grid_of(2)));
+  std::string worker = register_worker(*store);
+  Lease out_of_memory = *value_of(store->claim_next_trial(worker)).lease;
+  expect_ok(store->fail(out_of_memory.trial_id, out_of_memory.lease_token,
+                        "torch.OutOfMemoryError: CUDA out of memory", "", peak(80'000'000'000)));
+  Lease plain = *value_of(store->claim_next_trial(worker)).lease;
+  expect_ok(store->fail(plain.trial_id, plain.lease_token, "ValueError: bad", ""));
+
+  TrialRecord failed = value_of(store->get_trial(out_of_memory.trial_id));
+  EXPECT_EQ(failed.state, TrialState::kFailed);
+  EXPECT_EQ(failed.peak_gpu_memory_bytes, 80'000'000'000);
+  EXPECT_EQ(value_of(store->list_attempts(out_of_memory.trial_id)).at(0).peak_gpu_memory_bytes,
+            80'000'000'000);
+  EXPECT_FALSE(value_of(store->get_trial(plain.trial_id)).peak_gpu_memory_bytes.has_value());
+}
+
 TEST_F(StoreGpuMemoryTest, ARetryClearsThePeakWithTheResults) {
   std::unique_ptr<SqliteStore> store = open_store();
   expect_ok(store->sync_grid(grid_of(1)));

@@ -69,14 +69,16 @@ EXPERIMENT = textwrap.dedent(
             if index == 2:
                 cycle = [tensor]
                 cycle.append(cycle)
+            if index == hyperparameters.get("fail_at"):
+                raise MemoryError("CUDA out of memory (fake)")
         return seen, None
     """
 )
 
 
-def write_experiment(directory) -> None:
+def write_experiment(directory, extra_axes: str = "") -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.yaml").write_text(grid_config("gpumem", 4))
+    (directory / "config.yaml").write_text(grid_config("gpumem", 4) + extra_axes)
     (directory / "experiment.py").write_text(EXPERIMENT)
 
 
@@ -118,6 +120,25 @@ def test_on_a_shared_gpu_every_trial_empties_the_cache(
     assert seen == [(0, 0), (0, 0), (0, 1), (1, 2)]
 
 
+def test_a_failed_trials_peak_reaches_the_read_api(start_server, workers, tmp_path):
+    directory = tmp_path / "server"
+    write_experiment(directory, "  fail_at:\n    - 3\n")
+    server = start_server(directory)
+    worker = workers(
+        server,
+        tmp_path / "w",
+        "--download_scripts",
+        "--save_models=False",
+        "--raise_on_failure=False",
+    )
+    assert worker.wait() == 0, worker.output()
+    by_index = {t["hyperparameters"]["index"]: t for t in trials_of(server, "gpumem")}
+    assert by_index[3]["state"] == "failed"
+    assert "CUDA out of memory (fake)" in by_index[3]["error"]
+    assert by_index[3]["peak_gpu_memory_bytes"] == 9_000_000_000
+    assert by_index[2]["state"] == "done" and by_index[2]["peak_gpu_memory_bytes"] == 6_000_000_000
+
+
 def complete(server, lease, **fields):
     return server.post(
         f"/api/v1/trials/{lease['id']}/complete",
@@ -144,11 +165,27 @@ def test_a_completion_carries_an_optional_peak(server):
     assert by_id[third["id"]]["peak_gpu_memory_bytes"] is None
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "1 GiB", 2**63, True])
-def test_a_malformed_peak_is_refused_and_completes_nothing(server, bad):
+def fail(server, lease, **fields):
+    return server.post(
+        f"/api/v1/trials/{lease['id']}/fail",
+        {"lease_token": lease["lease_token"], "error": "torch.OutOfMemoryError", **fields},
+    )
+
+
+def test_a_failure_carries_an_optional_peak(server):
     worker = register(server)
     lease = claim(server, worker)["trial"]
-    refused = complete(server, lease, peak_gpu_memory_bytes=bad)
+    assert fail(server, lease, peak_gpu_memory_bytes=2**36).status_code == 200
+    trial = server.get(f"/api/v1/trials/{lease['id']}").json()
+    assert trial["state"] == "failed" and trial["peak_gpu_memory_bytes"] == 2**36
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "1 GiB", 2**63, True])
+@pytest.mark.parametrize("ending", [complete, fail])
+def test_a_malformed_peak_is_refused_and_ends_nothing(server, bad, ending):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    refused = ending(server, lease, peak_gpu_memory_bytes=bad)
     assert refused.status_code == 400
     assert "peak_gpu_memory_bytes" in refused.json()["error"]
     assert server.get(f"/api/v1/trials/{lease['id']}").json()["state"] == "running"
