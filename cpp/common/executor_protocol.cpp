@@ -133,6 +133,14 @@ Result<ExecutorEvent> decode_metrics(const json& message) {
   return checked<MetricsEvent, ExecutorEvent>(std::move(metrics), fields);
 }
 
+// "peak_gpu_memory_bytes": absent or null, or a count of bytes.
+std::optional<std::int64_t> peak_gpu_memory(Fields& fields) {
+  std::optional<std::int64_t> bytes = fields.nullable<std::int64_t>(
+      "peak_gpu_memory_bytes", &json::is_number_integer, "a non-negative integer");
+  if (bytes && *bytes < 0) fields.complain("peak_gpu_memory_bytes", "a non-negative integer");
+  return bytes;
+}
+
 Result<ExecutorEvent> decode_result(const json& message) {
   Fields fields(message, "result");
   ResultEvent result;
@@ -141,6 +149,7 @@ Result<ExecutorEvent> decode_result(const json& message) {
   if (results == message.end()) fields.complain("\"results\" is missing");
   if (results != message.end()) result.results = *results;
   result.model_path = fields.nullable<std::string>("model_path", &json::is_string, "a string");
+  result.peak_gpu_memory_bytes = peak_gpu_memory(fields);
   return checked<ResultEvent, ExecutorEvent>(std::move(result), fields);
 }
 
@@ -150,6 +159,7 @@ Result<ExecutorEvent> decode_failed(const json& message) {
   failed.trial_id = fields.string("trial_id");
   failed.error = fields.string("error");
   failed.traceback = fields.string("traceback");
+  failed.peak_gpu_memory_bytes = peak_gpu_memory(fields);
   return checked<FailedEvent, ExecutorEvent>(std::move(failed), fields);
 }
 
@@ -214,6 +224,12 @@ struct EventEncoder {
   }
 };
 
+// The optional fields are left out when empty.
+json with_peak_gpu_memory(json message, std::optional<std::int64_t> bytes) {
+  if (bytes) message["peak_gpu_memory_bytes"] = *bytes;
+  return message;
+}
+
 }  // namespace
 
 RunCommand run_command(json trial) {
@@ -236,7 +252,13 @@ Result<ExecutorCommand> decode_command(std::string_view line) {
 }
 
 std::string encode_event(const ExecutorEvent& event) {
-  return dump_line(std::visit(EventEncoder{}, event));
+  json message = std::visit(EventEncoder{}, event);
+  if (const auto* result = std::get_if<ResultEvent>(&event)) {
+    message = with_peak_gpu_memory(std::move(message), result->peak_gpu_memory_bytes);
+  } else if (const auto* failed = std::get_if<FailedEvent>(&event)) {
+    message = with_peak_gpu_memory(std::move(message), failed->peak_gpu_memory_bytes);
+  }
+  return dump_line(message);
 }
 
 Result<ExecutorEvent> decode_event(std::string_view line) {

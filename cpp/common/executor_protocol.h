@@ -78,12 +78,16 @@ struct ResultEvent {
   std::string trial_id;
   nlohmann::json results;
   std::optional<std::string> model_path;
+  // The trial's peak GPU memory (torch.cuda.max_memory_allocated, the highest over the visible
+  // devices); empty when the trial used no GPU. Optional on the wire ("peak_gpu_memory_bytes").
+  std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;
 };
 
 struct FailedEvent {
   std::string trial_id;
   std::string error;
   std::string traceback;
+  std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;  // as in ResultEvent
 };
 
 using ExecutorEvent = std::variant<ReadyEvent, FatalEvent, MetricsEvent, ResultEvent, FailedEvent>;

@@ -47,8 +47,8 @@ std::optional<Command> wait_for_command(CommandReader& commands) {
 
 // The command loop proper, once the interpreter runs. Python objects live only in here.
 int serve(CommandReader& commands, EventSink& events, TrialContext& context,
-          const std::filesystem::path& workdir) {
-  Experiment experiment(workdir);
+          const ExecutorOptions& options) {
+  Experiment experiment(options.workdir, options.shared_gpu);
   bool started = false;
   auto fatal = [&events](const std::string& error, const CodeLocation& location,
                          const std::string& traceback) {
@@ -96,7 +96,7 @@ int run_executor(const ExecutorOptions& options) {
       events.post(FatalEvent{runtime.status().message(), {}, ""});
     } else {
       TrialContext::install(&context);
-      exit_status = serve(commands, events, context, options.workdir);
+      exit_status = serve(commands, events, context, options);
       TrialContext::install(nullptr);
     }
     // The supervisor has every event before the interpreter finalizes, which runs atexit

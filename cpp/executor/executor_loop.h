@@ -21,6 +21,8 @@ struct ExecutorOptions {
   int event_fd = -1;                        // events go here
   std::filesystem::path python_executable;  // see find_python_executable()
   std::filesystem::path workdir;            // absolute; experiment.py lives here
+  // Other executors share this one's GPU: from $GRIDEXP_SHARED_GPU (accelerator_memory.h).
+  bool shared_gpu = false;
 };
 
 // Runs until the command pipe ends (kExecutorExitOk, after the trial in hand), a fatal error

@@ -145,7 +145,8 @@ std::optional<TrialFailure> save_model_file(py::handle save_callback /* or None 
 
 }  // namespace
 
-Experiment::Experiment(std::filesystem::path workdir) : workdir_(std::move(workdir)) {}
+Experiment::Experiment(std::filesystem::path workdir, bool shared_gpu)
+    : workdir_(std::move(workdir)), shared_gpu_(shared_gpu) {}
 
 Experiment::~Experiment() = default;
 
@@ -210,10 +211,20 @@ std::optional<StartFailure> Experiment::start(const StartCommand& command) {
 }
 
 TrialOutcome Experiment::run_trial(const RunCommand& command, TrialContext& context) {
+  const std::optional<std::int64_t> allocated_before = gpu_memory_.allocated_bytes();
+  gpu_memory_.reset_peaks();
   context.begin_trial(command.trial);
+  // run_steps() holds the trial's Python objects (its results, model and dataset); they are
+  // dropped when it returns, so what is still allocated afterwards is what the trial left.
   TrialOutcome outcome = run_steps(command);
   context.end_trial();
-  release_accelerator_memory();
+  const std::optional<std::int64_t> peak = gpu_memory_.peak_bytes();
+  std::visit(
+      [&peak](auto& event) {
+        if constexpr (requires { event.peak_gpu_memory_bytes; }) event.peak_gpu_memory_bytes = peak;
+      },
+      outcome.event);
+  release_after_trial(gpu_memory_, allocated_before, shared_gpu_);
   return outcome;
 }
 
@@ -254,20 +265,6 @@ TrialOutcome Experiment::run_steps(const RunCommand& command) {
     model_path = path.string();
   }
   return {ResultEvent{trial_id, std::move(*results), model_path}};
-}
-
-void release_accelerator_memory() {
-  try {
-    py::dict modules = py::module_::import("sys").attr("modules");
-    if (!modules.contains("torch")) return;
-    py::object cuda = modules["torch"].attr("cuda");
-    if (!cuda.attr("is_initialized")().cast<bool>()) return;
-    py::module_::import("gc").attr("collect")();
-    cuda.attr("empty_cache")();
-  } catch (const py::error_already_set& error) {
-    std::fprintf(stderr, "gridexp-executor: freeing GPU memory after the trial failed: %s\n",
-                 exception_summary(error).c_str());
-  }
 }
 
 }  // namespace gridexp

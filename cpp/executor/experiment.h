@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "executor/protocol.h"
+#include "executor/torch_memory.h"
 #include "executor/trial_context.h"
 
 namespace gridexp {
@@ -33,7 +34,8 @@ struct TrialOutcome {
 
 class Experiment {
  public:
-  explicit Experiment(std::filesystem::path workdir);
+  // `shared_gpu`: other executors use this one's GPU (see release_after_trial).
+  explicit Experiment(std::filesystem::path workdir, bool shared_gpu = false);
   ~Experiment();
   Experiment(const Experiment&) = delete;
   Experiment& operator=(const Experiment&) = delete;
@@ -45,22 +47,22 @@ class Experiment {
   std::optional<StartFailure> start(const StartCommand& command);
 
   // Runs a trial after a successful start(); `context` serves gridexp.trial/should_stop/report
-  // meanwhile. Afterwards frees what the trial left on the GPU (torch.cuda.empty_cache).
+  // meanwhile. When the trial used CUDA, its event carries the trial's peak GPU memory, and
+  // what it left on the GPU is freed as release_after_trial() says (docs/executor.md, "GPU
+  // memory between trials").
   TrialOutcome run_trial(const RunCommand& command, TrialContext& context);
 
  private:
   TrialOutcome run_steps(const RunCommand& command);
 
   const std::filesystem::path workdir_;
+  const bool shared_gpu_;
+  TorchCudaMemory gpu_memory_;
   StartCommand start_;
   pybind11::object init_dataset_;
   pybind11::object run_one_;
   pybind11::object save_model_;  // experiment.py's own save_model(model, path), or None
   pybind11::object dataset_;     // init_dataset(config) when consistent_dataset
 };
-
-// torch.cuda.empty_cache() (after a garbage collection, which frees tensors held in reference
-// cycles, like those of a traceback) when torch is imported and CUDA initialized. GIL held.
-void release_accelerator_memory();
 
 }  // namespace gridexp

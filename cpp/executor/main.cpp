@@ -5,12 +5,14 @@
 
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string_view>
 #include <system_error>
 
+#include "executor/accelerator_memory.h"
 #include "executor/executor_loop.h"
 #include "executor/python_runtime.h"
 
@@ -73,5 +75,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gridexp-executor: no working directory: %s\n", error.message().c_str());
     return gridexp::kExecutorExitUsage;
   }
+  options.shared_gpu =
+      gridexp::shared_gpu_from_environment(std::getenv(gridexp::kSharedGpuEnvironmentVariable));
   return gridexp::run_executor(options);
 }

@@ -132,6 +132,7 @@ nlohmann::json trial_to_json(const TrialRecord& trial) {
       {"traceback", optional_value(trial.traceback)},
       {"model", model},
       {"stop_requested", trial.stop_requested},
+      {"peak_gpu_memory_bytes", optional_value(trial.peak_gpu_memory_bytes)},
   };
 }
 
@@ -189,7 +190,8 @@ nlohmann::json attempt_to_json(const AttemptRecord& attempt) {
           {"started_at", iso8601_utc(attempt.started_ms)},
           {"ended_at", optional_time(attempt.ended_ms)},
           {"outcome", attempt.outcome},
-          {"error", optional_value(attempt.error)}};
+          {"error", optional_value(attempt.error)},
+          {"peak_gpu_memory_bytes", optional_value(attempt.peak_gpu_memory_bytes)}};
 }
 
 std::string trials_to_csv(const std::vector<TrialRecord>& trials) {

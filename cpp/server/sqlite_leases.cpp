@@ -214,7 +214,8 @@ Status SqliteStore::Impl::attach_model(const std::string& trial_id, const std::s
 
 Result<std::string> SqliteStore::Impl::complete(const std::string& trial_id,
                                                 const std::string& lease_token,
-                                                const nlohmann::json& results, TimeMs now) {
+                                                const nlohmann::json& results,
+                                                const TrialMeasurements& measurements, TimeMs now) {
   Result<HeldLease> held = hold_lease(trial_id, lease_token, now);
   if (!held) return held.status();
   Status status = statement(
@@ -224,6 +225,8 @@ Result<std::string> SqliteStore::Impl::complete(const std::string& trial_id,
                       .bind(2, dump_json(results))
                       .bind(3, now)
                       .execute();
+  if (!status) return status;
+  status = record_measurements(trial_id, measurements);
   if (!status) return status;
   // Cancelled while it ran: its results stay (they may be partial), the trial is cancelled.
   const bool cancelled = held->stop_requested;
@@ -247,8 +250,27 @@ Status SqliteStore::Impl::add_done_duration(const std::string& trial_id, TimeMs 
       .execute();
 }
 
+// Without a peak nothing is written: the columns stay NULL (only a completion or failure sets
+// them, a retry clears the trial's), and a database kept below schema version 6 still works.
+Status SqliteStore::Impl::record_measurements(const std::string& trial_id,
+                                              const TrialMeasurements& measurements) {
+  if (!measurements.peak_gpu_memory_bytes) return Status::ok();
+  Status status = statement("UPDATE trials SET peak_gpu_memory_bytes = ?2 WHERE id = ?1")
+                      .bind(1, trial_id)
+                      .bind(2, *measurements.peak_gpu_memory_bytes)
+                      .execute();
+  if (!status) return status;
+  return statement(
+             "UPDATE trial_attempts SET peak_gpu_memory_bytes = ?2 "
+             "WHERE id = (SELECT last_attempt_id FROM trials WHERE id = ?1)")
+      .bind(1, trial_id)
+      .bind(2, *measurements.peak_gpu_memory_bytes)
+      .execute();
+}
+
 Status SqliteStore::Impl::fail(const std::string& trial_id, const std::string& lease_token,
-                               const std::string& error, const std::string& traceback, TimeMs now) {
+                               const std::string& error, const std::string& traceback,
+                               const TrialMeasurements& measurements, TimeMs now) {
   Result<HeldLease> held = hold_lease(trial_id, lease_token, now);
   if (!held) return held.status();
   Status status = statement(
@@ -260,6 +282,8 @@ Status SqliteStore::Impl::fail(const std::string& trial_id, const std::string& l
                       .bind(3, traceback)
                       .bind(4, now)
                       .execute();
+  if (!status) return status;
+  status = record_measurements(trial_id, measurements);
   if (!status) return status;
   if (held->stop_requested) {
     status = end_cancelled(trial_id, "cancelled by the user; the trial ended with: " + error, now);

@@ -118,14 +118,15 @@ Result<std::vector<AttemptRecord>> SqliteStore::Impl::list_attempts(const std::s
   if (Status known = require_trial(trial_id); !known) return known;
   Statement query =
       statement(std::string(kAttemptChain) +
-                "SELECT a.attempt, a.worker_id, a.started_ms, a.ended_ms, a.outcome, a.error "
+                "SELECT a.attempt, a.worker_id, a.started_ms, a.ended_ms, a.outcome, a.error, "
+                "a.peak_gpu_memory_bytes "
                 "FROM trial_attempts a JOIN chain c ON a.id = c.id ORDER BY a.id");
   query.bind(1, trial_id);
   std::vector<AttemptRecord> attempts;
   Status read = query.each_row([&] {
     attempts.push_back(AttemptRecord{static_cast<int>(query.integer(0)), query.text(1),
                                      query.integer(2), query.optional_integer(3), query.text(4),
-                                     query.optional_text(5)});
+                                     query.optional_text(5), query.optional_integer(6)});
   });
   if (!read) return read;
   return attempts;

@@ -45,6 +45,7 @@ Result<TrialRecord> read_trial(const Statement& row) {
   trial.traceback = row.optional_text(13);
   if (!row.is_null(14)) trial.model = ModelInfo{row.text(14), row.integer(15)};
   trial.stop_requested = row.integer(16) != 0;
+  trial.peak_gpu_memory_bytes = row.optional_integer(17);
   return trial;
 }
 

@@ -216,6 +216,12 @@ DROP INDEX trial_attempts_by_trial;
 ALTER TABLE experiments ADD COLUMN common_config TEXT;
 ALTER TABLE experiments ADD COLUMN config_generation INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // v6: the peak GPU memory a trial's completion reported (NULL: none reported), on the
+    // trial and on the attempt that completed it.
+    R"sql(
+ALTER TABLE trials ADD COLUMN peak_gpu_memory_bytes INTEGER;
+ALTER TABLE trial_attempts ADD COLUMN peak_gpu_memory_bytes INTEGER;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 

@@ -131,30 +131,33 @@ Status SqliteStore::attach_model(const std::string& trial_id, const std::string&
 }
 
 Status SqliteStore::complete(const std::string& trial_id, const std::string& lease_token,
-                             const nlohmann::json& results) {
+                             const nlohmann::json& results, const TrialMeasurements& measurements) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
-    return impl.complete(trial_id, lease_token, results, now).status();
+    return impl.complete(trial_id, lease_token, results, measurements, now).status();
   });
 }
 
 Result<ClaimOutcome> SqliteStore::complete_and_claim(const std::string& trial_id,
                                                      const std::string& lease_token,
                                                      const nlohmann::json& results,
+                                                     const TrialMeasurements& measurements,
                                                      const std::string& claim_id) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Result<ClaimOutcome> {
-    Result<std::string> worker_id = impl.complete(trial_id, lease_token, results, now);
+    Result<std::string> worker_id =
+        impl.complete(trial_id, lease_token, results, measurements, now);
     if (!worker_id) return worker_id.status();
     return impl.claim(*worker_id, claim_id, now);
   });
 }
 
 Status SqliteStore::fail(const std::string& trial_id, const std::string& lease_token,
-                         const std::string& error, const std::string& traceback) {
+                         const std::string& error, const std::string& traceback,
+                         const TrialMeasurements& measurements) {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite, [&](TimeMs now) {
-    return impl.fail(trial_id, lease_token, error, traceback, now);
+    return impl.fail(trial_id, lease_token, error, traceback, measurements, now);
   });
 }
 

@@ -51,14 +51,18 @@ class SqliteStore final : public Store {
   Status check_lease(const std::string& trial_id, const std::string& lease_token) override;
   Status attach_model(const std::string& trial_id, const std::string& lease_token,
                       const ModelInfo& model) override;
+  using Store::complete;
   Status complete(const std::string& trial_id, const std::string& lease_token,
-                  const nlohmann::json& results) override;
+                  const nlohmann::json& results, const TrialMeasurements& measurements) override;
+  using Store::complete_and_claim;
   Result<ClaimOutcome> complete_and_claim(const std::string& trial_id,
                                           const std::string& lease_token,
                                           const nlohmann::json& results,
+                                          const TrialMeasurements& measurements,
                                           const std::string& claim_id) override;
+  using Store::fail;
   Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
-              const std::string& traceback) override;
+              const std::string& traceback, const TrialMeasurements& measurements) override;
   Status release(const std::string& trial_id, const std::string& lease_token) override;
   Result<std::int64_t> requeue_expired() override;
   Result<std::vector<ExperimentSummary>> list_experiments() override;

@@ -140,9 +140,12 @@ struct SqliteStore::Impl {
                       const ModelInfo& model, TimeMs now);
   // Returns the worker that held the lease.
   Result<std::string> complete(const std::string& trial_id, const std::string& lease_token,
-                               const nlohmann::json& results, TimeMs now);
+                               const nlohmann::json& results, const TrialMeasurements& measurements,
+                               TimeMs now);
   Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
-              const std::string& traceback, TimeMs now);
+              const std::string& traceback, const TrialMeasurements& measurements, TimeMs now);
+  // A reported peak on the trial and on its newest attempt; nothing without one.
+  Status record_measurements(const std::string& trial_id, const TrialMeasurements& measurements);
   Status release(const std::string& trial_id, const std::string& lease_token, TimeMs now);
   Result<std::int64_t> requeue_expired(TimeMs now);
 

@@ -18,7 +18,8 @@ Result<std::vector<std::string>> SqliteStore::Impl::retry_trials(const TrialSele
                         "UPDATE trials SET state = 'pending', attempts = 0, results = NULL, "
                         "worker_id = NULL, started_ms = NULL, finished_ms = NULL, "
                         "error = NULL, traceback = NULL, model_sha256 = NULL, "
-                        "model_size = NULL, stop_requested = 0 WHERE id = ?1")
+                        "model_size = NULL, stop_requested = 0, peak_gpu_memory_bytes = NULL "
+                        "WHERE id = ?1")
                         .bind(1, trial.id)
                         .execute();
     if (!status) return status;

@@ -112,6 +112,14 @@ struct TrialRecord {
   std::optional<std::string> traceback;
   std::optional<ModelInfo> model;
   bool stop_requested = false;
+  // The peak GPU memory its completion reported (docs/protocol.md, "Complete"); empty when
+  // the trial used no GPU, has not completed, or completed with a worker that did not say.
+  std::optional<std::int64_t> peak_gpu_memory_bytes;
+};
+
+// What a worker measured of a trial it completes, besides its results.
+struct TrialMeasurements {
+  std::optional<std::int64_t> peak_gpu_memory_bytes;  // bytes, >= 0
 };
 
 // Trial counts by state: for the active experiment, only the trials in its current config
@@ -135,6 +143,7 @@ struct AttemptRecord {
   std::optional<TimeMs> ended_ms;
   std::string outcome;  // running, done, failed, released, expired or cancelled
   std::optional<std::string> error;
+  std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;  // as its completion said
 };
 
 // Which trials a user's retry or cancel applies to: the given ids of `experiment` (ids of
@@ -202,17 +211,35 @@ class Store {
   virtual Status check_lease(const std::string& trial_id, const std::string& lease_token) = 0;
   virtual Status attach_model(const std::string& trial_id, const std::string& lease_token,
                               const ModelInfo& model) = 0;
+  // Records the results and `measurements` (which replace a retried trial's earlier ones).
   virtual Status complete(const std::string& trial_id, const std::string& lease_token,
-                          const nlohmann::json& results) = 0;
+                          const nlohmann::json& results, const TrialMeasurements& measurements) = 0;
+  Status complete(const std::string& trial_id, const std::string& lease_token,
+                  const nlohmann::json& results) {
+    return complete(trial_id, lease_token, results, TrialMeasurements{});
+  }
   // complete(), then claim_next_trial() with `claim_id` for the worker that held the lease,
   // in one transaction: one round trip per trial for a worker that goes on. A refused
   // completion claims nothing; a claim that fails takes the completion back with it.
   virtual Result<ClaimOutcome> complete_and_claim(const std::string& trial_id,
                                                   const std::string& lease_token,
                                                   const nlohmann::json& results,
+                                                  const TrialMeasurements& measurements,
                                                   const std::string& claim_id) = 0;
+  Result<ClaimOutcome> complete_and_claim(const std::string& trial_id,
+                                          const std::string& lease_token,
+                                          const nlohmann::json& results,
+                                          const std::string& claim_id) {
+    return complete_and_claim(trial_id, lease_token, results, TrialMeasurements{}, claim_id);
+  }
+  // Records the failure and `measurements`, as complete() does.
   virtual Status fail(const std::string& trial_id, const std::string& lease_token,
-                      const std::string& error, const std::string& traceback) = 0;
+                      const std::string& error, const std::string& traceback,
+                      const TrialMeasurements& measurements) = 0;
+  Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
+              const std::string& traceback) {
+    return fail(trial_id, lease_token, error, traceback, TrialMeasurements{});
+  }
   virtual Status release(const std::string& trial_id, const std::string& lease_token) = 0;
 
   // Returns expired running trials to pending (or failed after max_attempts); returns how

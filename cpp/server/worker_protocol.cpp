@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "common/file_system.h"
 #include "server/http_util.h"
@@ -175,6 +177,22 @@ void report_metrics(ServerContext& context, const httplib::Request& request,
   send_ok(response);
 }
 
+// "peak_gpu_memory_bytes" of a completion (docs/protocol.md, "Complete"): optional, null or
+// a non-negative integer.
+Result<TrialMeasurements> measurements_field(const nlohmann::json& body) {
+  TrialMeasurements measurements;
+  auto peak = body.find("peak_gpu_memory_bytes");
+  if (peak == body.end() || peak->is_null()) return measurements;
+  const bool fits = peak->is_number_unsigned()
+                        ? peak->get<std::uint64_t>() <= std::numeric_limits<std::int64_t>::max()
+                        : peak->is_number_integer() && peak->get<std::int64_t>() >= 0;
+  if (fits) {
+    measurements.peak_gpu_memory_bytes = peak->get<std::int64_t>();
+    return measurements;
+  }
+  return Status::invalid_argument("\"peak_gpu_memory_bytes\" must be a non-negative integer");
+}
+
 void complete(ServerContext& context, const httplib::Request& request,
               httplib::Response& response) {
   Result<LeasedCall> call = parse_leased_call(request);
@@ -185,14 +203,17 @@ void complete(ServerContext& context, const httplib::Request& request,
   const nlohmann::json& results = call->body["results"];
   Result<std::string> next_claim_id = claim_id_field(call->body, "next_claim_id");
   if (!next_claim_id) return send_status_error(response, next_claim_id.status());
+  Result<TrialMeasurements> measurements = measurements_field(call->body);
+  if (!measurements) return send_status_error(response, measurements.status());
   if (next_claim_id->empty()) {
-    Status status = context.store.complete(request.matches[1], call->lease_token, results);
+    Status status =
+        context.store.complete(request.matches[1], call->lease_token, results, *measurements);
     if (!status) return send_lease_error(response, status);
     ++context.metrics.completions;
     return send_ok(response);
   }
   Result<ClaimOutcome> next = context.store.complete_and_claim(
-      request.matches[1], call->lease_token, results, *next_claim_id);
+      request.matches[1], call->lease_token, results, *measurements, *next_claim_id);
   if (!next) return send_lease_error(response, next.status());
   ++context.metrics.completions;
   send_json(response, 200, {{"ok", true}, {"next", claim_answer(context, *next)}});
@@ -203,8 +224,10 @@ void fail(ServerContext& context, const httplib::Request& request, httplib::Resp
   if (!call) return send_status_error(response, call.status());
   Result<std::string> error = string_field(call->body, "error");
   if (!error) return send_status_error(response, error.status());
+  Result<TrialMeasurements> measurements = measurements_field(call->body);
+  if (!measurements) return send_status_error(response, measurements.status());
   Status status = context.store.fail(request.matches[1], call->lease_token, *error,
-                                     optional_string_field(call->body, "traceback"));
+                                     optional_string_field(call->body, "traceback"), *measurements);
   if (!status) return send_lease_error(response, status);
   ++context.metrics.failures;
   // A trial cancelled while it ran ends cancelled, not failed: say which, so a worker does not

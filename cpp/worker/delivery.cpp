@@ -80,6 +80,9 @@ Result<nlohmann::json> Delivery::post_outcome(FinishedTrial& finished,
     nlohmann::json body = {{"lease_token", finished.lease_token},
                            {"results", std::move(finished.results)}};
     if (!next_claim_id.empty()) body["next_claim_id"] = next_claim_id;
+    if (finished.peak_gpu_memory_bytes) {
+      body["peak_gpu_memory_bytes"] = *finished.peak_gpu_memory_bytes;
+    }
     std::string text = dump_json(body);
     finished.results = std::move(body["results"]);
     // Results over the server's body limit fail the trial at once: sending them again (or
@@ -90,10 +93,13 @@ Result<nlohmann::json> Delivery::post_outcome(FinishedTrial& finished,
     fail_instead(finished, results_too_large_message(text.size(),
                                                      answered ? answered->status().message() : ""));
   }
-  return post(finished.trial_id, "fail",
-              dump_json({{"lease_token", finished.lease_token},
-                         {"error", finished.error},
-                         {"traceback", finished.traceback}}));
+  nlohmann::json failure = {{"lease_token", finished.lease_token},
+                            {"error", finished.error},
+                            {"traceback", finished.traceback}};
+  if (finished.peak_gpu_memory_bytes) {
+    failure["peak_gpu_memory_bytes"] = *finished.peak_gpu_memory_bytes;
+  }
+  return post(finished.trial_id, "fail", dump_json(failure));
 }
 
 DeliveryReport Delivery::deliver(FinishedTrial& finished, TrialLink* link,

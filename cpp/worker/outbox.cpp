@@ -13,6 +13,7 @@ nlohmann::json FinishedTrial::to_json() const {
                           {"succeeded", succeeded}, {"results", results},
                           {"error", error},         {"traceback", traceback}};
   value["model_path"] = model_path ? nlohmann::json(model_path->string()) : nlohmann::json();
+  if (peak_gpu_memory_bytes) value["peak_gpu_memory_bytes"] = *peak_gpu_memory_bytes;
   return value;
 }
 
@@ -27,6 +28,9 @@ Result<FinishedTrial> FinishedTrial::from_json(const nlohmann::json& value) {
     trial.traceback = value.at("traceback").get<std::string>();
     if (!value.at("model_path").is_null()) {
       trial.model_path = value.at("model_path").get<std::string>();
+    }
+    if (auto peak = value.find("peak_gpu_memory_bytes"); peak != value.end() && !peak->is_null()) {
+      trial.peak_gpu_memory_bytes = peak->get<std::int64_t>();
     }
     return trial;
   } catch (const nlohmann::json::exception& error) {

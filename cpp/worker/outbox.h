@@ -7,6 +7,7 @@
 // Not thread-safe: each executor slot has its own directory and Outbox, used by its thread.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -27,6 +28,8 @@ struct FinishedTrial {
   std::string error;       // when failed
   std::string traceback;
   std::optional<std::filesystem::path> model_path;  // a saved model still to upload
+  // Sent with a completion (docs/protocol.md); absent from files written before it existed.
+  std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;
 
   nlohmann::json to_json() const;
   static Result<FinishedTrial> from_json(const nlohmann::json& value);

@@ -66,6 +66,7 @@ bool TrialRunner::on_event(const ExecutorEvent& event, Watch& watch, TrialRun& r
     run.succeeded = true;
     run.results = result->results;
     if (result->model_path) run.model_path = *result->model_path;
+    run.peak_gpu_memory_bytes = result->peak_gpu_memory_bytes;
     return true;
   }
   if (const auto* failed = std::get_if<FailedEvent>(&event);
@@ -73,6 +74,7 @@ bool TrialRunner::on_event(const ExecutorEvent& event, Watch& watch, TrialRun& r
     run.succeeded = false;
     run.error = failed->error;
     run.traceback = failed->traceback;
+    run.peak_gpu_memory_bytes = failed->peak_gpu_memory_bytes;
     return true;
   }
   if (const auto* fatal = std::get_if<FatalEvent>(&event)) watch.fatal_reason = fatal->error;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -46,6 +47,7 @@ struct TrialRun {
   std::string error;
   std::string traceback;
   std::optional<std::filesystem::path> model_path;
+  std::optional<std::int64_t> peak_gpu_memory_bytes;  // from the result or failed event
   bool cancelled = false;  // a user cancelled it while it ran (the server ends it cancelled)
 };
 

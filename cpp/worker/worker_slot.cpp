@@ -95,6 +95,7 @@ SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, Tria
                          run.succeeded, std::move(run.results),
                          run.error,     run.traceback,
                          run.model_path};
+  finished.peak_gpu_memory_bytes = run.peak_gpu_memory_bytes;
   if (Status kept = delivery_.outbox().put(finished); !kept) {
     progress_.message("cannot keep the outcome on disk (" + kept.message() + "); sending it now");
   }

@@ -94,6 +94,38 @@ TEST(ExecutorProtocol, MalformedLinesAreErrorsThatSayWhy) {
   EXPECT_FALSE(decode_command(R"({"type": "ready"})"));
 }
 
+TEST(ExecutorProtocol, PeakGpuMemoryIsAnOptionalFieldOfResultsAndFailures) {
+  ResultEvent result{"t", {{"acc", 0.9}}, std::nullopt, 3'221'225'472};
+  std::string line = encode_event(result);
+  EXPECT_NE(line.find("\"peak_gpu_memory_bytes\":3221225472"), std::string::npos) << line;
+  Result<ExecutorEvent> decoded = decode_event(strip(line));
+  ASSERT_TRUE(decoded) << decoded.status().message();
+  EXPECT_EQ(std::get<ResultEvent>(*decoded).peak_gpu_memory_bytes, 3'221'225'472);
+
+  FailedEvent failed{"t", "torch.OutOfMemoryError: CUDA out of memory", "tb", 1024};
+  decoded = decode_event(strip(encode_event(failed)));
+  ASSERT_TRUE(decoded) << decoded.status().message();
+  EXPECT_EQ(std::get<FailedEvent>(*decoded).peak_gpu_memory_bytes, 1024);
+
+  std::string without = encode_event(ResultEvent{"t", json::object(), std::nullopt});
+  EXPECT_EQ(without.find("peak_gpu_memory_bytes"), std::string::npos) << without;
+  decoded = decode_event(R"({"type": "result", "trial_id": "t", "results": {},
+                             "peak_gpu_memory_bytes": null})");
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(std::get<ResultEvent>(*decoded).peak_gpu_memory_bytes.has_value());
+
+  for (const char* bad : {R"({"type": "result", "trial_id": "t", "results": {},
+                              "peak_gpu_memory_bytes": -1})",
+                          R"({"type": "failed", "trial_id": "t", "error": "", "traceback": "",
+                              "peak_gpu_memory_bytes": "1 GiB"})"}) {
+    Result<ExecutorEvent> refused = decode_event(bad);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.status().message().find("\"peak_gpu_memory_bytes\" must be a non-negative"),
+              std::string::npos)
+        << refused.status().message();
+  }
+}
+
 TEST(ExecutorProtocol, LineFramerJoinsPartialLines) {
   LineFramer framer;
   std::vector<std::string> lines;

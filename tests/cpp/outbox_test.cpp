@@ -59,6 +59,20 @@ TEST_F(OutboxTest, KeepsOutcomesUntilRemovedAndAcrossInstances) {
   EXPECT_TRUE(reopened.remove("00000000000000b2"));  // removing twice is harmless
 }
 
+TEST_F(OutboxTest, KeepsThePeakGpuMemoryAndReadsEntriesWrittenWithoutIt) {
+  FinishedTrial measured = sample("00000000000000c3", true);
+  measured.peak_gpu_memory_bytes = 6'000'000'000;
+  Result<FinishedTrial> read_back = FinishedTrial::from_json(measured.to_json());
+  ASSERT_TRUE(read_back) << read_back.status().message();
+  EXPECT_EQ(read_back->peak_gpu_memory_bytes, 6'000'000'000);
+
+  nlohmann::json older = sample("00000000000000d4", true).to_json();
+  older.erase("peak_gpu_memory_bytes");
+  read_back = FinishedTrial::from_json(older);
+  ASSERT_TRUE(read_back) << read_back.status().message();
+  EXPECT_FALSE(read_back->peak_gpu_memory_bytes.has_value());
+}
+
 TEST_F(OutboxTest, PutReplacesAnEarlierOutcomeOfTheSameTrial) {
   Outbox outbox(directory_, default_file_system());
   ASSERT_TRUE(outbox.prepare());

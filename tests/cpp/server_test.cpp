@@ -1170,14 +1170,23 @@ TEST(TrialToJson, PendingTrialHasNullsForWhatHasNotHappened) {
   trial.grid_index = 4;
   trial.hyperparameters = {{"lr", 0.1}, {"batch", 32}};
   json expected = {
-      {"id", "00000000000000a1"}, {"experiment", "mnist"},
-      {"grid_index", 4},          {"in_config", true},
-      {"state", "pending"},       {"hyperparameters", {{"lr", 0.1}, {"batch", 32}}},
-      {"results", nullptr},       {"attempts", 0},
-      {"worker", nullptr},        {"started_at", nullptr},
-      {"finished_at", nullptr},   {"lease_expires_at", nullptr},
-      {"error", nullptr},         {"traceback", nullptr},
-      {"model", nullptr},         {"stop_requested", false},
+      {"id", "00000000000000a1"},
+      {"experiment", "mnist"},
+      {"grid_index", 4},
+      {"in_config", true},
+      {"state", "pending"},
+      {"hyperparameters", {{"lr", 0.1}, {"batch", 32}}},
+      {"results", nullptr},
+      {"attempts", 0},
+      {"worker", nullptr},
+      {"started_at", nullptr},
+      {"finished_at", nullptr},
+      {"lease_expires_at", nullptr},
+      {"error", nullptr},
+      {"traceback", nullptr},
+      {"model", nullptr},
+      {"stop_requested", false},
+      {"peak_gpu_memory_bytes", nullptr},
   };
   EXPECT_EQ(trial_to_json(trial), expected);
 }
@@ -1217,6 +1226,7 @@ TEST(TrialToJson, DoneTrialWithResultsAndModel) {
   trial.finished_ms = 61'001;
   trial.results = {{"loss", 0.25}, {"curve", {1, 2}}};
   trial.model = ModelInfo{std::string(64, 'a'), 12345};
+  trial.peak_gpu_memory_bytes = 6'000'000'000;
   json shown = trial_to_json(trial);
   EXPECT_EQ(shown["state"], "done");
   EXPECT_EQ(shown["in_config"], false);
@@ -1224,7 +1234,8 @@ TEST(TrialToJson, DoneTrialWithResultsAndModel) {
   EXPECT_EQ(shown["finished_at"], "1970-01-01T00:01:01.001Z");
   EXPECT_EQ(shown["results"], trial.results);
   EXPECT_EQ(shown["model"], (json{{"sha256", std::string(64, 'a')}, {"size", 12345}}));
-  EXPECT_EQ(shown.size(), 16u);
+  EXPECT_EQ(shown["peak_gpu_memory_bytes"], 6'000'000'000);
+  EXPECT_EQ(shown.size(), 17u);
 }
 
 TEST(TrialToJson, FailedTrialShowsErrorAndTraceback) {

@@ -1,7 +1,7 @@
 // One row of the trials table, and the state badge and action buttons the detail view shows
 // too.
 import { el } from "./dom.js";
-import { asNumber, formatDuration, formatNumber, formatValue, trialDurationSeconds } from "./format.js";
+import { asNumber, formatBytes, formatDuration, formatNumber, formatValue, trialDurationSeconds } from "./format.js";
 import { view } from "./state.js";
 import { workerName } from "./workers.js";
 
@@ -59,6 +59,12 @@ function resultCell(results, column) {
   };
 }
 
+// Blank when unknown (no GPU used, not done, or an older worker); the exact bytes as title.
+function peakGpuMemoryCell(bytes) {
+  if (typeof bytes !== "number") return { content: "", title: null };
+  return { content: formatBytes(bytes), title: `${bytes.toLocaleString("en-US")} bytes` };
+}
+
 // What a cell shows, and its title when it has one of its own.
 function cellContent(trial, column, results, isBest) {
   switch (column.id) {
@@ -80,6 +86,8 @@ function cellContent(trial, column, results, isBest) {
       return { content: workerName(trial.worker), title: trial.worker };
     case "duration":
       return { content: formatDuration(trialDurationSeconds(trial)), title: null };
+    case "peak_gpu_memory":
+      return peakGpuMemoryCell(trial.peak_gpu_memory_bytes);
     default:
       return column.group === "hp" ? hyperparameterCell(trial, column) : resultCell(results, column);
   }

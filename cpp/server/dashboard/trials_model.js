@@ -16,6 +16,7 @@ export function columns() {
     { id: "attempts", label: "attempts", numeric: true },
     { id: "worker", label: "worker" },
     { id: "duration", label: "duration", numeric: true },
+    { id: "peak_gpu_memory", label: "peak GPU mem", numeric: true },
   ];
 }
 
@@ -48,6 +49,8 @@ function sortValue(trial, column) {
       return trial.worker ? workerName(trial.worker) : null;
     case "duration":
       return trialDurationSeconds(trial);
+    case "peak_gpu_memory":
+      return trial.peak_gpu_memory_bytes ?? null;
     default:
       break;
   }
