@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 #include <utility>
 
@@ -13,6 +14,7 @@
 #include "worker/devices.h"
 #include "worker/downloads.h"
 #include "worker/executor_process.h"
+#include "worker/gpu_telemetry.h"
 #include "worker/orphans.h"
 
 namespace gridexp {
@@ -41,6 +43,7 @@ Supervisor::Supervisor(SupervisorSetup setup, Progress& progress,
       server_(base_url_, setup_.password, state_dir_),
       outbox_(state_dir_ / "outbox", fs_),
       delivery_(server_, outbox_, fs_, retry_, progress_) {
+  server_.set_gpu_reader(gpu_reader_for(std::getenv("CUDA_VISIBLE_DEVICES")));
   retry_.sleep = [this](std::chrono::milliseconds delay) { return keep_waiting(delay); };
   retry_.on_retry = [this](const Status& status, std::chrono::milliseconds delay) {
     progress_.message(status.message() + "; retrying every " +
