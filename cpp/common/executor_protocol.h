@@ -24,6 +24,11 @@
 
 namespace gridexp {
 
+// The environment variable that tells an executor its GPU is shared with other executors
+// ("1": shared; unset or anything else: not shared). The worker sets it when it runs more
+// than one executor per GPU (--trials-per-gpu above 1).
+inline constexpr const char* kSharedGpuEnvironmentVariable = "GRIDEXP_SHARED_GPU";
+
 // --- Supervisor -> executor ---
 
 struct StartCommand {

@@ -10,12 +10,9 @@
 #include <cstdint>
 #include <optional>
 
-namespace gridexp {
+#include "common/executor_protocol.h"
 
-// The environment variable that tells an executor its GPU is shared with other executors
-// ("1": shared; unset or anything else: not shared). The worker sets it when it runs more
-// than one executor per GPU (--trials-per-gpu above 1).
-inline constexpr const char* kSharedGpuEnvironmentVariable = "GRIDEXP_SHARED_GPU";
+namespace gridexp {
 
 // True when `value` (the variable's value, null when unset) says the GPU is shared.
 bool shared_gpu_from_environment(const char* value);

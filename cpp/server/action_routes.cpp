@@ -85,8 +85,11 @@ void render_metrics(ServerContext& context, const httplib::Request&, httplib::Re
   if (!experiments) return send_status_error(response, experiments.status());
   Result<std::int64_t> online = count_workers_online(context);
   if (!online) return send_status_error(response, online.status());
-  response.set_content(context.metrics.render(*experiments, *online, context.store.stats()),
-                       "text/plain; version=0.0.4; charset=utf-8");
+  TimeMs now = context.clock.now_ms();
+  response.set_content(
+      context.metrics.render(*experiments, *online, context.store.stats()) +
+          render_gpu_metrics(context.gpu_board.current(now, online_window_ms(context))),
+      "text/plain; version=0.0.4; charset=utf-8");
 }
 
 }  // namespace

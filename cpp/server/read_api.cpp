@@ -108,7 +108,10 @@ void list_workers(ServerContext& context, httplib::Response& response) {
   Result<std::vector<WorkerRecord>> workers = context.store.list_workers();
   TimeMs now = context.clock.now_ms();
   send_json_array(response, workers, [&](const WorkerRecord& worker) {
-    return worker_to_json(worker, now, online_window_ms(context));
+    nlohmann::json json = worker_to_json(worker, now, online_window_ms(context));
+    json["gpus"] =
+        gpu_samples_json(context.gpu_board.of(worker.id, now, online_window_ms(context)));
+    return json;
   });
 }
 

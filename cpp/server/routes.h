@@ -27,6 +27,7 @@
 
 #include "common/clock.h"
 #include "server/experiment_files.h"
+#include "server/gpu_board.h"
 #include "server/login_throttle.h"
 #include "server/model_files.h"
 #include "server/server_metrics.h"
@@ -66,6 +67,7 @@ struct ServerContext {
   Sessions sessions;
   LoginThrottle login_throttle;
   ServerMetrics metrics;
+  GpuBoard gpu_board;                              // GPU telemetry from heartbeats
   std::optional<std::filesystem::path> plotly_js;  // absent: the dashboard has no plots
   // Bumped by every change of state (a successful POST/PUT/DELETE, a lease requeued): with
   // state_epoch (the start time) it is the ETag of the trials list.

@@ -176,7 +176,7 @@ Result<HeartbeatReply> SqliteStore::Impl::heartbeat(const std::string& trial_id,
                                                     const std::string& lease_token, TimeMs now) {
   Result<HeldLease> held = hold_lease(trial_id, lease_token, now);
   if (!held) return held.status();
-  HeartbeatReply reply{now + options.lease_ms, held->stop_requested};
+  HeartbeatReply reply{now + options.lease_ms, held->stop_requested, held->worker_id};
   Status status = set_lease_expiry(trial_id, reply.lease_expires_ms);
   if (!status) return status;
   status = touch_worker(held->worker_id, now);

@@ -82,6 +82,7 @@ struct ClaimOutcome {
 struct HeartbeatReply {
   TimeMs lease_expires_ms = 0;
   bool stop_requested = false;
+  std::string worker_id;  // the lease holder
 };
 
 struct MetricPoint {

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "common/file_system.h"
+#include "common/gpu_sample.h"
 #include "server/http_util.h"
 #include "server/route_helpers.h"
 
@@ -148,8 +149,15 @@ void heartbeat(ServerContext& context, const httplib::Request& request,
                httplib::Response& response) {
   Result<LeasedCall> call = parse_leased_call(request);
   if (!call) return send_status_error(response, call.status());
+  std::optional<std::vector<GpuSample>> gpus;
+  if (auto field = call->body.find("gpus"); field != call->body.end()) {
+    Result<std::vector<GpuSample>> parsed = parse_gpu_samples(*field);
+    if (!parsed) return send_status_error(response, parsed.status());
+    gpus = std::move(*parsed);
+  }
   Result<HeartbeatReply> reply = context.store.heartbeat(request.matches[1], call->lease_token);
   if (!reply) return send_lease_error(response, reply.status());
+  if (gpus) context.gpu_board.record(reply->worker_id, std::move(*gpus), context.clock.now_ms());
   send_json(response, 200,
             {{"lease_expires_at", iso8601_utc(reply->lease_expires_ms)},
              {"stop", reply->stop_requested}});

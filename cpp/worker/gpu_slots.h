@@ -28,6 +28,9 @@ struct SlotPlan {
   // nullopt to leave the worker's own (no GPU here).
   std::optional<std::string> cuda_visible_devices;
   std::vector<std::string> devices;  // registered with the server; empty on the CPU
+  // Other slots run on the same GPU (--trials-per-gpu above 1): the executor then gives its
+  // cached GPU memory back after every trial (GRIDEXP_SHARED_GPU, docs/executor.md).
+  bool shares_gpu = false;
 };
 
 // `detected`: detect_devices() ("GPU <minor>: <model>"); `cuda_visible_devices`: the worker's

@@ -37,7 +37,7 @@ std::unique_ptr<TrialLink> HttpServerApi::start_heartbeat(const std::string& tri
                                                           const std::string& lease_token,
                                                           std::chrono::milliseconds interval) {
   return std::make_unique<TrialHeartbeat>(base_url_, password_, trial_id, lease_token, interval,
-                                          spool_directory_);
+                                          spool_directory_, kMaxLogBytesPerTrial, gpu_reader_);
 }
 
 std::string trial_path(const std::string& trial_id, const char* action) {

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "worker/gpu_telemetry.h"
 #include "worker/server_connection.h"
 
 namespace gridexp {
@@ -69,11 +70,15 @@ class HttpServerApi final : public ServerApi {
   std::unique_ptr<TrialLink> start_heartbeat(const std::string& trial_id,
                                              const std::string& lease_token,
                                              std::chrono::milliseconds interval) override;
+  // Heartbeats started from now on carry what `reader` reads ("gpus"). Not thread-safe with
+  // start_heartbeat(): set it before the first trial.
+  void set_gpu_reader(GpuReader reader) { gpu_reader_ = std::move(reader); }
 
  private:
   std::string base_url_;
   std::string password_;
   std::filesystem::path spool_directory_;
+  GpuReader gpu_reader_;
   ServerConnection connection_;
 };
 

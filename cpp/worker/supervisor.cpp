@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 #include <utility>
 
@@ -11,6 +12,7 @@
 #include "common/version.h"
 #include "worker/downloads.h"
 #include "worker/executor_process.h"
+#include "worker/gpu_telemetry.h"
 #include "worker/orphans.h"
 
 namespace gridexp {
@@ -31,6 +33,14 @@ int gravity(int exit_status) {
     default:
       return 1;
   }
+}
+
+// The telemetry of the GPU a slot's executor sees (every GPU when that is not a plain index);
+// none for an executor that sees no GPU (--gpus none).
+GpuReader gpu_reader_of(const SlotPlan& plan) {
+  if (!plan.cuda_visible_devices) return gpu_reader_for(std::getenv("CUDA_VISIBLE_DEVICES"));
+  if (plan.cuda_visible_devices->empty()) return {};
+  return gpu_reader_for(plan.cuda_visible_devices->c_str());
 }
 
 std::string host_name() {
@@ -167,6 +177,7 @@ std::unique_ptr<WorkerSlot> Supervisor::make_slot(const SlotPlan& plan, ServerAp
   if (plan.cuda_visible_devices) {
     slot.launch.environment.emplace_back("CUDA_VISIBLE_DEVICES", *plan.cuda_visible_devices);
   }
+  if (plan.shares_gpu) slot.launch.environment.emplace_back(kSharedGpuEnvironmentVariable, "1");
   std::string marker;
   if (several_slots()) {
     slot.launch.environment.emplace_back("GRIDEXP_SLOT", std::to_string(plan.number));
@@ -220,6 +231,7 @@ int Supervisor::run_dry() {
   if (Status status = check_experiment_py(); !status) {
     return fail_with(progress_, kWorkerExitBadSetup, status.message());
   }
+  server_.set_gpu_reader(gpu_reader_of(setup_.slots.front()));
   std::unique_ptr<WorkerSlot> slot = make_slot(setup_.slots.front(), server_, delivery_);
   if (Status status = slot->ensure_executor(); !status) {
     return fail_with(progress_, interrupted_ ? kWorkerExitInterrupted : kWorkerExitBadSetup,
@@ -270,6 +282,7 @@ int Supervisor::run_slot(const SlotPlan& plan, const std::string& worker_id,
                          const std::shared_ptr<ClaimQuota>& quota) {
   std::filesystem::path directory = slot_state_dir(plan);
   HttpServerApi server(base_url_, setup_.password, directory);
+  server.set_gpu_reader(gpu_reader_of(plan));
   Outbox outbox(directory / "outbox", fs_);
   Delivery delivery(server, outbox, fs_, retry_, progress_);
   std::unique_ptr<WorkerSlot> slot = make_slot(plan, server, delivery);

@@ -16,11 +16,12 @@ TrialHeartbeat::TrialHeartbeat(const std::string& base_url, const std::string& p
                                std::string trial_id, std::string lease_token,
                                std::chrono::milliseconds heartbeat_interval,
                                const std::filesystem::path& spool_directory,
-                               std::uint64_t log_limit_bytes)
+                               std::uint64_t log_limit_bytes, GpuReader gpu_reader)
     : connection_(base_url, password),
       trial_id_(std::move(trial_id)),
       lease_token_(std::move(lease_token)),
       heartbeat_interval_(heartbeat_interval),
+      gpu_reader_(std::move(gpu_reader)),
       log_(spool_directory, log_limit_bytes),
       thread_([this] { run(); }) {
   // A slow answer must not hold the next heartbeat back past the lease.
@@ -84,6 +85,14 @@ TrialHeartbeat::LogRound TrialHeartbeat::send_log(std::chrono::steady_clock::tim
   }
 }
 
+nlohmann::json TrialHeartbeat::heartbeat_body() const {
+  nlohmann::json body = {{"lease_token", lease_token_}};
+  if (!gpu_reader_) return body;
+  std::vector<GpuSample> gpus = gpu_reader_();
+  if (!gpus.empty()) body["gpus"] = gpu_samples_json(gpus);
+  return body;
+}
+
 void TrialHeartbeat::run() {
   auto next_heartbeat = std::chrono::steady_clock::now() + heartbeat_interval_;
   bool backlog = false;
@@ -93,9 +102,8 @@ void TrialHeartbeat::run() {
     if (stopping_) break;
     lock.unlock();
     if (std::chrono::steady_clock::now() >= next_heartbeat) {
-      Result<nlohmann::json> reply =
-          connection_.post_json("/api/v1/trials/" + encode_path_segment(trial_id_) + "/heartbeat",
-                                {{"lease_token", lease_token_}});
+      Result<nlohmann::json> reply = connection_.post_json(
+          "/api/v1/trials/" + encode_path_segment(trial_id_) + "/heartbeat", heartbeat_body());
       if (reply) {
         if (reply->value("stop", false)) stop_requested_ = true;
         next_heartbeat = std::chrono::steady_clock::now() + heartbeat_interval_;

@@ -8,8 +8,8 @@
 // server means the lease is gone (expired and re-granted, or the trial cancelled): lease_lost()
 // turns true and the supervisor stops the trial. A heartbeat answer {"stop": true} turns
 // stop_requested() true. Connection trouble is retried quietly: the lease outlives short outages,
-// and a server restart keeps it. push_*() and the flags are safe from any thread; flush_and_stop()
-// from the owner only.
+// and a server restart keeps it. With a GpuReader, each heartbeat carries its GPUs' telemetry.
+// push_*() and the flags are safe from any thread; flush_and_stop() from the owner only.
 #pragma once
 
 #include <atomic>
@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "worker/gpu_telemetry.h"
 #include "worker/log_spool.h"
 #include "worker/server_api.h"
 #include "worker/server_connection.h"
@@ -34,7 +35,7 @@ class TrialHeartbeat final : public TrialLink {
   TrialHeartbeat(const std::string& base_url, const std::string& password, std::string trial_id,
                  std::string lease_token, std::chrono::milliseconds heartbeat_interval,
                  const std::filesystem::path& spool_directory,
-                 std::uint64_t log_limit_bytes = kMaxLogBytesPerTrial);
+                 std::uint64_t log_limit_bytes = kMaxLogBytesPerTrial, GpuReader gpu_reader = {});
   ~TrialHeartbeat() override;
   TrialHeartbeat(const TrialHeartbeat&) = delete;
   TrialHeartbeat& operator=(const TrialHeartbeat&) = delete;
@@ -51,6 +52,7 @@ class TrialHeartbeat final : public TrialLink {
  private:
   void run();
   enum class LogRound { kAllSent, kMoreToSend, kFailed };
+  nlohmann::json heartbeat_body() const;
   void send_metrics();
   // Sends log chunks until none is left, one fails, or `deadline` has passed.
   LogRound send_log(std::chrono::steady_clock::time_point deadline);
@@ -59,6 +61,7 @@ class TrialHeartbeat final : public TrialLink {
   std::string trial_id_;
   std::string lease_token_;
   std::chrono::milliseconds heartbeat_interval_;
+  GpuReader gpu_reader_;  // before thread_: the thread reads it
   std::atomic<bool> lease_lost_{false};
   std::atomic<bool> stop_requested_{false};
   std::mutex mutex_;

@@ -65,7 +65,13 @@ TEST(PlanSlots, AllGpusOneSlotEach) {
 TEST(PlanSlots, TwoGpusTwoTrialsEachMakeFourSlotsSharingTheirGpus) {
   std::vector<SlotPlan> slots = plan_ok(listed({0, 1}), 2, visible_gpus(kTwoGpus, std::nullopt));
   EXPECT_EQ(cuda_devices_of(slots), (std::vector<std::string>{"0", "0", "1", "1"}));
-  for (int number = 0; number < 4; ++number) EXPECT_EQ(slots[number].number, number);
+  for (int number = 0; number < 4; ++number) {
+    EXPECT_EQ(slots[number].number, number);
+    EXPECT_TRUE(slots[number].shares_gpu);
+  }
+  std::vector<SlotPlan> alone = plan_ok(listed({0, 1}), 1, visible_gpus(kTwoGpus, std::nullopt));
+  EXPECT_FALSE(alone[0].shares_gpu);
+  EXPECT_FALSE(alone[1].shares_gpu);
 }
 
 TEST(PlanSlots, ListedIndicesReferToTheInheritedList) {
