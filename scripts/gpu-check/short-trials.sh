@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # On a GPU machine without our -dev packages or a package mirror (the lent H200: Ubuntu 24.04,
 # Python 3.12 with torch): builds gridexp from Debian 12's .deb files unpacked into a prefix,
-# then runs a CUDA grid of 48 short trials with one gridexp-worker (models on, then off)
-# against a plain loop over the same grid in one process, and prints the per-trial overhead.
+# then runs a CUDA grid of 48 short trials against a plain loop over the same grid in one
+# process: one slot with --save_models=False three times (the overhead per trial: min, median,
+# max), one with models saved (uploads overlapped with the next trial), and --trials-per-gpu
+# 1, 2 and 4 (trials per second); each on a fresh server.
 #   bash scripts/gpu-check/short-trials.sh     (from the repository root)
 # The .deb files come in .gpu/debs (fetched beforehand with `apt-get download` on Debian 12:
 # libcpp-httplib-dev libcpp-httplib0.11 libyaml-cpp-dev libyaml-cpp0.7 nlohmann-json3-dev
@@ -10,6 +12,7 @@
 # libbrotli1 libbz2-dev libbz2-1.0 pkgconf pkgconf-bin libpkgconf3). Output also in $OUT.
 set -u
 OUT="${OUT:-/tmp/out}"
+export OUT
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 T0=$(date +%s)
@@ -95,40 +98,69 @@ print(f"plain loop: {len(grid)} trials in {total:.2f} s; inside run_one {inside:
 PY
 )
 
-for save in True False; do
-  stamp "gridexp: server + one worker, --save_models=$save"
+# Each run: a fresh server, one gridexp-worker with the given flags, the figures from the
+# server's attempt timestamps (the span from the first start to the last end, less the time
+# inside run_one, per trial: what the coordinator and the worker add, gaps included).
+run_gridexp() {
+  local label=$1; shift
+  stamp "gridexp: $label ($*)"
   rm -rf $E/.gridexp $E/models $E/logs /tmp/w
-  GRIDEXP_PASSWORD=gpu-check $B/gridexp-server $E --host 127.0.0.1 --port 18030 >$OUT/server-$save.txt 2>&1 &
-  server=$!
+  GRIDEXP_PASSWORD=gpu-check $B/gridexp-server $E --host 127.0.0.1 --port 18030 >$OUT/server-$label.txt 2>&1 &
+  local server=$!
   for i in $(seq 50); do python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:18030/healthz")' 2>/dev/null && break; sleep 0.2; done
-  t=$(date +%s.%N)
   GRIDEXP_PASSWORD=gpu-check GRIDEXP_EXECUTOR=$B/executor/gridexp-executor PYTHONPATH=$PWD/python \
-    $B/worker/gridexp-worker --address=127.0.0.1:18030 --workdir=/tmp/w --download_scripts \
-    --download_data=False --save_models=$save >$OUT/worker-$save.txt 2>&1
-  rc=$?
-  wall=$(python3 -c "import time; print(f'{time.time() - $t:.2f}')")
-  echo "worker exit $rc, wall $wall s"; grep -m2 -i "gpu\|device" $OUT/worker-$save.txt
-  PYTHONPATH=$PWD/python GRIDEXP_PASSWORD=gpu-check python3 - <<PY
-import gridexp, statistics
+    timeout 240 $B/worker/gridexp-worker --address=127.0.0.1:18030 --workdir=/tmp/w --download_scripts \
+    --download_data=False "$@" >$OUT/worker-$label.txt 2>&1
+  echo "worker exit $?"; grep -m2 -i "gpu\|slot" $OUT/worker-$label.txt
+  PYTHONPATH=$PWD/python GRIDEXP_PASSWORD=gpu-check LABEL=$label python3 - <<'PY'
+import json, os, statistics
+from datetime import datetime
+import gridexp
 c = gridexp.Client("127.0.0.1:18030")
 trials = c.trials("gpu_short_trials")
 done = [t for t in trials if t["state"] == "done"]
-print(f"{len(done)}/{len(trials)} done; devices {sorted({t['results']['device'] for t in done})}")
-from datetime import datetime
+if not done:
+    raise SystemExit(f"{os.environ['LABEL']}: no trial done ({len(trials)} in the grid)")
 def ms(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
-outside = []
-for t in done:
-    a = c.attempts(t["id"])[-1]
-    outside.append(ms(a["ended_at"]) - ms(a["started_at"]) - 1000 * t["results"]["run_one_s"])
-print(f"attempt (claim to completion) minus run_one: median {statistics.median(outside):.1f} ms, "
-      f"min {min(outside):.1f}, max {max(outside):.1f}")
-if "$save" == "True":
+attempts = [c.attempts(t["id"])[-1] for t in done]
+starts = [ms(a["started_at"]) for a in attempts]
+ends = [ms(a["ended_at"]) for a in attempts]
+inside = sum(1000 * t["results"]["run_one_s"] for t in done)
+span = max(ends) - min(starts)
+peaks = [t.get("peak_gpu_memory_bytes") for t in done]
+figures = {
+    "label": os.environ["LABEL"], "done": len(done), "trials": len(trials),
+    "devices": sorted({t["results"]["device"] for t in done}),
+    "span_s": round(span / 1000, 3), "trials_per_s": round(len(done) / (span / 1000), 2),
+    "overhead_ms_per_trial": round((span - inside) / len(done), 2),
+    "peak_gpu_memory_mib": sorted({round(p / 2**20) for p in peaks if p})[:4],
+}
+print(json.dumps(figures))
+if figures["label"] == "models":
     import torch
     c.download_model(done[0]["id"], "/tmp/m.pt")
-    sd = torch.load("/tmp/m.pt", map_location="cpu")
-    print("model downloaded and loaded on CPU:", sorted(sd)[:2], next(iter(sd.values())).device)
+    state = torch.load("/tmp/m.pt", map_location="cpu")
+    print("model downloaded and loaded on CPU:", sorted(state)[:2], next(iter(state.values())).device)
+with open(os.path.join(os.environ.get("OUT", "/tmp/out"), "figures.jsonl"), "a") as out:
+    out.write(json.dumps(figures) + "\n")
 PY
   kill $server; wait $server
-done
+}
+
+for run in 1 2 3; do run_gridexp "nomodels-$run" --save_models=False; done
+run_gridexp "models" --save_models=True
+for k in 1 2 4; do run_gridexp "per-gpu-$k" --save_models=False --trials-per-gpu $k; done
+stamp "summary"
+python3 - <<'PY'
+import json, os, statistics
+rows = [json.loads(line) for line in open(os.path.join(os.environ.get("OUT", "/tmp/out"), "figures.jsonl"))]
+overheads = [r["overhead_ms_per_trial"] for r in rows if r["label"].startswith("nomodels")]
+if overheads:
+    print(f"overhead per trial, --save_models=False, {len(overheads)} runs: min {min(overheads)} "
+          f"ms, median {statistics.median(overheads)} ms, max {max(overheads)} ms")
+for r in rows:
+    print(f"{r['label']:12} {r['done']}/{r['trials']} done  {r['trials_per_s']} trials/s  "
+          f"overhead {r['overhead_ms_per_trial']} ms/trial  peak GPU MiB {r['peak_gpu_memory_mib']}")
+PY
 stamp "end"

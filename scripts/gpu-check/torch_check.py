@@ -38,7 +38,8 @@ print("ok: a CUDA state_dict saves and loads with and without map_location")
 
 
 # After a trial: what the trial held on the GPU is given back to the driver once the
-# executor drops it, collects cycles and empties the cache (release_accelerator_memory).
+# executor drops it, collects cycles and empties the cache (release_after_trial, when the trial
+# left memory allocated).
 def trial():
     big = torch.empty(512 * 1024 * 1024, dtype=torch.uint8, device="cuda")
     try:

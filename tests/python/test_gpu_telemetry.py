@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import claim, grid_config, register, trials_of, wait_for
+from test_dashboard import browser, expect, log_in, page  # noqa: F401 (fixtures)
 
 NAME = "telemetry"
 GIB = 1 << 30
@@ -119,3 +120,23 @@ def test_a_heartbeat_with_malformed_gpus_is_refused(server, gpus):
     assert "gpus" in response.json()["error"]
     (listed,) = server.get("/api/v1/workers").json()
     assert listed["gpus"] == []
+
+
+def test_the_workers_panel_shows_each_gpus_telemetry(
+    start_server,
+    workers,
+    tmp_path,
+    monkeypatch,
+    fake_nvml,
+    page,  # noqa: F811 (the fixture imported above)
+):
+    server = experiment_server(start_server, tmp_path / "server", tmp_path / "stop-now")
+    monkeypatch.setenv("GRIDEXP_NVML_LIBRARY", str(fake_nvml))
+    monkeypatch.setenv("FAKE_NVML_GPUS", FAKE_GPUS)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    worker = workers(server, tmp_path / "w", "--download_scripts")
+    wait_for(lambda: any(w["gpus"] for w in server.get("/api/v1/workers").json()), timeout=120)
+    log_in(page, server.url)
+    expect(page.get_by_test_id("worker-gpu")).to_have_text("GPU 0: 97% · 3.0 GiB of 80.0 GiB")
+    (tmp_path / "stop-now").touch()
+    assert worker.wait(timeout=120) == 0, worker.output()[-3000:]

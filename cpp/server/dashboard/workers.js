@@ -2,7 +2,7 @@
 import { WORKER_LOST_MS } from "./constants.js";
 import { openDetail } from "./detail.js";
 import { $, el } from "./dom.js";
-import { formatAgo, formatTime, formatValue } from "./format.js";
+import { formatAgo, formatBytes, formatTime, formatValue } from "./format.js";
 import { view } from "./state.js";
 
 function workerOnline(worker) {
@@ -14,6 +14,18 @@ export function workerName(id) {
   if (!id) return "";
   const worker = view.workersById.get(id);
   return worker && worker.host ? worker.host : id.slice(0, 8);
+}
+
+// One line per GPU of the worker's last heartbeat: "GPU 1: 97% · 3.0 GiB of 80.0 GiB".
+function gpuLines(gpus) {
+  if (!Array.isArray(gpus)) return [];
+  return gpus.map((gpu) =>
+    el(
+      "div",
+      { class: "muted", "data-testid": "worker-gpu" },
+      `GPU ${gpu.index}: ${gpu.utilization_percent}% · ${formatBytes(gpu.memory_used_bytes)} of ${formatBytes(gpu.memory_total_bytes)}`,
+    ),
+  );
 }
 
 export function renderWorkers() {
@@ -49,7 +61,7 @@ export function renderWorkers() {
         "tr",
         { "data-worker-id": worker.id, "data-testid": "worker-row" },
         el("td", { title: `${worker.id} · pid ${worker.pid ?? "?"} · ${worker.version || ""}` }, worker.host || worker.id),
-        el("td", { class: "long", title: devices }, devices || "cpu"),
+        el("td", { class: "long", title: devices }, devices || "cpu", ...gpuLines(worker.gpus)),
         el("td", {}, current),
         el("td", { class: "numeric" }, String(worker.trials_done ?? 0)),
         el("td", { class: "numeric" }, String(worker.trials_failed ?? 0)),
