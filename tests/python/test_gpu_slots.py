@@ -58,7 +58,8 @@ EXPERIMENT = textwrap.dedent(
         held = barrier and index >= hyperparameters.get("free", 0)
         went = wait_until(lambda: (ARRIVED.parent / "go").exists()) if held else True
         return {{"index": index, "cuda": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
-                "slot": os.environ.get("GRIDEXP_SLOT", "unset"), "together": together,
+                "slot": os.environ.get("GRIDEXP_SLOT", "unset"),
+                "shared": os.environ.get("GRIDEXP_SHARED_GPU", "unset"), "together": together,
                 "went": went}}, None
     """
 )
@@ -174,6 +175,8 @@ def test_two_gpus_two_trials_each_run_four_trials_at_once_and_survive_a_kill(
         assert trial["results"]["together"] and trial["results"]["went"], trial
         assert trial["results"]["cuda"] == gpu_of_worker[trial["worker"]], trial
         assert trial["results"]["slot"] in {"0", "1", "2", "3"}
+        # Two executors on each GPU: each gives its cached memory back after every trial.
+        assert trial["results"]["shared"] == "1", trial
 
 
 def test_sigint_releases_every_slots_trial_and_ends_every_executor(
@@ -251,6 +254,7 @@ def test_gpus_none_runs_one_executor_that_sees_no_gpu(start_server, workers, tmp
     trials = trials_of(server, "slots")
     assert [t["results"]["cuda"] for t in trials] == ["", "", ""]
     assert [t["results"]["slot"] for t in trials] == ["unset"] * 3
+    assert [t["results"]["shared"] for t in trials] == ["unset"] * 3
     (listed,) = workers_listed(server)
     assert listed["devices"] == []
 
@@ -265,6 +269,7 @@ def test_an_inherited_cuda_visible_devices_is_what_the_worker_sees(
     worker = workers(server, tmp_path / "w", "--download_scripts")
     assert worker.wait(timeout=180) == 0, worker.output()
     assert [t["results"]["cuda"] for t in trials_of(server, "slots")] == ["1", "1"]
+    assert [t["results"]["shared"] for t in trials_of(server, "slots")] == ["unset", "unset"]
     (listed,) = workers_listed(server)
     assert listed["devices"] == ["GPU 1: Fake GPU B"]
 
