@@ -150,7 +150,8 @@ options:
                        on first start, kept in DIR/.gridexp/password and printed.
   --lease-seconds N    a trial returns to pending N s after its worker's last
                        heartbeat (default 30)
-  --max-attempts N     leases that may expire before a trial is failed (default 3)
+  --max-attempts N     attempts a trial may lose (its lease expired, its executor
+                       killed by a signal) before it is failed (default 3)
   --max-upload-mb N    largest accepted model upload or request body (default 16384)
   --threads N          requests served at once (default 64); idle keep-alive
                        connections hold no thread, so hundreds of workers need no

@@ -152,6 +152,10 @@ std::string ServerMetrics::render(const std::vector<ExperimentSummary>& experime
   out += counter("gridexp_claims_total", "Claims that handed a trial to a worker.", claims.load());
   out += counter("gridexp_completions_total", "Trials completed by workers.", completions.load());
   out += counter("gridexp_failures_total", "Trial failures reported by workers.", failures.load());
+  out += counter("gridexp_executors_lost_total",
+                 "Trials whose executor died by a signal mid-trial (requeued or, past "
+                 "--max-attempts, failed).",
+                 executors_lost.load());
   out += counter("gridexp_model_bytes_uploaded_total", "Bytes of model files received and kept.",
                  model_bytes_uploaded.load());
   out += counter("gridexp_store_calls_total",

@@ -31,9 +31,10 @@ class ServerMetrics {
   static constexpr std::array<double, 14> kBucketBounds = {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
-  std::atomic<std::uint64_t> claims{0};       // claims that handed out a trial
-  std::atomic<std::uint64_t> completions{0};  // accepted completions
-  std::atomic<std::uint64_t> failures{0};     // accepted failure reports
+  std::atomic<std::uint64_t> claims{0};          // claims that handed out a trial
+  std::atomic<std::uint64_t> completions{0};     // accepted completions
+  std::atomic<std::uint64_t> failures{0};        // accepted failure reports
+  std::atomic<std::uint64_t> executors_lost{0};  // trials whose executor died by a signal
   std::atomic<std::uint64_t> model_bytes_uploaded{0};
 
   void observe_request(std::string_view method, std::string_view route, double seconds);

@@ -1,6 +1,6 @@
 // SqliteStore's workers and leases: registering a worker, claiming a trial (a claim sent
-// again gets the same lease), heartbeats, metrics and models under a lease, the three ways a
-// lease ends (complete, fail, release) and the requeue of leases that ran out.
+// again gets the same lease), heartbeats, metrics and models under a lease, the ways a lease
+// ends (complete, fail, release, lost executor) and the requeue of leases that ran out.
 //
 // Hot path: a claim probes two partial indexes (the expired-lease prefix of `trials_leased`,
 // the first entry of `trials_claimable`) and reads its counts from `trial_counts`; every
@@ -355,7 +355,10 @@ Status SqliteStore::Impl::lease_conflict(const std::string& trial_id, const std:
     return Status::conflict(prefix + "lease token does not match the trial's lease (trial is " +
                             state + ")");
   }
-  std::string reason = past.text(0) == "released" ? "lease was released" : "lease expired";
+  std::string outcome = past.text(0);
+  std::string reason = outcome == "released" ? "lease was released"
+                       : outcome == "lost"   ? "the worker lost the trial's executor"
+                                             : "lease expired";
   if (state == "running") reason += "; the trial was re-leased to another worker";
   return Status::conflict(prefix + reason);
 }
@@ -446,31 +449,19 @@ Result<std::vector<SqliteStore::Impl::ExpiredLease>> SqliteStore::Impl::expired_
 // Ends the expired lease: the trial pending again, or failed once it has used up its
 // attempts, or cancelled if that was asked for; its worker no longer on it.
 Status SqliteStore::Impl::requeue(const ExpiredLease& expired, TimeMs now) {
-  Status moved;
   std::string_view outcome = "expired";
   if (expired.stop_requested) {
     outcome = "cancelled";
-    moved =
+    Status moved =
         end_cancelled(expired.trial_id, "cancelled by the user (the worker's lease ran out)", now);
-  } else if (expired.attempts >= options.max_attempts) {
+    if (!moved) return moved;
+  } else {
     std::string error = "lease expired " + std::to_string(expired.attempts) +
                         " times (last worker " + expired.worker_id + " on " + expired.host +
                         "); giving up after --max-attempts=" + std::to_string(options.max_attempts);
-    moved = statement(
-                "UPDATE trials SET state = 'failed', error = ?2, finished_ms = ?3, "
-                "lease_token = NULL, lease_expires_ms = NULL WHERE id = ?1")
-                .bind(1, expired.trial_id)
-                .bind(2, error)
-                .bind(3, now)
-                .execute();
-  } else {
-    moved = statement(
-                "UPDATE trials SET state = 'pending', lease_token = NULL, "
-                "lease_expires_ms = NULL, worker_id = NULL, started_ms = NULL WHERE id = ?1")
-                .bind(1, expired.trial_id)
-                .execute();
+    Result<TrialState> moved = requeue_or_give_up(expired.trial_id, expired.attempts, error, now);
+    if (!moved) return moved.status();
   }
-  if (!moved) return moved;
   if (Status ended = end_attempt(expired.trial_id, outcome, std::nullopt, now); !ended) {
     return ended;
   }
@@ -478,6 +469,54 @@ Status SqliteStore::Impl::requeue(const ExpiredLease& expired, TimeMs now) {
       .bind(1, expired.worker_id)
       .bind(2, expired.trial_id)
       .execute();
+}
+
+Result<TrialState> SqliteStore::Impl::requeue_or_give_up(const std::string& trial_id,
+                                                         std::int64_t attempts,
+                                                         const std::string& give_up_error,
+                                                         TimeMs now) {
+  if (attempts >= options.max_attempts) {
+    Status failed = statement(
+                        "UPDATE trials SET state = 'failed', error = ?2, finished_ms = ?3, "
+                        "lease_token = NULL, lease_expires_ms = NULL WHERE id = ?1")
+                        .bind(1, trial_id)
+                        .bind(2, give_up_error)
+                        .bind(3, now)
+                        .execute();
+    if (!failed) return failed;
+    return TrialState::kFailed;
+  }
+  Status pending = statement(
+                       "UPDATE trials SET state = 'pending', lease_token = NULL, "
+                       "lease_expires_ms = NULL, worker_id = NULL, started_ms = NULL WHERE id = ?1")
+                       .bind(1, trial_id)
+                       .execute();
+  if (!pending) return pending;
+  return TrialState::kPending;
+}
+
+Result<TrialState> SqliteStore::Impl::requeue_lost(const std::string& trial_id,
+                                                   const std::string& lease_token,
+                                                   const std::string& reason, TimeMs now) {
+  Result<HeldLease> held = hold_lease(trial_id, lease_token, now);
+  if (!held) return held.status();
+  if (held->stop_requested) {
+    Status status = end_cancelled(trial_id, "cancelled by the user", now);
+    if (!status) return status;
+    status = finish_lease(trial_id, *held, "cancelled", reason, now);
+    if (!status) return status;
+    return TrialState::kCancelled;
+  }
+  std::string error = reason + " (attempt " + std::to_string(held->attempt) +
+                      "); giving up after --max-attempts=" + std::to_string(options.max_attempts);
+  Result<TrialState> state = requeue_or_give_up(trial_id, held->attempt, error, now);
+  if (!state) return state;
+  Status ended = end_attempt(trial_id, "lost", reason, now);
+  if (!ended) return ended;
+  ended = worker_lease_ended(held->worker_id, trial_id, now, /*done=*/0,
+                             /*failed=*/*state == TrialState::kFailed ? 1 : 0);
+  if (!ended) return ended;
+  return state;
 }
 
 }  // namespace gridexp

@@ -222,6 +222,29 @@ ALTER TABLE experiments ADD COLUMN config_generation INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE trials ADD COLUMN peak_gpu_memory_bytes INTEGER;
 ALTER TABLE trial_attempts ADD COLUMN peak_gpu_memory_bytes INTEGER;
 )sql",
+    // v7: the attempt outcome 'lost' (its executor died by a signal mid-trial; the trial went
+    // back to pending, the attempt counted). The CHECK changes only by rebuilding the table.
+    R"sql(
+CREATE TABLE trial_attempts_v7 (
+  id INTEGER PRIMARY KEY,
+  trial_id TEXT NOT NULL REFERENCES trials (id),
+  attempt INTEGER NOT NULL,
+  worker_id TEXT NOT NULL REFERENCES workers (id),
+  lease_token TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  ended_ms INTEGER,
+  outcome TEXT NOT NULL CHECK (outcome = 'running' OR outcome = 'done' OR outcome = 'failed'
+    OR outcome = 'released' OR outcome = 'expired' OR outcome = 'cancelled'
+    OR outcome = 'lost'),
+  error TEXT,
+  previous_attempt_id INTEGER,
+  peak_gpu_memory_bytes INTEGER
+);
+INSERT INTO trial_attempts_v7 SELECT id, trial_id, attempt, worker_id, lease_token, started_ms,
+  ended_ms, outcome, error, previous_attempt_id, peak_gpu_memory_bytes FROM trial_attempts;
+DROP TABLE trial_attempts;
+ALTER TABLE trial_attempts_v7 RENAME TO trial_attempts;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 

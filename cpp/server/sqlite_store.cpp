@@ -167,6 +167,15 @@ Status SqliteStore::release(const std::string& trial_id, const std::string& leas
                        [&](TimeMs now) { return impl.release(trial_id, lease_token, now); });
 }
 
+Result<TrialState> SqliteStore::requeue_lost(const std::string& trial_id,
+                                             const std::string& lease_token,
+                                             const std::string& reason) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) {
+    return impl.requeue_lost(trial_id, lease_token, reason, now);
+  });
+}
+
 Result<std::int64_t> SqliteStore::requeue_expired() {
   Impl& impl = *impl_;
   return impl.transact(TransactionKind::kWrite,

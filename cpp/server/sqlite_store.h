@@ -64,6 +64,8 @@ class SqliteStore final : public Store {
   Status fail(const std::string& trial_id, const std::string& lease_token, const std::string& error,
               const std::string& traceback, const TrialMeasurements& measurements) override;
   Status release(const std::string& trial_id, const std::string& lease_token) override;
+  Result<TrialState> requeue_lost(const std::string& trial_id, const std::string& lease_token,
+                                  const std::string& reason) override;
   Result<std::int64_t> requeue_expired() override;
   Result<std::vector<ExperimentSummary>> list_experiments() override;
   Result<std::vector<TrialRecord>> list_trials(const std::string& experiment) override;

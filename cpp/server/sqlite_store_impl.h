@@ -147,6 +147,12 @@ struct SqliteStore::Impl {
   // A reported peak on the trial and on its newest attempt; nothing without one.
   Status record_measurements(const std::string& trial_id, const TrialMeasurements& measurements);
   Status release(const std::string& trial_id, const std::string& lease_token, TimeMs now);
+  Result<TrialState> requeue_lost(const std::string& trial_id, const std::string& lease_token,
+                                  const std::string& reason, TimeMs now);
+  // A trial whose attempt ended without an outcome of its own (lease expired, executor lost):
+  // pending again, or failed with `give_up_error` once it has used max_attempts.
+  Result<TrialState> requeue_or_give_up(const std::string& trial_id, std::int64_t attempts,
+                                        const std::string& give_up_error, TimeMs now);
   Result<std::int64_t> requeue_expired(TimeMs now);
 
   // A running trial whose lease has run out.

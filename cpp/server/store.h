@@ -142,7 +142,7 @@ struct AttemptRecord {
   std::string worker_id;
   TimeMs started_ms = 0;
   std::optional<TimeMs> ended_ms;
-  std::string outcome;  // running, done, failed, released, expired or cancelled
+  std::string outcome;  // running, done, failed, released, expired, cancelled or lost
   std::optional<std::string> error;
   std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;  // as its completion said
 };
@@ -242,6 +242,13 @@ class Store {
     return fail(trial_id, lease_token, error, traceback, TrialMeasurements{});
   }
   virtual Status release(const std::string& trial_id, const std::string& lease_token) = 0;
+  // The worker lost the trial's executor mid-trial (it died by a signal: kill -9, the kernel's
+  // OOM killer, a crash in native code). The attempt ends 'lost' with `reason` and counts, as
+  // an expired lease does: the trial goes back to pending, or fails with the reason once it
+  // has used max_attempts, or ends cancelled if that was asked for. Returns the new state.
+  virtual Result<TrialState> requeue_lost(const std::string& trial_id,
+                                          const std::string& lease_token,
+                                          const std::string& reason) = 0;
 
   // Returns expired running trials to pending (or failed after max_attempts); returns how
   // many it moved. Called by claims and periodically by the server.

@@ -1,6 +1,6 @@
 // The worker protocol (docs/protocol.md): registration, claims, and what a worker reports on
-// the trial it holds the lease of: heartbeats, metrics, completion, failure, release, log
-// chunks and the model file (model_upload.cpp).
+// the trial it holds the lease of: heartbeats, metrics, completion, failure, release, a lost
+// executor, log chunks and the model file (model_upload.cpp).
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -254,6 +254,21 @@ void release(ServerContext& context, const httplib::Request& request, httplib::R
   send_ok(response);
 }
 
+// The worker's executor died by a signal mid-trial: the attempt is lost, the trial requeued.
+void requeue_lost(ServerContext& context, const httplib::Request& request,
+                  httplib::Response& response) {
+  Result<LeasedCall> call = parse_leased_call(request);
+  if (!call) return send_status_error(response, call.status());
+  Result<std::string> reason = string_field(call->body, "reason");
+  if (!reason) return send_status_error(response, reason.status());
+  Result<TrialState> state =
+      context.store.requeue_lost(request.matches[1], call->lease_token, *reason);
+  if (!state) return send_lease_error(response, state.status());
+  ++context.metrics.executors_lost;
+  if (*state == TrialState::kFailed) ++context.metrics.failures;
+  send_json(response, 200, {{"ok", true}, {"state", to_string(*state)}});
+}
+
 void append_log(ServerContext& context, const httplib::Request& request,
                 httplib::Response& response) {
   std::string trial_id = request.matches[1];
@@ -281,6 +296,7 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
   server.Post(trial + "/complete", with_context(context, complete));
   server.Post(trial + "/fail", with_context(context, fail));
   server.Post(trial + "/release", with_context(context, release));
+  server.Post(trial + "/lost", with_context(context, requeue_lost));
   server.Post(trial + "/log", with_context(context, append_log));
   server.Put(trial + "/model",
              [&context](const httplib::Request& request, httplib::Response& response,

@@ -152,6 +152,8 @@ std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, const Slo
                      "interrupted; trial " + trial_id + result.release_note);
   }
   if (result.end == TrialEnd::kLeaseLost) return std::nullopt;
+  // A lost executor is not the trial's failure, until the server gives up on the trial.
+  if (result.end == TrialEnd::kExecutorLost && !result.attempts_used_up) return std::nullopt;
   next_claim_ = result.next_claim;
   if (interrupted_) return exit_interrupted();
   // A cancelled trial that stopped by raising is what the user asked for, not a failure.

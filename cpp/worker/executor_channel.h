@@ -46,6 +46,9 @@ class ExecutorChannel {
   virtual bool has_exited() = 0;
   // Why the executor ended, for humans ("exited with status 3"). Meaningful once has_exited().
   virtual std::string exit_description() const = 0;
+  // The signal that ended it (9 for kill -9 or the kernel's OOM killer, 11 for a crash in
+  // native code); nullopt while it runs or when it exited with a status of its own.
+  virtual std::optional<int> exit_signal() const = 0;
 
   // Waits (at most `max_wait`) until what the executor printed so far reached the output
   // callback.

@@ -313,6 +313,11 @@ std::optional<Result<ExecutorEvent>> ExecutorProcess::next_event(
   }
 }
 
+std::optional<int> ExecutorProcess::exit_signal() const {
+  if (!exited_ || !WIFSIGNALED(wait_status_)) return std::nullopt;
+  return WTERMSIG(wait_status_);
+}
+
 std::string ExecutorProcess::exit_description() const {
   if (!exited_) return "still running";
   if (WIFEXITED(wait_status_))

@@ -47,6 +47,7 @@ class ExecutorProcess final : public ExecutorChannel {
   // Why the child ended, for humans: "exited with status 3", "killed by signal 9 (SIGKILL) —
   // possibly out of memory". Meaningful once has_exited().
   std::string exit_description() const override;
+  std::optional<int> exit_signal() const override;
   int exit_status() const { return exit_status_; }
 
   // Waits (at most `max_wait`) until what the child printed so far has reached the output

@@ -109,6 +109,8 @@ bool ExecutorSession::has_exited() { return channel_->has_exited(); }
 
 std::string ExecutorSession::exit_description() const { return channel_->exit_description(); }
 
+std::optional<int> ExecutorSession::exit_signal() const { return channel_->exit_signal(); }
+
 void ExecutorSession::end_trial_output(std::chrono::milliseconds drain) {
   if (channel_) channel_->drain_output(drain);
   route_output("", nullptr);

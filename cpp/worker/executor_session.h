@@ -51,6 +51,7 @@ class ExecutorSession {
   std::optional<Result<ExecutorEvent>> next_event(std::chrono::milliseconds timeout);
   bool has_exited();
   std::string exit_description() const;
+  std::optional<int> exit_signal() const;
   // Lets the last printed lines reach the trial, then routes output to nobody.
   void end_trial_output(std::chrono::milliseconds drain);
 

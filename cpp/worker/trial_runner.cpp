@@ -91,6 +91,9 @@ bool TrialRunner::check_executor(Watch& watch, TrialRun& run) {
     run.succeeded = false;
     run.error = "the executor running experiment.py " + session_.exit_description();
     if (!watch.fatal_reason.empty()) run.error += ": " + watch.fatal_reason;
+    // A signal nobody here sent came from outside the trial's code (a fatal event first means
+    // the executor knew why it ended: that is the trial's failure).
+    if (session_.exit_signal() && watch.fatal_reason.empty()) run.end = TrialEnd::kExecutorLost;
     session_.forget_dead_executor();
     return true;
   }

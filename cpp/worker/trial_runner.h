@@ -38,6 +38,9 @@ enum class TrialEnd {
   kLeaseLost,    // another worker completes it
   kInterrupted,  // the worker was interrupted: release the trial
   kNotStarted,   // the executor was gone before the trial reached it: not the trial's fault
+  // The executor died by a signal mid-trial (kill -9, the OOM killer, a native crash): the
+  // attempt is lost and the server requeues the trial (error says why).
+  kExecutorLost,
 };
 
 struct TrialRun {

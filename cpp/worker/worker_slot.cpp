@@ -80,12 +80,33 @@ SlotResult WorkerSlot::run_claimed(const nlohmann::json& claimed,
     result.release_note = released ? " released back to pending"
                                    : " not released (" + released.message() +
                                          "): it returns to pending when its lease expires";
+  } else if (run.end == TrialEnd::kExecutorLost) {
+    if (run.model_path) ignore_outcome(fs_.remove(*run.model_path));
+    report_lost(claimed, run.error, result);
   } else if (run.end == TrialEnd::kLeaseLost) {
     if (run.model_path) ignore_outcome(fs_.remove(*run.model_path));  // not ours to upload
     progress_.message("lost the lease on trial " + trial_id +
                       " (it expired or was taken back); another worker completes it");
   }
   return result;
+}
+
+void WorkerSlot::report_lost(const nlohmann::json& claimed, const std::string& reason,
+                             SlotResult& result) {
+  std::string trial_id = claimed["id"].get<std::string>();
+  result.error = reason;
+  nlohmann::json body = {{"lease_token", claimed["lease_token"]}, {"reason", reason}};
+  Result<nlohmann::json> answer = call_with_retry(
+      [&] { return server_.post_json(trial_path(trial_id, "lost"), body); }, retry_);
+  std::string state = answer && answer->is_object() ? answer->value("state", "") : "";
+  result.attempts_used_up = state == "failed";
+  result.cancelled = state == "cancelled";
+  std::string what = state == "pending"        ? "it goes back to pending for another attempt"
+                     : result.attempts_used_up ? "it has used --max-attempts and failed"
+                     : result.cancelled        ? "it was cancelled meanwhile"
+                     : answer                  ? "the server answered " + answer->dump()
+                              : "the server did not take the report: " + answer.status().message();
+  progress_.trial_finished(trial_id, false, reason + "; " + what);
 }
 
 SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,

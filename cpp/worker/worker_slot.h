@@ -45,7 +45,9 @@ struct SlotResult {
   TrialEnd end = TrialEnd::kFinished;
   bool succeeded = false;  // ran and succeeded (whether or not the server has it yet)
   bool cancelled = false;
-  std::string error;  // when it failed
+  std::string error;  // when it failed, or why its executor was lost
+  // kExecutorLost: the server failed the trial instead of requeueing it (--max-attempts used).
+  bool attempts_used_up = false;
   // When interrupted: whether the trial went back to pending, for the last message.
   std::string release_note;
   std::optional<nlohmann::json> next_claim;  // the claim answer a completion brought
@@ -72,6 +74,8 @@ class WorkerSlot {
   SlotResult deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
                      const std::string& next_claim_id);
   Status release(const nlohmann::json& claimed, bool retry);
+  // Reports the trial's executor lost (docs/protocol.md, "Lost executor").
+  void report_lost(const nlohmann::json& claimed, const std::string& reason, SlotResult& result);
 
   SlotSetup setup_;
   ServerApi& server_;

@@ -494,6 +494,53 @@ TEST_P(StoreTest, ExpiredLeasesAreRequeuedThenFailedAfterMaxAttempts) {
   EXPECT_EQ(summary_of(store(), "exp").failed, 1);
 }
 
+TEST_P(StoreTest, ALostExecutorRequeuesAtOnceCountingTheAttemptThenFailsAfterMaxAttempts) {
+  sync(config_over("exp", {1}));
+  std::string worker = new_worker();
+  const std::string reason = "the executor running experiment.py killed by signal 9 (SIGKILL)";
+
+  for (int attempt = 1; attempt <= kMaxAttempts; ++attempt) {
+    Lease lease = claim(worker);
+    EXPECT_EQ(lease.attempt, attempt) << "a lost attempt counts, unlike a release";
+    TrialState state = value_of(store().requeue_lost(lease.trial_id, lease.lease_token, reason));
+    TrialRecord trial = value_of(store().get_trial(lease.trial_id));
+    EXPECT_EQ(trial.state, state);
+    EXPECT_FALSE(trial.lease_expires_ms.has_value());
+    EXPECT_FALSE(worker_record(store(), worker).current_trial.has_value());
+    EXPECT_TRUE(IsError(store().heartbeat(lease.trial_id, lease.lease_token).status(),
+                        Code::kConflict,
+                        attempt < kMaxAttempts ? "lost the trial's executor" : "already failed"));
+    if (attempt < kMaxAttempts) {
+      EXPECT_EQ(state, TrialState::kPending) << "no wait for the lease to run out";
+      EXPECT_FALSE(trial.worker_id.has_value());
+    } else {
+      EXPECT_EQ(state, TrialState::kFailed);
+      EXPECT_EQ(trial.error, reason + " (attempt 3); giving up after --max-attempts=3");
+    }
+  }
+  std::vector<AttemptRecord> attempts =
+      value_of(store().list_attempts(value_of(store().list_trials("exp")).at(0).id));
+  ASSERT_EQ(attempts.size(), 3u);
+  for (const AttemptRecord& attempt : attempts) {
+    EXPECT_EQ(attempt.outcome, "lost");
+    EXPECT_EQ(attempt.error, reason);
+  }
+  EXPECT_EQ(summary_of(store(), "exp").failed, 1);
+  EXPECT_EQ(worker_record(store(), worker).trials_failed, 1);
+  expect_summaries_match_trials(store());
+}
+
+TEST_P(StoreTest, ALostExecutorOfACancelledTrialEndsItCancelled) {
+  sync(config_over("exp", {1}));
+  Lease lease = claim(new_worker());
+  EXPECT_EQ(value_of(store().cancel_trials({"exp", std::nullopt})).size(), 1u);
+  EXPECT_EQ(value_of(store().requeue_lost(lease.trial_id, lease.lease_token, "killed")),
+            TrialState::kCancelled);
+  EXPECT_EQ(value_of(store().get_trial(lease.trial_id)).state, TrialState::kCancelled);
+  EXPECT_TRUE(IsError(store().requeue_lost(lease.trial_id, lease.lease_token, "killed").status(),
+                      Code::kConflict, "cancelled"));
+}
+
 TEST_P(StoreTest, ClaimRequeuesExpiredLeasesFirst) {
   sync(config_over("exp", {1, 2}));
   std::string worker = new_worker();

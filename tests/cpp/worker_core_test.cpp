@@ -1,8 +1,8 @@
 // The worker's core without torch, Python or a server: ClaimLoop, WorkerSlot, TrialRunner,
 // ExecutorSession and Delivery against a fake ServerApi and a scripted executor (an
 // ExecutorChannel that answers commands as a script says). Covers a trial that succeeds,
-// fails, crashes its executor, hangs past its stop grace, loses its lease, and a server that
-// answers 5xx before it recovers.
+// fails, ends its executor, has its executor killed by a signal (requeued, not failed), hangs
+// past its stop grace, loses its lease, and a server that answers 5xx before it recovers.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -27,7 +27,8 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 // What the scripted executor does with a run command.
-enum class Script { kSucceed, kFail, kCrash, kHang, kStopWhenAsked };
+// kExit: the executor exits with a status of its own; kKilled: a signal kills it (kill -9).
+enum class Script { kSucceed, kFail, kExit, kKilled, kHang, kStopWhenAsked };
 
 struct ExecutorLog {
   Script script = Script::kSucceed;
@@ -65,13 +66,16 @@ class ScriptedExecutor final : public ExecutorChannel {
   }
   bool has_exited() override { return exited_; }
   std::string exit_description() const override {
-    return exited_ ? "killed by signal 11 (SIGSEGV)" : "still running";
+    if (!exited_) return "still running";
+    return signal_ ? "killed by signal " + std::to_string(*signal_) : "exited with status 1";
   }
+  std::optional<int> exit_signal() const override { return signal_; }
   void drain_output(milliseconds) override {}
   void interrupt_then_kill(milliseconds) override { kill_now(); }
   void kill_now() override {
     ++log_.killed;
     exited_ = true;
+    signal_ = 9;
   }
   pid_t pid() const override { return -1; }
 
@@ -87,8 +91,12 @@ class ScriptedExecutor final : public ExecutorChannel {
         events_.push_back(
             ExecutorEvent(FailedEvent{trial_id, "ValueError: bad batch", "Traceback"}));
         break;
-      case Script::kCrash:
+      case Script::kExit:
         exited_ = true;
+        break;
+      case Script::kKilled:
+        exited_ = true;
+        signal_ = 9;
         break;
       case Script::kHang:
       case Script::kStopWhenAsked:
@@ -99,6 +107,7 @@ class ScriptedExecutor final : public ExecutorChannel {
   ExecutorLog& log_;
   std::deque<Result<ExecutorEvent>> events_;
   bool exited_ = false;
+  std::optional<int> signal_;
 };
 
 struct LinkFlags {
@@ -141,6 +150,7 @@ class FakeServer final : public ServerApi {
   }
 
   std::deque<Result<json>> claim_answers;
+  std::string lost_state = "pending";               // what a report of a lost executor answers
   std::vector<std::pair<std::string, json>> calls;  // "POST /path", body
   LinkFlags link;
 
@@ -156,6 +166,7 @@ class FakeServer final : public ServerApi {
  private:
   Result<json> answer(const std::string& method, const std::string& path, const json& body) {
     calls.emplace_back(method + " " + path, body);
+    if (path.ends_with("/lost")) return json{{"ok", true}, {"state", lost_state}};
     if (!path.ends_with("/claim")) return json::object();
     if (claim_answers.empty()) return json{{"trial", nullptr}, {"pending", 0}, {"running", 0}};
     Result<json> next = std::move(claim_answers.front());
@@ -245,16 +256,43 @@ TEST_F(WorkerCore, ATrialThatFailsIsFailedAndStopsTheWorkerUnderRaiseOnFailure) 
   EXPECT_EQ(failed[0]["traceback"], "Traceback");
 }
 
-TEST_F(WorkerCore, AnExecutorThatCrashesFailsItsTrialAndIsReplaced) {
-  log_.script = Script::kCrash;
+TEST_F(WorkerCore, AnExecutorThatExitsFailsItsTrialAndIsReplaced) {
+  log_.script = Script::kExit;
   server_.claim_answers.push_back(claimed_trial("t1"));
   server_.claim_answers.push_back(claimed_trial("t2"));
   EXPECT_EQ(run_worker(/*raise_on_failure=*/false), kWorkerExitOk);
   std::vector<json> failed = server_.sent_to("/trials/t1/fail");
   ASSERT_EQ(failed.size(), 1u);
-  EXPECT_EQ(failed[0]["error"], "the executor running experiment.py killed by signal 11 (SIGSEGV)");
+  EXPECT_EQ(failed[0]["error"], "the executor running experiment.py exited with status 1");
   EXPECT_EQ(server_.sent_to("/trials/t2/fail").size(), 1u);
+  EXPECT_TRUE(server_.sent_to("/lost").empty()) << "an exit of its own is the trial's failure";
   EXPECT_EQ(log_.spawned, 3) << "a new executor after each crash, before the next claim";
+}
+
+TEST_F(WorkerCore, AnExecutorKilledBySignalLosesTheAttemptAndTheTrialIsRequeued) {
+  log_.script = Script::kKilled;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  EXPECT_EQ(run_worker(/*raise_on_failure=*/true), kWorkerExitOk)
+      << "a lost executor is not the trial's failure: --raise_on_failure does not stop";
+  std::vector<json> lost = server_.sent_to("/trials/t1/lost");
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0]["lease_token"], "lease-t1");
+  EXPECT_EQ(lost[0]["reason"], "the executor running experiment.py killed by signal 9");
+  EXPECT_EQ(server_.sent_to("/trials/t2/lost").size(), 1u);
+  EXPECT_TRUE(server_.sent_to("/fail").empty());
+  EXPECT_TRUE(server_.sent_to("/release").empty()) << "the attempt counts: not a release";
+  EXPECT_EQ(log_.spawned, 3) << "a new executor after each loss, before the next claim";
+}
+
+TEST_F(WorkerCore, ALostExecutorWhoseTrialUsedUpItsAttemptsStopsTheWorkerUnderRaiseOnFailure) {
+  log_.script = Script::kKilled;
+  server_.lost_state = "failed";
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  EXPECT_EQ(run_worker(/*raise_on_failure=*/true), kWorkerExitFailed);
+  EXPECT_EQ(server_.sent_to("/trials/t1/lost").size(), 1u);
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1"}));
 }
 
 TEST_F(WorkerCore, ACancelledTrialThatHangsPastTheStopGraceIsKilledAndFailed) {

@@ -21,7 +21,7 @@ export async function renderAttempts(id) {
     body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "Not handed out yet.")));
     return;
   }
-  const outcomeState = { running: "running", done: "done", failed: "failed", cancelled: "cancelled", expired: "failed", released: "pending" };
+  const outcomeState = { running: "running", done: "done", failed: "failed", cancelled: "cancelled", expired: "failed", lost: "failed", released: "pending" };
   body.replaceChildren(
     ...attempts.map((attempt) =>
       el(
