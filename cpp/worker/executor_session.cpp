@@ -88,6 +88,7 @@ std::optional<std::string> ExecutorSession::take_exit_if_dead() {
 Status ExecutorSession::run(const nlohmann::json& trial, TrialLink* link) {
   // Before the run command: the trial's first printed line may arrive before send() returns.
   route_output(trial.value("id", std::string()), link);
+  last_trial_out_of_memory_ = false;
   Status sent = channel_->send(run_command(trial));
   if (!sent) {
     route_output("", nullptr);
@@ -102,7 +103,13 @@ Status ExecutorSession::stop(const std::string& trial_id) {
 
 std::optional<Result<ExecutorEvent>> ExecutorSession::next_event(
     std::chrono::milliseconds timeout) {
-  return channel_->next_event(timeout);
+  std::optional<Result<ExecutorEvent>> event = channel_->next_event(timeout);
+  if (event && *event) {
+    if (const auto* failed = std::get_if<FailedEvent>(&**event)) {
+      last_trial_out_of_memory_ = failed->out_of_memory;
+    }
+  }
+  return event;
 }
 
 bool ExecutorSession::has_exited() { return channel_->has_exited(); }

@@ -49,6 +49,9 @@ class ExecutorSession {
   Status run(const nlohmann::json& trial, TrialLink* link);
   Status stop(const std::string& trial_id);
   std::optional<Result<ExecutorEvent>> next_event(std::chrono::milliseconds timeout);
+  // Whether the last trial sent to run() failed with CUDA out-of-memory ("out_of_memory" in
+  // its failed event, docs/executor.md).
+  bool last_trial_out_of_memory() const { return last_trial_out_of_memory_; }
   bool has_exited();
   std::string exit_description() const;
   // Lets the last printed lines reach the trial, then routes output to nobody.
@@ -72,6 +75,7 @@ class ExecutorSession {
   Progress& progress_;
   std::chrono::milliseconds event_poll_;
   std::unique_ptr<ExecutorChannel> channel_;
+  bool last_trial_out_of_memory_ = false;
 
   std::mutex output_mutex_;
   std::string output_trial_id_;
