@@ -15,6 +15,12 @@ int trials_that_fit(const GpuMemoryView& gpu, const PackingRule& rule) {
   return static_cast<int>(std::clamp(fit, 1.0, static_cast<double>(rule.max_trials)));
 }
 
+int packing_ceiling(const GpuMemoryView& gpu, int peaks_reported, int out_of_memory_ceiling,
+                    const PackingRule& rule) {
+  int ceiling = std::min({trials_that_fit(gpu, rule), peaks_reported + 1, out_of_memory_ceiling});
+  return std::max(1, ceiling);
+}
+
 bool may_join(int running, int ceiling, const GpuMemoryView& gpu, const PackingRule& rule) {
   if (running == 0) return true;
   if (running >= ceiling) return false;

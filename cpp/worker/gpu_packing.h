@@ -6,10 +6,11 @@
 // where `total` is the GPU's memory as NVML reports it, `largest peak` the largest peak GPU
 // memory (torch.cuda.max_memory_allocated) a trial on that GPU has reported so far, and
 // 512 MiB an allowance per executor for what that peak does not count: the CUDA context and
-// PyTorch's cached blocks. Until a trial has reported a peak, or without NVML, K is 1. An
-// out-of-memory error while N trials shared the GPU lowers its ceiling to N - 1 (at least 1)
-// for the rest of the run. A trial joins others already running only while NVML says less
-// than 85% of the GPU's memory is in use (pressure); the first trial on a GPU always starts.
+// PyTorch's cached blocks. Until a trial has reported a peak, or without NVML, K is 1. Sharers
+// are added one at a time, as trials finish: with P trials' peaks reported, at most P + 1 run
+// at once. An out-of-memory error while N trials shared the GPU lowers its ceiling to N - 1
+// (at least 1) for the rest of the run. A trial joins others already running only while NVML
+// says at most 85% of the GPU's memory is in use (pressure); the first trial always starts.
 // Pure functions; safe from any thread.
 #pragma once
 
@@ -38,8 +39,13 @@ struct GpuMemoryView {
 // K_fit: how many trials of the largest measured peak fit on the GPU (1 to rule.max_trials).
 int trials_that_fit(const GpuMemoryView& gpu, const PackingRule& rule = {});
 
+// The most trials that may run on the GPU at once now: K_fit, at most one more than the
+// `peaks_reported` so far, and at most `out_of_memory_ceiling`; at least 1.
+int packing_ceiling(const GpuMemoryView& gpu, int peaks_reported, int out_of_memory_ceiling,
+                    const PackingRule& rule = {});
+
 // Whether one more trial may start on a GPU where `running` trials run and at most `ceiling`
-// may (the smaller of K_fit and the ceiling left by out-of-memory errors).
+// may (packing_ceiling), given the pressure NVML reports.
 bool may_join(int running, int ceiling, const GpuMemoryView& gpu, const PackingRule& rule = {});
 
 // The ceiling after a trial ran out of GPU memory while `most_at_once` trials ran on its GPU.

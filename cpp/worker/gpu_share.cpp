@@ -36,7 +36,7 @@ int GpuShare::ceiling_locked(const GpuMemoryView& gpu) const {
   if (mode_ == Mode::kFixed) return slots_;
   PackingRule rule = rule_;
   rule.max_trials = std::min(rule.max_trials, slots_);
-  return std::min(trials_that_fit(gpu, rule), out_of_memory_ceiling_);
+  return packing_ceiling(gpu, peaks_reported_, out_of_memory_ceiling_, rule);
 }
 
 bool GpuShare::may_start_locked() const {
@@ -88,7 +88,10 @@ bool GpuShare::start(int position, const GiveUp& give_up) {
 void GpuShare::finish(int position, std::optional<std::int64_t> peak_bytes) {
   {
     std::lock_guard lock(mutex_);
-    if (peak_bytes) largest_peak_bytes_ = std::max(largest_peak_bytes_.value_or(0), *peak_bytes);
+    if (peak_bytes) {
+      largest_peak_bytes_ = std::max(largest_peak_bytes_.value_or(0), *peak_bytes);
+      ++peaks_reported_;
+    }
     Turn& turn = turns_[static_cast<std::size_t>(position)];
     if (turn == Turn::kRunning || turn == Turn::kAlone) --running_;
     if (turn == Turn::kAlone) held_alone_ = false;

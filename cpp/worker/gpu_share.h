@@ -60,7 +60,7 @@ class GpuShare {
   // The GPU is no longer the position's alone; its turn goes on until finish().
   void end_alone(int position);
 
-  // How many trials may run at once now (K_fit with auto, also capped by out-of-memory).
+  // How many trials may run at once now (with auto: packing_ceiling()).
   int ceiling() const;
   int running() const;
 
@@ -89,6 +89,7 @@ class GpuShare {
   bool held_alone_ = false;
   int out_of_memory_ceiling_;
   std::optional<std::int64_t> largest_peak_bytes_;
+  int peaks_reported_ = 0;
 };
 
 // A slot's place at its GPU's share: empty (no share) for a slot alone on its GPU or the CPU.

@@ -41,6 +41,16 @@ TEST(GpuPacking, KIsNinetyPercentOfTotalOverPeakPlusAllowance) {
   EXPECT_EQ(trials_that_fit(gpu(80 * kGiB, 0, kGiB), four), 4);
 }
 
+TEST(GpuPacking, SharersAreAddedOneAtATimeAsPeaksAreReported) {
+  GpuMemoryView fits_three = gpu(10 * kGiB, 0, 2 * kGiB);
+  EXPECT_EQ(packing_ceiling(fits_three, 0, 8), 1);
+  EXPECT_EQ(packing_ceiling(fits_three, 1, 8), 2);
+  EXPECT_EQ(packing_ceiling(fits_three, 2, 8), 3);
+  EXPECT_EQ(packing_ceiling(fits_three, 20, 8), 3);
+  EXPECT_EQ(packing_ceiling(fits_three, 20, 2), 2) << "an out-of-memory ceiling";
+  EXPECT_EQ(packing_ceiling(gpu(std::nullopt, std::nullopt, kGiB), 20, 8), 1) << "no NVML";
+}
+
 TEST(GpuPacking, ATrialJoinsOnlyBelowTheCeilingAndThePressureThreshold) {
   GpuMemoryView calm = gpu(10 * kGiB, 2 * kGiB, kGiB);
   EXPECT_TRUE(may_join(0, 1, gpu(std::nullopt, std::nullopt, std::nullopt))) << "the first";
@@ -112,8 +122,12 @@ TEST(GpuShare, AutoRunsOneTrialUntilAPeakIsMeasuredThenWhatFits) {
   EXPECT_FALSE(share.try_start(1));
   EXPECT_FALSE(share.shared_during_turn(0));
   share.finish(0, 2 * kGiB);
-  EXPECT_EQ(share.ceiling(), 3);
+  EXPECT_EQ(share.ceiling(), 2) << "one sharer more per reported peak";
   EXPECT_TRUE(share.try_start(0));
+  EXPECT_TRUE(share.try_start(1));
+  EXPECT_FALSE(share.try_start(2));
+  share.finish(1, 2 * kGiB);
+  EXPECT_EQ(share.ceiling(), 3) << "K_fit";
   EXPECT_TRUE(share.try_start(1));
   EXPECT_TRUE(share.try_start(2));
   EXPECT_FALSE(share.try_start(3));
@@ -240,8 +254,8 @@ TEST(GpuShare, GivingUpTheWaitToBeAloneLetsTheOthersGoOn) {
 TEST(GpuShare, AnOutOfMemoryErrorWhileSharingLowersTheCeiling) {
   FakeGpu fake;
   GpuShare share(GpuShare::Mode::kAutomatic, 8, fake.reader());
-  share.finish(0, kGiB);  // floor(9 GiB / 1.5 GiB) = 6
-  ASSERT_EQ(share.ceiling(), 6);
+  for (int trial = 0; trial < 5; ++trial) share.finish(0, kGiB);
+  ASSERT_EQ(share.ceiling(), 6) << "floor(9 GiB / 1.5 GiB)";
   for (int position = 0; position < 3; ++position) ASSERT_TRUE(share.try_start(position));
   share.finish(2);
   Background alone([&] { return share.start_alone(0, never()); });

@@ -20,11 +20,11 @@ GIB = 1 << 30
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 
 # Each run of a trial allocates `peak` bytes on the fake GPU and records its interval in
-# runs/<index>-<n> ("start end outcome"). A trial whose index is in `company` waits (up to a
-# minute) until `gather` of those trials have arrived, so that they run together when the
-# worker lets them. The trial whose index is `oom_index` waits for trial 0 and raises the fake
-# CUDA out-of-memory error when it finds another trial running beside it; trial 0 then waits
-# for that run to end.
+# runs/<index>-<n> ("start end outcome"). A trial whose index is in `company` waits (up to
+# 3 s) until `gather` trials run at once, so that as many run together as the worker lets.
+# The trial whose index is `oom_index` waits for trial 0 and raises the fake CUDA
+# out-of-memory error when it finds another trial running beside it; trial 0 then waits for
+# that run to end.
 EXPERIMENT = textwrap.dedent(
     """\
     import os, pathlib, sys, time
@@ -66,10 +66,7 @@ EXPERIMENT = textwrap.dedent(
                 raise torch.OutOfMemoryError(
                     "CUDA out of memory. Tried to allocate 2.00 GiB (fake)")
             if index in COMPANY:
-                arrived = lambda: sum(
-                    1 for p in (STATE / "arrived").iterdir()
-                    if int(p.name.split("-")[0]) in COMPANY)
-                wait_until(lambda: arrived() >= GATHER)
+                wait_until(lambda: len(others_running(me)) + 1 >= GATHER, 3)
             if index == 0 and OOM_INDEX is not None:
                 wait_until(lambda: any((STATE / "arrived").glob(f"{{OOM_INDEX}}-*")))
                 wait_until(lambda: any((STATE / "runs").glob(f"{{OOM_INDEX}}-*")), 5)
@@ -157,11 +154,11 @@ def overlaps(run, others) -> list:
 def test_auto_runs_one_trial_then_as_many_as_the_measured_peak_fits(
     start_server, workers, tmp_path, monkeypatch, one_gpu, fake_nvml
 ):
-    # floor(0.9 * 10 GiB / (2 GiB + 512 MiB)) = 3 trials at once.
+    # floor(0.9 * 10 GiB / (2 GiB + 512 MiB)) = 3 trials at once, reached one sharer at a time.
     monkeypatch.setenv("GRIDEXP_NVML_LIBRARY", str(fake_nvml))
     monkeypatch.setenv("FAKE_NVML_GPUS", f"10:{GIB}:{10 * GIB}")
     directory = tmp_path / "server"
-    state = write_experiment(directory, 7, peak=2 * GIB, company=(1, 2, 3, 4, 5, 6), gather=3)
+    state = write_experiment(directory, 9, peak=2 * GIB, company=tuple(range(1, 9)), gather=3)
     server = start_server(directory)
     worker = workers(
         server,
@@ -175,13 +172,17 @@ def test_auto_runs_one_trial_then_as_many_as_the_measured_peak_fits(
     assert "running up to 8 executor slots" in worker.output()
 
     trials = trials_of(server, NAME)
-    assert [t["state"] for t in trials] == ["done"] * 7, worker.output()
+    assert [t["state"] for t in trials] == ["done"] * 9, worker.output()
     assert {t["peak_gpu_memory_bytes"] for t in trials} == {2 * GIB}
     assert {t["results"]["shared"] for t in trials} == {"1"}
     runs = runs_of(state)
-    assert len(runs) == 7
+    assert len(runs) == 9
     first = runs[0]
     assert not overlaps(first, runs), f"the first trial runs alone: {runs}"
+    second = min(runs[1:], key=lambda run: run[2])
+    assert most_at_once([run for run in runs if run[1] < second[2]]) == 2, (
+        f"one sharer until a second trial ends: {runs}"
+    )
     assert most_at_once(runs) == 3, runs
     assert len({t["worker"] for t in trials}) >= 3
     assert len(workers_listed(server)) == 8
