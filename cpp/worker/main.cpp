@@ -55,9 +55,10 @@ gridexp::Result<std::vector<gridexp::SlotPlan>> plan_executor_slots(
       gridexp::detect_devices(proc_root()),
       inherited != nullptr ? std::optional<std::string>(inherited) : std::nullopt);
   // auto measures memory through NVML; without it, one trial per GPU (gpu_packing.h).
-  const bool have_nvml = !options.trials_per_gpu_auto || gridexp::gpu_reader_for(nullptr);
-  const int per_gpu = options.trials_per_gpu_auto ? (have_nvml ? gridexp::kMaxAutoTrialsPerGpu : 1)
-                                                  : options.trials_per_gpu;
+  const bool auto_without_nvml = options.trials_per_gpu_auto && !gridexp::gpu_reader_for(nullptr);
+  const int per_gpu = !options.trials_per_gpu_auto ? options.trials_per_gpu
+                      : auto_without_nvml          ? 1
+                                                   : gridexp::kMaxAutoTrialsPerGpu;
   gridexp::Result<std::vector<gridexp::SlotPlan>> slots =
       gridexp::plan_slots(options.gpus, per_gpu, visible);
   if (!slots) return slots;
@@ -66,7 +67,7 @@ gridexp::Result<std::vector<gridexp::SlotPlan>> plan_executor_slots(
       progress.message(
           "no GPU to run on: one executor on the CPU (--trials-per-gpu counts per GPU)");
     }
-  } else if (!have_nvml) {
+  } else if (auto_without_nvml) {
     progress.message("--trials-per-gpu auto: NVML (" + gridexp::gpu_telemetry_library() +
                      ") cannot be loaded, so GPU memory cannot be measured: one trial per GPU");
   }
