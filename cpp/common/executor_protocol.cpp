@@ -160,6 +160,8 @@ Result<ExecutorEvent> decode_failed(const json& message) {
   failed.error = fields.string("error");
   failed.traceback = fields.string("traceback");
   failed.peak_gpu_memory_bytes = peak_gpu_memory(fields);
+  failed.out_of_memory =
+      fields.nullable<bool>("out_of_memory", &json::is_boolean, "a boolean").value_or(false);
   return checked<FailedEvent, ExecutorEvent>(std::move(failed), fields);
 }
 
@@ -257,6 +259,7 @@ std::string encode_event(const ExecutorEvent& event) {
     message = with_peak_gpu_memory(std::move(message), result->peak_gpu_memory_bytes);
   } else if (const auto* failed = std::get_if<FailedEvent>(&event)) {
     message = with_peak_gpu_memory(std::move(message), failed->peak_gpu_memory_bytes);
+    if (failed->out_of_memory) message["out_of_memory"] = true;
   }
   return dump_line(message);
 }

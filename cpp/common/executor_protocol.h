@@ -93,6 +93,9 @@ struct FailedEvent {
   std::string error;
   std::string traceback;
   std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;  // as in ResultEvent
+  // The trial raised CUDA out-of-memory (torch.OutOfMemoryError, or a RuntimeError saying
+  // "CUDA out of memory"). Optional on the wire ("out_of_memory": true; absent means false).
+  bool out_of_memory = false;
 };
 
 using ExecutorEvent = std::variant<ReadyEvent, FatalEvent, MetricsEvent, ResultEvent, FailedEvent>;

@@ -25,11 +25,14 @@ struct TrialFailure {
   std::string error;
   std::string traceback;  // "" when no Python exception caused the failure
   bool interrupted;
+  bool out_of_memory = false;  // CUDA out-of-memory (is_cuda_out_of_memory)
 };
 
 TrialFailure failure_from(const py::error_already_set& error, const std::string& what_raised) {
-  return TrialFailure(what_raised + exception_summary(error), format_traceback(error),
-                      error.matches(PyExc_KeyboardInterrupt));
+  TrialFailure failure(what_raised + exception_summary(error), format_traceback(error),
+                       error.matches(PyExc_KeyboardInterrupt));
+  failure.out_of_memory = is_cuda_out_of_memory(error);
+  return failure;
 }
 
 std::string type_name(py::handle object) {
@@ -231,7 +234,8 @@ TrialOutcome Experiment::run_trial(const RunCommand& command, TrialContext& cont
 TrialOutcome Experiment::run_steps(const RunCommand& command) {
   const std::string& trial_id = command.trial_id;
   auto failed = [&trial_id](const TrialFailure& failure) {
-    return TrialOutcome{FailedEvent{trial_id, failure.error, failure.traceback},
+    return TrialOutcome{FailedEvent{trial_id, failure.error, failure.traceback, std::nullopt,
+                                    failure.out_of_memory},
                         failure.interrupted};
   };
   py::object dataset = dataset_;

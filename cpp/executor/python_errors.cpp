@@ -48,6 +48,27 @@ std::string exception_summary(const py::error_already_set& error) {
   return message.empty() ? name : name + ": " + message;
 }
 
+bool is_cuda_out_of_memory(const py::error_already_set& error) {
+  try {
+    py::dict modules = py::module_::import("sys").attr("modules");
+    if (modules.contains("torch")) {
+      py::object torch = modules["torch"];
+      py::object cuda = py::getattr(torch, "cuda", py::none());
+      for (py::object type : {py::getattr(torch, "OutOfMemoryError", py::none()),
+                              py::getattr(cuda, "OutOfMemoryError", py::none())}) {
+        if (!PyType_Check(type.ptr())) continue;
+        int is_instance = PyObject_IsInstance(error.value().ptr(), type.ptr());
+        if (is_instance < 0) PyErr_Clear();
+        if (is_instance > 0) return true;
+      }
+    }
+    return error.matches(PyExc_RuntimeError) &&
+           str_or(error.value(), "").find("CUDA out of memory") != std::string::npos;
+  } catch (const py::error_already_set&) {
+    return false;
+  }
+}
+
 std::string format_traceback(const py::error_already_set& error) {
   try {
     py::object lines = py::module_::import("traceback")

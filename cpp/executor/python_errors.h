@@ -17,6 +17,11 @@ namespace gridexp {
 // carry their module, as in tracebacks ("torch.OutOfMemoryError: CUDA out of memory").
 std::string exception_summary(const pybind11::error_already_set& error);
 
+// Whether the exception is CUDA running out of memory: an instance of torch.OutOfMemoryError
+// or torch.cuda.OutOfMemoryError (looked up in sys.modules: torch is never imported here),
+// or a RuntimeError whose message contains "CUDA out of memory" (older PyTorch).
+bool is_cuda_out_of_memory(const pybind11::error_already_set& error);
+
 // "Traceback (most recent call last): ...", ending with the summary line.
 std::string format_traceback(const pybind11::error_already_set& error);
 

@@ -101,8 +101,30 @@ std::optional<int> ClaimLoop::should_stop() {
   return std::nullopt;
 }
 
+std::optional<int> ClaimLoop::wait_for_gpu_turn() {
+  const GpuSeat& seat = settings_.gpu_seat;
+  if (!seat || seat.share->try_start(seat.position)) return std::nullopt;
+  give_back_next_claim();
+  auto give_up = [this] { return interrupted_ || !settings_.quota->may_take(); };
+  while (!seat.share->start(seat.position, give_up)) {
+    if (std::optional<int> exit_status = should_stop()) return exit_status;
+  }
+  return std::nullopt;
+}
+
+void ClaimLoop::end_gpu_turn(std::optional<std::int64_t> peak_bytes) {
+  if (settings_.gpu_seat) settings_.gpu_seat.share->finish(settings_.gpu_seat.position, peak_bytes);
+}
+
 int ClaimLoop::run() {
+  int exit_status = claim_until_done();
+  end_gpu_turn(std::nullopt);
+  return exit_status;
+}
+
+int ClaimLoop::claim_until_done() {
   while (true) {
+    if (std::optional<int> exit_status = wait_for_gpu_turn()) return *exit_status;
     if (std::optional<int> exit_status = should_stop()) return *exit_status;
     Result<nlohmann::json> answer = next_answer();
     if (!answer) {
@@ -122,6 +144,7 @@ std::optional<int> ClaimLoop::on_answer(const nlohmann::json& answer) {
   }
   const nlohmann::json& trial = answer["trial"];
   if (trial.is_null()) {
+    end_gpu_turn(std::nullopt);
     if (pending == 0 && running == 0) {
       progress_.message("no trial is left to run: the grid is finished");
       return kWorkerExitOk;
@@ -143,6 +166,7 @@ std::optional<int> ClaimLoop::on_answer(const nlohmann::json& answer) {
 }
 
 std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, const SlotResult& result) {
+  end_gpu_turn(result.peak_gpu_memory_bytes);
   if (result.end == TrialEnd::kNotStarted) {
     settings_.quota->give_back();
     return std::nullopt;

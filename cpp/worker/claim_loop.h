@@ -8,7 +8,11 @@
 //
 // run() returns the worker's exit status (worker_exit.h) and prints the reason for a
 // non-zero one last. A loop is for one thread; with several executor slots (gpu_slots.h) each
-// slot runs its own loop on its own thread, and the loops share one ClaimQuota.
+// slot runs its own loop on its own thread, and the loops share one ClaimQuota. A slot that
+// shares its GPU (a GpuSeat) takes a turn at the GPU (gpu_share.h) before it starts its
+// executor and claims, and gives it back once the claim brought no trial or the trial is
+// delivered, with the trial's peak GPU memory; a trial claimed with a completion is given
+// back when the next turn does not come at once (its lease would run out unheard).
 #pragma once
 
 #include <atomic>
@@ -22,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "worker/gpu_share.h"
 #include "worker/progress.h"
 #include "worker/server_api.h"
 #include "worker/server_connection.h"
@@ -62,6 +67,7 @@ struct ClaimSettings {
   std::function<bool(std::chrono::milliseconds delay)> keep_waiting;
   // A fresh claim id.
   std::function<std::string()> new_claim_id;
+  GpuSeat gpu_seat;  // empty: the slot has its GPU (or the CPU) to itself
 };
 
 class ClaimLoop {
@@ -72,6 +78,10 @@ class ClaimLoop {
   int run();
 
  private:
+  int claim_until_done();
+  // Waits for the slot's turn at its GPU; an exit status when the loop ends meanwhile.
+  std::optional<int> wait_for_gpu_turn();
+  void end_gpu_turn(std::optional<std::int64_t> peak_bytes);
   // The next claim answer: the one a completion brought, or a claim sent now.
   Result<nlohmann::json> next_answer();
   // Gives back a trial a completion claimed but the worker will not run.

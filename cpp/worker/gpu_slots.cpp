@@ -104,8 +104,11 @@ Result<std::vector<SlotPlan>> plan_slots(const GpuChoice& choice, int trials_per
   for (int index : chosen) {
     const VisibleGpu& gpu = visible[static_cast<std::size_t>(index)];
     for (int copy = 0; copy < trials_per_gpu; ++copy) {
-      slots.push_back(
-          {static_cast<int>(slots.size()), gpu.physical, {gpu.description}, trials_per_gpu > 1});
+      slots.push_back({static_cast<int>(slots.size()),
+                       gpu.physical,
+                       {gpu.description},
+                       trials_per_gpu > 1,
+                       copy});
     }
   }
   return slots;

@@ -31,6 +31,7 @@ struct SlotPlan {
   // Other slots run on the same GPU (--trials-per-gpu above 1): the executor then gives its
   // cached GPU memory back after every trial (GRIDEXP_SHARED_GPU, docs/executor.md).
   bool shares_gpu = false;
+  int position_on_gpu = 0;  // 0, 1, ... among the slots of its GPU (gpu_share.h)
 };
 
 // `detected`: detect_devices() ("GPU <minor>: <model>"); `cuda_visible_devices`: the worker's

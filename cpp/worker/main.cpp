@@ -11,7 +11,9 @@
 #include "common/auth.h"
 #include "common/version.h"
 #include "worker/devices.h"
+#include "worker/gpu_packing.h"
 #include "worker/gpu_slots.h"
+#include "worker/gpu_telemetry.h"
 #include "worker/options.h"
 #include "worker/orphans.h"
 #include "worker/progress.h"
@@ -52,10 +54,22 @@ gridexp::Result<std::vector<gridexp::SlotPlan>> plan_executor_slots(
   std::vector<gridexp::VisibleGpu> visible = gridexp::visible_gpus(
       gridexp::detect_devices(proc_root()),
       inherited != nullptr ? std::optional<std::string>(inherited) : std::nullopt);
+  // auto measures memory through NVML; without it, one trial per GPU (gpu_packing.h).
+  const bool auto_without_nvml = options.trials_per_gpu_auto && !gridexp::gpu_reader_for(nullptr);
+  const int per_gpu = !options.trials_per_gpu_auto ? options.trials_per_gpu
+                      : auto_without_nvml          ? 1
+                                                   : gridexp::kMaxAutoTrialsPerGpu;
   gridexp::Result<std::vector<gridexp::SlotPlan>> slots =
-      gridexp::plan_slots(options.gpus, options.trials_per_gpu, visible);
-  if (slots && options.trials_per_gpu > 1 && slots->front().devices.empty()) {
-    progress.message("no GPU to run on: one executor on the CPU (--trials-per-gpu counts per GPU)");
+      gridexp::plan_slots(options.gpus, per_gpu, visible);
+  if (!slots) return slots;
+  if (slots->front().devices.empty()) {
+    if (per_gpu > 1 || options.trials_per_gpu_auto) {
+      progress.message(
+          "no GPU to run on: one executor on the CPU (--trials-per-gpu counts per GPU)");
+    }
+  } else if (auto_without_nvml) {
+    progress.message("--trials-per-gpu auto: NVML (" + gridexp::gpu_telemetry_library() +
+                     ") cannot be loaded, so GPU memory cannot be measured: one trial per GPU");
   }
   return slots;
 }

@@ -114,14 +114,20 @@ Status set_gpus(WorkerOptions& options, const std::string& text) {
 }
 
 Status set_trials_per_gpu(WorkerOptions& options, const std::string& text) {
+  if (lowercase(text) == "auto") {
+    options.trials_per_gpu = 1;
+    options.trials_per_gpu_auto = true;
+    return Status::ok();
+  }
   int count = 0;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
   if (error != std::errc() || end != text.data() + text.size() || count < 1) {
     return Status::invalid_argument(
-        "--trials-per-gpu needs a whole number of at least 1 (executors per GPU), not '" + text +
-        "'");
+        "--trials-per-gpu needs a whole number of at least 1 (executors per GPU) or auto, not '" +
+        text + "'");
   }
   options.trials_per_gpu = count;
+  options.trials_per_gpu_auto = false;
   return Status::ok();
 }
 
@@ -245,7 +251,8 @@ options (True/False flags also take --flag, --noflag and --flag=False; - or _ al
   --gpus=all                  GPUs to run trials on: all, none (the CPU) or numbers such as
                               0,2 (of those CUDA_VISIBLE_DEVICES leaves visible); one executor
                               per GPU, each with CUDA_VISIBLE_DEVICES set to its GPU
-  --trials-per-gpu=1          executors (trials at once) on each GPU
+  --trials-per-gpu=1          executors (trials at once) on each GPU; auto: one to start,
+                              more as the trials' measured peak GPU memory fits (up to 8)
   --help, --version
 )";
 }

@@ -37,6 +37,9 @@ struct WorkerOptions {
   double poll_seconds = 2.0;  // how often to ask again while other workers' trials run
   GpuChoice gpus;
   int trials_per_gpu = 1;  // executors per GPU
+  // --trials-per-gpu auto: as many per GPU as measured memory allows (gpu_packing.h);
+  // trials_per_gpu is then 1.
+  bool trials_per_gpu_auto = false;
   bool show_help = false;
   bool show_version = false;
 };

@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <thread>
 #include <utility>
 
@@ -41,6 +43,21 @@ GpuReader gpu_reader_of(const SlotPlan& plan) {
   if (!plan.cuda_visible_devices) return gpu_reader_for(std::getenv("CUDA_VISIBLE_DEVICES"));
   if (plan.cuda_visible_devices->empty()) return {};
   return gpu_reader_for(plan.cuda_visible_devices->c_str());
+}
+
+// The one GPU a sharing slot's executor sees, as GpuShare reads it; nullopt when NVML is not
+// there or does not single that GPU out (a UUID in CUDA_VISIBLE_DEVICES).
+GpuShare::MemoryReader gpu_memory_reader_of(const SlotPlan& plan) {
+  GpuReader reader = gpu_reader_of(plan);
+  const bool single =
+      plan.cuda_visible_devices &&
+      visible_gpu_indices(*plan.cuda_visible_devices).value_or(std::vector<int>{}).size() == 1;
+  if (!reader || !single) return {};
+  return [reader]() -> std::optional<GpuSample> {
+    std::vector<GpuSample> samples = reader();
+    if (samples.size() != 1) return std::nullopt;
+    return samples.front();
+  };
 }
 
 std::string host_name() {
@@ -169,8 +186,9 @@ Status Supervisor::fetch_archives() {
 }
 
 std::unique_ptr<WorkerSlot> Supervisor::make_slot(const SlotPlan& plan, ServerApi& server,
-                                                  Delivery& delivery) {
+                                                  Delivery& delivery, const GpuSeat& seat) {
   SlotSetup slot;
+  slot.gpu_seat = seat;
   slot.spawn = ExecutorProcess::spawn_channel;
   slot.launch.executable = setup_.executor_path;
   slot.launch.workdir = setup_.options.workdir;
@@ -278,21 +296,45 @@ std::optional<int> Supervisor::register_worker(const SlotPlan& slot) {
   return std::nullopt;
 }
 
+std::vector<GpuSeat> Supervisor::gpu_seats() const {
+  const GpuShare::Mode mode =
+      setup_.options.trials_per_gpu_auto ? GpuShare::Mode::kAutomatic : GpuShare::Mode::kFixed;
+  std::map<std::string, std::shared_ptr<GpuShare>> shares;  // by the GPU's entry
+  std::vector<GpuSeat> seats;
+  for (const SlotPlan& plan : setup_.slots) {
+    if (!plan.shares_gpu || !plan.cuda_visible_devices) {
+      seats.emplace_back();
+      continue;
+    }
+    std::shared_ptr<GpuShare>& share = shares[*plan.cuda_visible_devices];
+    if (!share) {
+      int slots = static_cast<int>(
+          std::count_if(setup_.slots.begin(), setup_.slots.end(), [&](const SlotPlan& other) {
+            return other.cuda_visible_devices == plan.cuda_visible_devices;
+          }));
+      share = std::make_shared<GpuShare>(mode, slots, gpu_memory_reader_of(plan));
+    }
+    seats.push_back({share, plan.position_on_gpu});
+  }
+  return seats;
+}
+
 int Supervisor::run_slot(const SlotPlan& plan, const std::string& worker_id,
-                         const std::shared_ptr<ClaimQuota>& quota) {
+                         const std::shared_ptr<ClaimQuota>& quota, const GpuSeat& seat) {
   std::filesystem::path directory = slot_state_dir(plan);
   HttpServerApi server(base_url_, setup_.password, directory);
   server.set_gpu_reader(gpu_reader_of(plan));
   Outbox outbox(directory / "outbox", fs_);
   Delivery delivery(server, outbox, fs_, retry_, progress_);
-  std::unique_ptr<WorkerSlot> slot = make_slot(plan, server, delivery);
+  std::unique_ptr<WorkerSlot> slot = make_slot(plan, server, delivery, seat);
   ClaimSettings settings{
       worker_id,
       quota,
       std::chrono::milliseconds(static_cast<std::int64_t>(setup_.options.poll_seconds * 1000)),
       setup_.options.raise_on_failure,
       [this](std::chrono::milliseconds delay) { return keep_waiting(delay); },
-      [] { return random_hex(16); }};
+      [] { return random_hex(16); },
+      seat};
   ClaimLoop loop(std::move(settings), server, *slot, retry_, progress_, interrupted_);
   return loop.run();
 }
@@ -313,15 +355,24 @@ int Supervisor::run_claims() {
     return fail_with(progress_, kWorkerExitBadSetup, status.message());
   }
   auto quota = std::make_shared<ClaimQuota>(setup_.options.max_trials);
-  if (!several_slots()) return run_slot(setup_.slots.front(), worker_ids_.front(), quota);
-  progress_.message("running " + std::to_string(setup_.slots.size()) +
-                    " executor slots at once, each claiming its own trials");
+  std::vector<GpuSeat> seats = gpu_seats();
+  if (!several_slots()) {
+    return run_slot(setup_.slots.front(), worker_ids_.front(), quota, seats.front());
+  }
+  progress_.message(setup_.options.trials_per_gpu_auto
+                        ? "running up to " + std::to_string(setup_.slots.size()) +
+                              " executor slots, each claiming its own trials (--trials-per-gpu "
+                              "auto: one trial per GPU at first, more while their measured peak "
+                              "GPU memory fits)"
+                        : "running " + std::to_string(setup_.slots.size()) +
+                              " executor slots at once, each claiming its own trials");
   std::vector<int> exit_statuses(setup_.slots.size(), kWorkerExitOk);
   {
     std::vector<std::jthread> threads;
     for (std::size_t index = 0; index < setup_.slots.size(); ++index) {
-      threads.emplace_back([this, index, &exit_statuses, &quota] {
-        exit_statuses[index] = run_slot(setup_.slots[index], worker_ids_[index], quota);
+      threads.emplace_back([this, index, &exit_statuses, &quota, &seats] {
+        exit_statuses[index] =
+            run_slot(setup_.slots[index], worker_ids_[index], quota, seats[index]);
       });
     }
   }

@@ -11,8 +11,10 @@
 // With several, each slot registers as a worker of its own (its GPU as its device) and runs
 // on a thread of its own, with its own state directory (.gridexp-worker/slots/<n>: outbox,
 // model files, log spool) and its executor started with CUDA_VISIBLE_DEVICES=<its GPU> and
-// GRIDEXP_SLOT=<n>. The slots share the workdir, the console (Progress), the stop flag and a
-// ClaimQuota: a dead, hung or out-of-memory executor touches its own slot's trial only, while
+// GRIDEXP_SLOT=<n>. Slots on one GPU take turns at it through a GpuShare (gpu_share.h): K at
+// once with --trials-per-gpu K, as measured memory allows with auto. The slots share the workdir,
+// the console (Progress), the stop flag and a ClaimQuota: a dead, hung or out-of-memory executor
+// touches its own slot's trial only, while
 // --max_trials counts over every slot, and a trial failed under --raise_on_failure (or a
 // slot that cannot start its executor) lets the other slots finish their trials and stop.
 // Processes the user's code leaves behind (orphans.h) are ended with each trial (with several
@@ -79,11 +81,13 @@ class Supervisor {
   Status deliver_outboxes();
   // experiment.py in the workdir, or an error that says how to get it there.
   Status check_experiment_py() const;
-  std::unique_ptr<WorkerSlot> make_slot(const SlotPlan& plan, ServerApi& server,
-                                        Delivery& delivery);
+  std::unique_ptr<WorkerSlot> make_slot(const SlotPlan& plan, ServerApi& server, Delivery& delivery,
+                                        const GpuSeat& seat = {});
+  // Each slot's seat at its GPU's GpuShare (empty for a slot that does not share its GPU).
+  std::vector<GpuSeat> gpu_seats() const;
   // One slot's claim loop, on the calling thread; its exit status.
   int run_slot(const SlotPlan& plan, const std::string& worker_id,
-               const std::shared_ptr<ClaimQuota>& quota);
+               const std::shared_ptr<ClaimQuota>& quota, const GpuSeat& seat);
   int run_dry();
   // One trial of a dry run; an exit status when the run ends there.
   std::optional<int> run_dry_trial(WorkerSlot& slot, const nlohmann::json& trial,

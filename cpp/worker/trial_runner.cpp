@@ -75,6 +75,7 @@ bool TrialRunner::on_event(const ExecutorEvent& event, Watch& watch, TrialRun& r
     run.error = failed->error;
     run.traceback = failed->traceback;
     run.peak_gpu_memory_bytes = failed->peak_gpu_memory_bytes;
+    run.out_of_memory = failed->out_of_memory;
     return true;
   }
   if (const auto* fatal = std::get_if<FatalEvent>(&event)) watch.fatal_reason = fatal->error;

@@ -51,7 +51,8 @@ struct TrialRun {
   std::string traceback;
   std::optional<std::filesystem::path> model_path;
   std::optional<std::int64_t> peak_gpu_memory_bytes;  // from the result or failed event
-  bool cancelled = false;  // a user cancelled it while it ran (the server ends it cancelled)
+  bool out_of_memory = false;  // it failed with CUDA out-of-memory (its failed event says so)
+  bool cancelled = false;      // a user cancelled it while it ran (the server ends it cancelled)
 };
 
 class TrialRunner {

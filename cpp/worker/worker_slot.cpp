@@ -67,6 +67,7 @@ SlotResult WorkerSlot::run_claimed(const nlohmann::json& claimed,
   std::unique_ptr<TrialLink> link = server_.start_heartbeat(
       trial_id, claimed["lease_token"].get<std::string>(), setup_.heartbeat_interval);
   TrialRun run = runner_.run(job_of(claimed), link.get());
+  run = rerun_alone_after_out_of_memory(claimed, std::move(run), *link);
   SlotResult result;
   result.end = run.end;
   if (run.end != TrialEnd::kNotStarted) end_left_behind(trial_id);
@@ -109,6 +110,35 @@ void WorkerSlot::report_lost(const nlohmann::json& claimed, const std::string& r
   progress_.trial_finished(trial_id, false, reason + "; " + what);
 }
 
+TrialRun WorkerSlot::rerun_alone_after_out_of_memory(const nlohmann::json& claimed, TrialRun run,
+                                                     TrialLink& link) {
+  const GpuSeat& seat = setup_.gpu_seat;
+  if (!seat || run.end != TrialEnd::kFinished || run.succeeded || !run.out_of_memory ||
+      !seat.share->shared_during_turn(seat.position) || link.lease_lost() ||
+      link.stop_requested()) {
+    return run;
+  }
+  std::string trial_id = claimed["id"].get<std::string>();
+  std::string note = "trial " + trial_id +
+                     " ran out of GPU memory while other trials shared its GPU; it runs again "
+                     "alone once they have finished (not counted as a failed attempt)";
+  progress_.message(note);
+  link.push_log_line("gridexp-worker: " + note);
+  bool alone = seat.share->start_alone(
+      seat.position, [&] { return interrupted_ || link.lease_lost() || link.stop_requested(); });
+  if (!alone) {
+    if (interrupted_) run.end = TrialEnd::kInterrupted;
+    if (link.lease_lost()) run.end = TrialEnd::kLeaseLost;
+    run.cancelled = link.stop_requested();
+    return run;
+  }
+  link.push_log_line("gridexp-worker: trial " + trial_id + " runs again, alone on its GPU");
+  end_left_behind(trial_id);
+  TrialRun rerun = runner_.run(job_of(claimed), &link);
+  seat.share->end_alone(seat.position);
+  return rerun;
+}
+
 SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
                                const std::string& next_claim_id) {
   std::string trial_id = claimed["id"].get<std::string>();
@@ -126,6 +156,7 @@ SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, Tria
   // Delivery may have failed the trial instead (results or model over the server's limits).
   result.error = finished.error;
   result.next_claim = std::move(report.next_claim);
+  result.peak_gpu_memory_bytes = finished.peak_gpu_memory_bytes;
   std::string summary = finished.succeeded ? finished.results.dump() : finished.error;
   if (result.cancelled) summary = "cancelled by the user: " + summary;
   if (!report.status) summary += " (not delivered: " + report.status.message() + ")";

@@ -4,12 +4,20 @@
 //
 // A worker with several slots (gpu_slots.h) runs each on its own thread with its own ServerApi
 // and Delivery (docs/executor.md, "Executor slots"). A slot's methods are for one thread.
+//
+// A slot that shares its GPU (a GpuSeat) runs a trial that failed with CUDA out-of-memory
+// while another slot's trial ran on that GPU again, alone, in the same executor under the same
+// lease and attempt (its heartbeat runs on): it waits until the other slots' trials on the GPU
+// have finished, with none starting, then reruns it and lets them go on. An out-of-memory
+// failure of a trial that ran alone is delivered as any failure; an interruption or a lost
+// lease while waiting or rerunning ends the trial as it would have ended any other.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -20,6 +28,7 @@
 #include "common/file_system.h"
 #include "worker/delivery.h"
 #include "worker/executor_session.h"
+#include "worker/gpu_share.h"
 #include "worker/progress.h"
 #include "worker/server_api.h"
 #include "worker/trial_runner.h"
@@ -38,6 +47,7 @@ struct SlotSetup {
   StopPolicy stop_policy;
   OrphanReaper end_orphans;
   SteadyNow now = std::chrono::steady_clock::now;
+  GpuSeat gpu_seat;  // empty: the slot has its GPU (or the CPU) to itself
 };
 
 // How a claimed trial ended, seen from the claim loop.
@@ -50,7 +60,8 @@ struct SlotResult {
   bool attempts_used_up = false;
   // When interrupted: whether the trial went back to pending, for the last message.
   std::string release_note;
-  std::optional<nlohmann::json> next_claim;  // the claim answer a completion brought
+  std::optional<nlohmann::json> next_claim;           // the claim answer a completion brought
+  std::optional<std::int64_t> peak_gpu_memory_bytes;  // of a delivered trial, when measured
 };
 
 class WorkerSlot {
@@ -71,6 +82,9 @@ class WorkerSlot {
 
  private:
   void end_left_behind(const std::string& trial_id);
+  // `run` again, alone on the GPU, when it ran out of GPU memory while sharing it; else `run`.
+  TrialRun rerun_alone_after_out_of_memory(const nlohmann::json& claimed, TrialRun run,
+                                           TrialLink& link);
   SlotResult deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
                      const std::string& next_claim_id);
   Status release(const nlohmann::json& claimed, bool retry);

@@ -4,7 +4,8 @@
 # then runs a CUDA grid of 48 short trials against a plain loop over the same grid in one
 # process: one slot with --save_models=False three times (the overhead per trial: min, median,
 # max), one with models saved (uploads overlapped with the next trial), and --trials-per-gpu
-# 1, 2 and 4 (trials per second); each on a fresh server.
+# 1, 2, 4 and auto (trials per second; for auto also the most trials that ran at once and
+# what the worker said about it); each on a fresh server.
 #   bash scripts/gpu-check/short-trials.sh     (from the repository root)
 # The .deb files come in .gpu/debs (fetched beforehand with `apt-get download` on Debian 12:
 # libcpp-httplib-dev libcpp-httplib0.11 libyaml-cpp-dev libyaml-cpp0.7 nlohmann-json3-dev
@@ -128,6 +129,11 @@ starts = [ms(a["started_at"]) for a in attempts]
 ends = [ms(a["ended_at"]) for a in attempts]
 inside = sum(1000 * t["results"]["run_one_s"] for t in done)
 span = max(ends) - min(starts)
+edges = sorted([(s, 1) for s in starts] + [(e, -1) for e in ends])
+at_once = most = 0
+for _, step in edges:
+    at_once += step
+    most = max(most, at_once)
 peaks = [t.get("peak_gpu_memory_bytes") for t in done]
 figures = {
     "label": os.environ["LABEL"], "done": len(done), "trials": len(trials),
@@ -135,6 +141,7 @@ figures = {
     "span_s": round(span / 1000, 3), "trials_per_s": round(len(done) / (span / 1000), 2),
     "overhead_ms_per_trial": round((span - inside) / len(done), 2),
     "peak_gpu_memory_mib": sorted({round(p / 2**20) for p in peaks if p})[:4],
+    "most_at_once": most,
 }
 print(json.dumps(figures))
 if figures["label"] == "models":
@@ -150,7 +157,8 @@ PY
 
 for run in 1 2 3; do run_gridexp "nomodels-$run" --save_models=False; done
 run_gridexp "models" --save_models=True
-for k in 1 2 4; do run_gridexp "per-gpu-$k" --save_models=False --trials-per-gpu $k; done
+for k in 1 2 4 auto; do run_gridexp "per-gpu-$k" --save_models=False --trials-per-gpu $k; done
+grep -i "executor slots\|out of GPU memory\|NVML" $OUT/worker-per-gpu-auto.txt
 stamp "summary"
 python3 - <<'PY'
 import json, os, statistics
@@ -161,6 +169,7 @@ if overheads:
           f"ms, median {statistics.median(overheads)} ms, max {max(overheads)} ms")
 for r in rows:
     print(f"{r['label']:12} {r['done']}/{r['trials']} done  {r['trials_per_s']} trials/s  "
-          f"overhead {r['overhead_ms_per_trial']} ms/trial  peak GPU MiB {r['peak_gpu_memory_mib']}")
+          f"overhead {r['overhead_ms_per_trial']} ms/trial  peak GPU MiB {r['peak_gpu_memory_mib']}  "
+          f"at once {r['most_at_once']}")
 PY
 stamp "end"

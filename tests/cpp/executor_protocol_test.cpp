@@ -126,6 +126,31 @@ TEST(ExecutorProtocol, PeakGpuMemoryIsAnOptionalFieldOfResultsAndFailures) {
   }
 }
 
+TEST(ExecutorProtocol, OutOfMemoryIsAnOptionalFlagOfFailures) {
+  FailedEvent failed{"t", "torch.OutOfMemoryError: CUDA out of memory", "tb", 1024};
+  failed.out_of_memory = true;
+  std::string line = encode_event(failed);
+  EXPECT_NE(line.find("\"out_of_memory\":true"), std::string::npos) << line;
+  Result<ExecutorEvent> decoded = decode_event(strip(line));
+  ASSERT_TRUE(decoded) << decoded.status().message();
+  EXPECT_TRUE(std::get<FailedEvent>(*decoded).out_of_memory);
+
+  std::string ordinary = encode_event(FailedEvent{"t", "ValueError: x", "tb"});
+  EXPECT_EQ(ordinary.find("out_of_memory"), std::string::npos) << ordinary;
+  decoded = decode_event(strip(ordinary));
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(std::get<FailedEvent>(*decoded).out_of_memory);
+  decoded = decode_event(R"({"type": "failed", "trial_id": "t", "error": "", "traceback": "",
+                             "out_of_memory": null})");
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(std::get<FailedEvent>(*decoded).out_of_memory);
+
+  Result<ExecutorEvent> refused = decode_event(R"({"type": "failed", "trial_id": "t",
+      "error": "", "traceback": "", "out_of_memory": "yes"})");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.status().message(), "failed: \"out_of_memory\" must be a boolean");
+}
+
 TEST(ExecutorProtocol, LineFramerJoinsPartialLines) {
   LineFramer framer;
   std::vector<std::string> lines;

@@ -2,7 +2,8 @@
 // ExecutorSession and Delivery against a fake ServerApi and a scripted executor (an
 // ExecutorChannel that answers commands as a script says). Covers a trial that succeeds,
 // fails, ends its executor, has its executor killed by a signal (requeued, not failed), hangs
-// past its stop grace, loses its lease, and a server that answers 5xx before it recovers.
+// past its stop grace, loses its lease, runs out of GPU memory beside another slot's trial
+// (gpu_share.h), and a server that answers 5xx before it recovers.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_support.h"
@@ -28,13 +30,14 @@ using std::chrono::milliseconds;
 
 // What the scripted executor does with a run command.
 // kExit: the executor exits with a status of its own; kKilled: a signal kills it (kill -9).
-enum class Script { kSucceed, kFail, kExit, kKilled, kHang, kStopWhenAsked };
+enum class Script { kSucceed, kFail, kExit, kKilled, kHang, kStopWhenAsked, kOutOfMemoryOnce };
 
 struct ExecutorLog {
   Script script = Script::kSucceed;
   int spawned = 0;
   int killed = 0;
   std::vector<std::string> commands;  // "start", "run t1", "stop t1"
+  std::atomic<int> runs{0};
 };
 
 class ScriptedExecutor final : public ExecutorChannel {
@@ -48,6 +51,7 @@ class ScriptedExecutor final : public ExecutorChannel {
       events_.push_back(ExecutorEvent(ReadyEvent{}));
     } else if (const auto* run = std::get_if<RunCommand>(&command)) {
       log_.commands.push_back("run " + run->trial_id);
+      ++log_.runs;
       on_run(run->trial_id);
     } else {
       const auto& stop = std::get<StopCommand>(command);
@@ -98,6 +102,13 @@ class ScriptedExecutor final : public ExecutorChannel {
         exited_ = true;
         signal_ = 9;
         break;
+      case Script::kOutOfMemoryOnce: {
+        FailedEvent failed{trial_id, "torch.OutOfMemoryError: CUDA out of memory", "Traceback"};
+        failed.out_of_memory = true;
+        events_.push_back(log_.runs == 1 ? ExecutorEvent(failed)
+                                         : ExecutorEvent(ResultEvent{trial_id, {}, std::nullopt}));
+        break;
+      }
       case Script::kHang:
       case Script::kStopWhenAsked:
         break;
@@ -208,6 +219,7 @@ class WorkerCore : public ::testing::Test {
     setup.stop_policy.interrupt_grace = milliseconds(1);
     setup.stop_policy.stop_grace = milliseconds(20);
     setup.stop_policy.output_drain = milliseconds(0);
+    setup.gpu_seat = seat_;
     WorkerSlot slot(std::move(setup), server_, delivery, retry_, progress_, interrupted_);
     int claims = 0;
     ClaimSettings settings{"w1",
@@ -215,7 +227,8 @@ class WorkerCore : public ::testing::Test {
                            milliseconds(1),
                            raise_on_failure,
                            [](milliseconds) { return true; },
-                           [&claims] { return "claim-" + std::to_string(++claims); }};
+                           [&claims] { return "claim-" + std::to_string(++claims); },
+                           seat_};
     ClaimLoop loop(std::move(settings), server_, slot, retry_, progress_, interrupted_);
     return loop.run();
   }
@@ -228,6 +241,7 @@ class WorkerCore : public ::testing::Test {
   ExecutorLog log_;
   Progress progress_{stderr};
   std::atomic<bool> interrupted_{false};
+  GpuSeat seat_;  // set: the slot shares its GPU
 };
 
 TEST_F(WorkerCore, ATrialThatSucceedsIsCompletedAndTheWorkerEndsWithTheGrid) {
@@ -381,6 +395,66 @@ TEST_F(WorkerCore, AFailureUnderRaiseOnFailureEndsTheRunForEverySlot) {
   auto quota = std::make_shared<ClaimQuota>();
   EXPECT_EQ(run_worker(true, quota), kWorkerExitFailed);
   EXPECT_TRUE(quota->run_ended());
+}
+
+// Once the first run has failed: whether the rerun has waited (it has not come yet), then
+// `then()`, as another slot would.
+std::jthread after_the_first_run(const ExecutorLog& log, std::atomic<bool>& waited,
+                                 std::function<void()> then) {
+  return std::jthread([&log, &waited, then = std::move(then)] {
+    while (log.runs < 1) std::this_thread::sleep_for(milliseconds(1));
+    std::this_thread::sleep_for(milliseconds(50));
+    waited = log.runs == 1;
+    then();
+  });
+}
+
+TEST_F(WorkerCore, OutOfMemoryBesideASiblingRunsAgainAloneOnceItEndsAndDoesNotFail) {
+  log_.script = Script::kOutOfMemoryOnce;
+  seat_ = {std::make_shared<GpuShare>(GpuShare::Mode::kFixed, 2, GpuShare::MemoryReader{}), 0};
+  ASSERT_TRUE(seat_.share->try_start(1)) << "another slot's trial runs";
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  std::atomic<bool> waited{false};
+  {
+    std::jthread sibling = after_the_first_run(log_, waited, [this] { seat_.share->finish(1); });
+    EXPECT_EQ(run_worker(), kWorkerExitOk);
+  }
+  EXPECT_TRUE(waited) << "the rerun waited for the sibling's trial to end";
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1", "run t1"}));
+  EXPECT_TRUE(server_.sent_to("/trials/t1/fail").empty());
+  std::vector<json> completed = server_.sent_to("/trials/t1/complete");
+  ASSERT_EQ(completed.size(), 1u);
+  EXPECT_EQ(completed[0]["lease_token"], "lease-t1") << "the same lease";
+  EXPECT_EQ(seat_.share->running(), 0) << "the turn was given back";
+}
+
+TEST_F(WorkerCore, OutOfMemoryOfATrialThatRanAloneIsAnOrdinaryFailure) {
+  log_.script = Script::kOutOfMemoryOnce;
+  seat_ = {std::make_shared<GpuShare>(GpuShare::Mode::kFixed, 2, GpuShare::MemoryReader{}), 0};
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(), kWorkerExitFailed);
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1"}));
+  std::vector<json> failed = server_.sent_to("/trials/t1/fail");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0]["error"], "torch.OutOfMemoryError: CUDA out of memory");
+}
+
+TEST_F(WorkerCore, ALeaseLostWhileWaitingToRunAloneEndsTheTrialAsALostLease) {
+  log_.script = Script::kOutOfMemoryOnce;
+  seat_ = {std::make_shared<GpuShare>(GpuShare::Mode::kFixed, 2, GpuShare::MemoryReader{}), 0};
+  ASSERT_TRUE(seat_.share->try_start(1)) << "another slot's trial runs, and runs on";
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  std::atomic<bool> waited{false};
+  {
+    std::jthread expiry =
+        after_the_first_run(log_, waited, [this] { server_.link.lease_lost = true; });
+    EXPECT_EQ(run_worker(), kWorkerExitOk);
+  }
+  EXPECT_TRUE(waited);
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1"}));
+  EXPECT_TRUE(server_.sent_to("/trials/t1/fail").empty());
+  EXPECT_TRUE(server_.sent_to("/trials/t1/complete").empty());
+  EXPECT_EQ(seat_.share->running(), 1) << "only the sibling's turn is left";
 }
 
 }  // namespace

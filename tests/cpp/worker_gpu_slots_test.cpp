@@ -68,6 +68,7 @@ TEST(PlanSlots, TwoGpusTwoTrialsEachMakeFourSlotsSharingTheirGpus) {
   for (int number = 0; number < 4; ++number) {
     EXPECT_EQ(slots[number].number, number);
     EXPECT_TRUE(slots[number].shares_gpu);
+    EXPECT_EQ(slots[number].position_on_gpu, number % 2) << "its place at its GPU's share";
   }
   std::vector<SlotPlan> alone = plan_ok(listed({0, 1}), 1, visible_gpus(kTwoGpus, std::nullopt));
   EXPECT_FALSE(alone[0].shares_gpu);

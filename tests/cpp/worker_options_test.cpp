@@ -142,13 +142,25 @@ TEST(WorkerOptions, BadGpusNameTheFlag) {
   }
 }
 
-TEST(WorkerOptions, TrialsPerGpuIsAWholeNumberOfAtLeastOne) {
-  for (const char* bad : {"0", "-1", "auto", "1.5", ""}) {
+TEST(WorkerOptions, TrialsPerGpuIsAWholeNumberOfAtLeastOneOrAuto) {
+  for (const char* bad : {"0", "-1", "autox", "1.5", ""}) {
     std::string error = parse_error({"--address=h:1", std::string("--trials-per-gpu=") + bad});
     EXPECT_EQ(error, std::string("--trials-per-gpu needs a whole number of at least 1 "
-                                 "(executors per GPU), not '") +
+                                 "(executors per GPU) or auto, not '") +
                          bad + "'");
   }
+}
+
+TEST(WorkerOptions, TrialsPerGpuAutoChoosesPerGpu) {
+  WorkerOptions automatic = parse_ok({"--address=h:1", "--trials-per-gpu", "auto"});
+  EXPECT_TRUE(automatic.trials_per_gpu_auto);
+  EXPECT_EQ(automatic.trials_per_gpu, 1);
+  EXPECT_TRUE(parse_ok({"--address=h:1", "--trials_per_gpu=AUTO"}).trials_per_gpu_auto);
+  WorkerOptions last_wins =
+      parse_ok({"--address=h:1", "--trials-per-gpu=auto", "--trials-per-gpu=2"});
+  EXPECT_FALSE(last_wins.trials_per_gpu_auto);
+  EXPECT_EQ(last_wins.trials_per_gpu, 2);
+  EXPECT_FALSE(parse_ok({"--address=h:1"}).trials_per_gpu_auto);
 }
 
 }  // namespace

@@ -1,13 +1,16 @@
 """Peak GPU memory per trial, from the executor to the read API, and what the executor frees
-between trials, on a machine without CUDA: experiment.py puts a fake `torch` module (with a
-fake `torch.cuda`) in sys.modules, which is all the executor looks at."""
+between trials, on a machine without CUDA: experiment.py puts a fake `torch` module
+(tests/fakes/fake_torch.py) in sys.modules, which is all the executor looks at."""
 
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import claim, grid_config, register, trials_of
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
 
 # Trial 0 runs before CUDA is "initialized"; trial 1 initializes it and frees what it
 # allocated; trial 2 leaves a tensor in a reference cycle. Each trial's results say how many
@@ -15,40 +18,15 @@ from conftest import claim, grid_config, register, trials_of
 # peak is 3e9 bytes per index on device 1 (twice device 0's): above 2**32 on purpose.
 EXPERIMENT = textwrap.dedent(
     """\
-    import gc, sys, types
+    import gc, sys
 
-    class FakeCuda:
-        def __init__(self):
-            self.initialized = False
-            self.allocated = 0
-            self.peak = 0
-            self.emptied = 0
-        def is_initialized(self):
-            return self.initialized
-        def device_count(self):
-            return 2
-        def memory_allocated(self, device):
-            return self.allocated if device == 0 else 0
-        def reset_peak_memory_stats(self, device):
-            self.peak = 0
-        def max_memory_allocated(self, device):
-            return self.peak * (device + 1)
-        def empty_cache(self):
-            self.emptied += 1
+    sys.path.insert(0, {fakes!r})
+    import fake_torch
 
-    cuda = FakeCuda()
-    torch = types.ModuleType("torch")
-    torch.cuda = cuda
-    sys.modules["torch"] = torch
+    cuda = fake_torch.install(devices=2).cuda
 
-    class FakeTensor:
-        def __init__(self, size):
-            cuda.initialized = True
-            self.size = size
-            cuda.allocated += size
-            cuda.peak = max(cuda.peak, cuda.allocated)
-        def __del__(self):
-            cuda.allocated -= self.size
+    def FakeTensor(size):
+        return fake_torch.FakeTensor(cuda, size)
 
     collections = [0]
     real_collect = gc.collect
@@ -63,7 +41,7 @@ EXPERIMENT = textwrap.dedent(
 
     def run_one(hyperparameters, dataset):
         index = hyperparameters["index"]
-        seen = {"index": index, "collections": collections[0], "emptied": cuda.emptied}
+        seen = {{"index": index, "collections": collections[0], "emptied": cuda.emptied}}
         if index >= 1:
             tensor = FakeTensor(1_500_000_000 * index)
             if index == 2:
@@ -79,7 +57,7 @@ EXPERIMENT = textwrap.dedent(
 def write_experiment(directory, extra_axes: str = "") -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.yaml").write_text(grid_config("gpumem", 4) + extra_axes)
-    (directory / "experiment.py").write_text(EXPERIMENT)
+    (directory / "experiment.py").write_text(EXPERIMENT.format(fakes=str(FAKES)))
 
 
 def run_grid(start_server, workers, tmp_path) -> list[dict]:

@@ -289,7 +289,7 @@ def test_an_inherited_cuda_visible_devices_is_what_the_worker_sees(
         (["--gpus=0,0"], "--gpus names GPU 0 twice"),
         (["--trials-per-gpu=0"], "--trials-per-gpu needs a whole number of at least 1"),
         (["--trials-per-gpu", "-1"], "--trials-per-gpu needs a whole number of at least 1"),
-        (["--trials-per-gpu=auto"], "--trials-per-gpu needs a whole number of at least 1"),
+        (["--trials-per-gpu=autox"], "--trials-per-gpu needs a whole number of at least 1"),
     ],
 )
 def test_bad_gpu_flags_exit_2_with_one_line_naming_the_flag(two_gpus, arguments, expected):
