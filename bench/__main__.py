@@ -12,6 +12,10 @@ Scenarios (docs/performance.md has the targets and the latest figures):
 - ``model_transfer``: upload and download of a large model file (curl) against a plain file
   copy, each from an uncached input to an fsynced output.
 - ``big_grids``: server start time and peak RSS with very large grids.
+- ``gpu``: short CUDA trials, gridexp against a plain loop over the same grid (bench/gpu.py):
+  overhead per trial, with and without models, and --trials-per-gpu 2, 4, auto. Runs where
+  CUDA is; without it ``--quick`` checks the scenario on the CPU and a full run reports it as
+  not run.
 
 Every figure is repeated (``--reps``, at least 5) and reported as min/median/max; the JSON
 lands in bench/results/<timestamp>.json. ``--quick`` runs everything tiny and once and
@@ -41,6 +45,8 @@ from typing import Any
 
 import gridexp
 import requests
+
+from bench import gpu
 
 REPO = Path(__file__).resolve().parent.parent
 # Where gridexp-server and gridexp-worker come from; --bin-dir points elsewhere (e.g. a build
@@ -712,6 +718,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
     "end_to_end": end_to_end,
     "model_transfer": model_transfer,
     "big_grids": big_grids,
+    "gpu": gpu.gpu_short_trials,  # bound to the server and binaries in main()
 }
 
 
@@ -802,6 +809,13 @@ def main() -> int:
     scenarios = dict(SCENARIOS)
     scenarios["optuna"] = functools.partial(
         optuna_side_by_side, optuna_pythons=options.optuna_python or [sys.executable]
+    )
+    scenarios["gpu"] = functools.partial(
+        gpu.gpu_short_trials,
+        running_server=running_server,
+        bin_dir=BIN_DIR,
+        password=PASSWORD,
+        summary=summary,
     )
     reps = 1 if options.quick else max(options.reps, 5)
     ensure_loadgen()
