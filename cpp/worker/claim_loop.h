@@ -11,8 +11,9 @@
 // slot runs its own loop on its own thread, and the loops share one ClaimQuota. A slot that
 // shares its GPU (a GpuSeat) takes a turn at the GPU (gpu_share.h) before it starts its
 // executor and claims, and gives it back once the claim brought no trial or the trial is
-// delivered, with the trial's peak GPU memory; a trial claimed with a completion is given
-// back when the next turn does not come at once (its lease would run out unheard).
+// delivered (handed over, below: once its run has ended), with the trial's peak GPU memory; a trial
+// claimed with a completion is given back when the next turn does not come at once (its lease would
+// run out unheard).
 //
 // A slot with a BackgroundDelivery hands over a finished trial with a model file (worker_slot.h)
 // when the loop goes on: its turn at the GPU ends with its run, the loop claims the next trial
