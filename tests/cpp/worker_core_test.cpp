@@ -229,6 +229,7 @@ class FakeServer final : public ServerApi {
                         const HttpHeaders&) override {
     if (timeline != nullptr) timeline->add("PUT " + path);
     put_gate.wait();
+    if (uploads_fail) return Status::unavailable("connection refused");
     if (timeline != nullptr) timeline->add("PUT returned " + path);
     if (!refused_model.empty() && path.ends_with("/" + refused_model + "/model")) {
       calls.emplace_back("PUT " + path, json::object());
@@ -245,9 +246,10 @@ class FakeServer final : public ServerApi {
   std::string lost_state = "pending";               // what a report of a lost executor answers
   std::vector<std::pair<std::string, json>> calls;  // "POST /path", body
   LinkFlags link;
-  Timeline* timeline = nullptr;  // set: PUTs and POSTs are added to it
-  Gate put_gate;                 // holds PUTs while closed
-  std::string refused_model;     // a trial whose model PUT is answered 413
+  Timeline* timeline = nullptr;           // set: PUTs and POSTs are added to it
+  Gate put_gate;                          // holds PUTs while closed
+  std::string refused_model;              // a trial whose model PUT is answered 413
+  std::atomic<bool> uploads_fail{false};  // every PUT: the server is unreachable
 
   // The bodies sent to paths ending in `suffix`.
   std::vector<json> sent_to(const std::string& suffix) const {
@@ -660,6 +662,24 @@ TEST_F(WorkerCore, ARefusedModelGoesOnWithoutRaiseOnFailure) {
   EXPECT_EQ(run_worker(/*raise_on_failure=*/false), kWorkerExitOk);
   EXPECT_EQ(upload_server_.sent_to("/trials/t1/fail").size(), 1u);
   EXPECT_EQ(upload_server_.sent_to("/trials/t2/complete").size(), 1u);
+}
+
+TEST_F(WorkerCore, AnInterruptionDuringAnUploadThatCannotFinishKeepsTheOutcomeInTheOutbox) {
+  log_.script = Script::kSucceedWithModel;
+  upload_server_.uploads_fail = true;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  log_.before_run = [this](const std::string& trial_id) {
+    if (trial_id == "t2") interrupted_ = true;  // Ctrl-C while t1's model is on its way
+  };
+  EXPECT_EQ(run_worker(), kWorkerExitInterrupted);
+  EXPECT_TRUE(upload_server_.sent_to("/trials/t1/complete").empty());
+  Result<std::vector<FinishedTrial>> kept = outbox_.pending();
+  ASSERT_TRUE(kept);
+  ASSERT_FALSE(kept->empty());
+  EXPECT_EQ(kept->front().trial_id, "t1") << "kept for the next start";
+  ASSERT_TRUE(kept->front().model_path);
+  EXPECT_TRUE(std::filesystem::exists(*kept->front().model_path));
 }
 
 }  // namespace
