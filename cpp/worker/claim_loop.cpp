@@ -82,8 +82,44 @@ Result<nlohmann::json> ClaimLoop::next_answer() {
   return call_with_retry([&] { return server_.post_json(claim_path_, claim); }, retry_);
 }
 
+int ClaimLoop::end_run_failed(const std::string& trial_id, const std::string& error) {
+  return end_run(kWorkerExitFailed,
+                 "trial " + trial_id + " failed: " + error +
+                     " (--raise_on_failure=True stops here; --raise_on_failure=False goes on)");
+}
+
+void ClaimLoop::start_upload() {
+  if (!handed_over_) return;
+  BackgroundDelivery::Done done;
+  if (settings_.raise_on_failure) {
+    // At once, so that no slot starts another trial; the loop says why at its next step.
+    done = [quota = settings_.quota](const DeliveredTrial& delivered) {
+      if (!delivered.succeeded && !delivered.cancelled) quota->end_run();
+    };
+  }
+  slot_.uploads()->start(*std::exchange(handed_over_, std::nullopt), std::move(done));
+}
+
+std::optional<int> ClaimLoop::after_upload() {
+  if (!slot_.uploads()) return std::nullopt;
+  std::optional<DeliveredTrial> delivered = slot_.uploads()->take_delivered();
+  if (!delivered || delivered->succeeded || delivered->cancelled || !settings_.raise_on_failure) {
+    return std::nullopt;
+  }
+  return end_run_failed(delivered->trial_id, delivered->error);
+}
+
+int ClaimLoop::finish_uploads(int exit_status) {
+  if (!slot_.uploads()) return exit_status;
+  start_upload();
+  slot_.uploads()->wait();
+  std::optional<int> failed = after_upload();
+  return failed && exit_status == kWorkerExitOk ? *failed : exit_status;
+}
+
 std::optional<int> ClaimLoop::should_stop() {
   if (interrupted_) return exit_interrupted();
+  if (std::optional<int> exit_status = after_upload()) return exit_status;
   if (settings_.quota->run_ended()) {
     give_back_next_claim();
     return kWorkerExitOk;
@@ -105,6 +141,7 @@ std::optional<int> ClaimLoop::wait_for_gpu_turn() {
   const GpuSeat& seat = settings_.gpu_seat;
   if (!seat || seat.share->try_start(seat.position)) return std::nullopt;
   give_back_next_claim();
+  start_upload();  // not held back by the wait
   auto give_up = [this] { return interrupted_ || !settings_.quota->may_take(); };
   while (!seat.share->start(seat.position, give_up)) {
     if (std::optional<int> exit_status = should_stop()) return exit_status;
@@ -119,7 +156,7 @@ void ClaimLoop::end_gpu_turn(std::optional<std::int64_t> peak_bytes) {
 int ClaimLoop::run() {
   int exit_status = claim_until_done();
   end_gpu_turn(std::nullopt);
-  return exit_status;
+  return finish_uploads(exit_status);
 }
 
 int ClaimLoop::claim_until_done() {
@@ -127,6 +164,8 @@ int ClaimLoop::claim_until_done() {
     if (std::optional<int> exit_status = wait_for_gpu_turn()) return *exit_status;
     if (std::optional<int> exit_status = should_stop()) return *exit_status;
     Result<nlohmann::json> answer = next_answer();
+    // Only now: the next trial is claimed before the model before it takes the line.
+    start_upload();
     if (!answer) {
       if (interrupted_) return exit_interrupted();
       return fail_with(progress_, kWorkerExitFailed, answer.status().message());
@@ -159,14 +198,17 @@ std::optional<int> ClaimLoop::on_answer(const nlohmann::json& answer) {
     next_claim_ = answer;  // given back by should_stop()
     return std::nullopt;
   }
-  // A worker that goes on claims its next trial with the completion: one round trip.
+  // A worker that goes on claims its next trial with the completion (one round trip), or,
+  // when the slot hands the trial over to upload its model, with a claim of its own.
   bool goes_on = settings_.quota->may_take();
   SlotResult result = slot_.run_claimed(trial, goes_on ? claim_id_ : std::string());
   return after_trial(trial["id"].get<std::string>(), result);
 }
 
-std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, const SlotResult& result) {
+std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, SlotResult& result) {
+  // The GPU is free once the run has ended, whether or not its model is uploaded yet.
   end_gpu_turn(result.peak_gpu_memory_bytes);
+  handed_over_ = std::move(result.handed_over);
   if (result.end == TrialEnd::kNotStarted) {
     settings_.quota->give_back();
     return std::nullopt;
@@ -182,9 +224,7 @@ std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, const Slo
   if (interrupted_) return exit_interrupted();
   // A cancelled trial that stopped by raising is what the user asked for, not a failure.
   if (!result.succeeded && !result.cancelled && settings_.raise_on_failure) {
-    return end_run(kWorkerExitFailed,
-                   "trial " + trial_id + " failed: " + result.error +
-                       " (--raise_on_failure=True stops here; --raise_on_failure=False goes on)");
+    return end_run_failed(trial_id, result.error);
   }
   return std::nullopt;
 }

@@ -11,8 +11,18 @@
 // slot runs its own loop on its own thread, and the loops share one ClaimQuota. A slot that
 // shares its GPU (a GpuSeat) takes a turn at the GPU (gpu_share.h) before it starts its
 // executor and claims, and gives it back once the claim brought no trial or the trial is
-// delivered, with the trial's peak GPU memory; a trial claimed with a completion is given
-// back when the next turn does not come at once (its lease would run out unheard).
+// delivered (handed over, below: once its run has ended), with the trial's peak GPU memory; a trial
+// claimed with a completion is given back when the next turn does not come at once (its lease would
+// run out unheard).
+//
+// A slot with a BackgroundDelivery hands over a finished trial with a model file (worker_slot.h)
+// when the loop goes on: its turn at the GPU ends with its run, the loop claims the next trial
+// (a plain claim, with the claim id the completion would have carried), and once that claim is
+// answered (or the loop ends, or must wait for its GPU turn) starts the trial's upload and
+// completion in the background, then runs the next trial. A handed-over trial that delivery
+// fails (its model over --max-upload-mb) ends the run under --raise_on_failure as soon as the
+// delivery ends (no slot starts another trial) and this loop ends with it at its next step.
+// Whatever ends the loop, run() returns only once the delivery in flight has ended.
 #pragma once
 
 #include <atomic>
@@ -26,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "worker/background_delivery.h"
 #include "worker/gpu_share.h"
 #include "worker/progress.h"
 #include "worker/server_api.h"
@@ -93,7 +104,15 @@ class ClaimLoop {
   std::optional<int> should_stop();
   // An exit status when the answer ends the loop; nullopt to go on.
   std::optional<int> on_answer(const nlohmann::json& answer);
-  std::optional<int> after_trial(const std::string& trial_id, const SlotResult& result);
+  std::optional<int> after_trial(const std::string& trial_id, SlotResult& result);
+  // Starts the upload of the trial handed over last, if there is one.
+  void start_upload();
+  // An exit status when a handed-over trial that has been delivered ends the run.
+  std::optional<int> after_upload();
+  // Waits for the delivery in flight; `exit_status`, or the failure that delivery ends it with.
+  int finish_uploads(int exit_status);
+  // Ends the run for a failed trial under --raise_on_failure.
+  int end_run_failed(const std::string& trial_id, const std::string& error);
 
   ClaimSettings settings_;
   ServerApi& server_;
@@ -104,6 +123,7 @@ class ClaimLoop {
   std::string claim_id_;
   std::string claim_path_;
   std::optional<nlohmann::json> next_claim_;
+  std::optional<HandedOverTrial> handed_over_;  // its delivery not started yet
 };
 
 }  // namespace gridexp

@@ -2,11 +2,12 @@
 // several slots (--trials-per-gpu K >= 2, or auto), shared by those slots' threads; each slot
 // names itself by its position on the GPU (0 .. slots-1).
 //
-// A slot holds a turn from before it claims a trial until that trial is delivered (or the
-// claim brought none): start()/try_start() take one, finish() gives it back. How many turns
-// may be held at once is the GPU's ceiling: K with a fixed --trials-per-gpu; with auto, what
-// gpu_packing.h allows from the peaks reported to finish() and the GPU's memory as `read`
-// (NVML) says, lowered by out-of-memory errors.
+// A slot holds a turn from before it claims a trial until that trial is delivered, or its run
+// has ended when its model upload goes on in the background (or the claim brought none):
+// start()/try_start() take one, finish() gives it back. How many turns may be held at once is the
+// GPU's ceiling: K with a fixed --trials-per-gpu; with auto, what gpu_packing.h allows from the
+// peaks reported to finish() and the GPU's memory as `read` (NVML) says, lowered by out-of-memory
+// errors.
 //
 // A trial that ran out of GPU memory while it shared the GPU (shared_during_turn()) runs again
 // alone: start_alone() gives up its slot's turn, waits until the other slots' trials have

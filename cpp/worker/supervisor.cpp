@@ -186,9 +186,11 @@ Status Supervisor::fetch_archives() {
 }
 
 std::unique_ptr<WorkerSlot> Supervisor::make_slot(const SlotPlan& plan, ServerApi& server,
-                                                  Delivery& delivery, const GpuSeat& seat) {
+                                                  Delivery& delivery, const GpuSeat& seat,
+                                                  BackgroundDelivery* uploads) {
   SlotSetup slot;
   slot.gpu_seat = seat;
+  slot.uploads = uploads;
   slot.spawn = ExecutorProcess::spawn_channel;
   slot.launch.executable = setup_.executor_path;
   slot.launch.workdir = setup_.options.workdir;
@@ -326,7 +328,11 @@ int Supervisor::run_slot(const SlotPlan& plan, const std::string& worker_id,
   server.set_gpu_reader(gpu_reader_of(plan));
   Outbox outbox(directory / "outbox", fs_);
   Delivery delivery(server, outbox, fs_, retry_, progress_);
-  std::unique_ptr<WorkerSlot> slot = make_slot(plan, server, delivery, seat);
+  // Uploads beside the next trial, on a connection of their own.
+  HttpServerApi upload_server(base_url_, setup_.password, directory);
+  Delivery upload_delivery(upload_server, outbox, fs_, retry_, progress_);
+  BackgroundDelivery uploads(upload_delivery, progress_);
+  std::unique_ptr<WorkerSlot> slot = make_slot(plan, server, delivery, seat, &uploads);
   ClaimSettings settings{
       worker_id,
       quota,

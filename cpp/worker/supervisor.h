@@ -5,7 +5,8 @@
 // hands over to a ClaimLoop for each executor slot (gpu_slots.h). A slot is a WorkerSlot: an
 // ExecutorSession (the executor of docs/executor.md, started and waited for before the slot's
 // first claim, so a broken experiment.py burns no trial), a TrialRunner (stop and kill policy),
-// and Delivery through the slot's Outbox over the slot's own ServerApi.
+// and Delivery through the slot's Outbox over the slot's own ServerApi, with a second ServerApi
+// and Delivery for its BackgroundDelivery (model uploads beside the next trial).
 //
 // With one slot (one GPU, or the CPU) everything runs on the main thread, as it always did.
 // With several, each slot registers as a worker of its own (its GPU as its device) and runs
@@ -35,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_system.h"
+#include "worker/background_delivery.h"
 #include "worker/claim_loop.h"
 #include "worker/delivery.h"
 #include "worker/executor_channel.h"
@@ -82,7 +84,8 @@ class Supervisor {
   // experiment.py in the workdir, or an error that says how to get it there.
   Status check_experiment_py() const;
   std::unique_ptr<WorkerSlot> make_slot(const SlotPlan& plan, ServerApi& server, Delivery& delivery,
-                                        const GpuSeat& seat = {});
+                                        const GpuSeat& seat = {},
+                                        BackgroundDelivery* uploads = nullptr);
   // Each slot's seat at its GPU's GpuShare (empty for a slot that does not share its GPU).
   std::vector<GpuSeat> gpu_seats() const;
   // One slot's claim loop, on the calling thread; its exit status.

@@ -71,7 +71,12 @@ SlotResult WorkerSlot::run_claimed(const nlohmann::json& claimed,
   SlotResult result;
   result.end = run.end;
   if (run.end != TrialEnd::kNotStarted) end_left_behind(trial_id);
-  if (run.end == TrialEnd::kFinished) return deliver(claimed, std::move(run), *link, next_claim_id);
+  if (run.end == TrialEnd::kFinished) {
+    if (setup_.uploads && run.model_path && !next_claim_id.empty()) {
+      return hand_over(claimed, std::move(run), std::move(link));
+    }
+    return deliver(claimed, std::move(run), *link, next_claim_id);
+  }
   link->flush_and_stop();
   if (run.end == TrialEnd::kNotStarted) {
     // A release that fails leaves the lease to expire on the server.
@@ -139,17 +144,38 @@ TrialRun WorkerSlot::rerun_alone_after_out_of_memory(const nlohmann::json& claim
   return rerun;
 }
 
-SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
-                               const std::string& next_claim_id) {
-  std::string trial_id = claimed["id"].get<std::string>();
-  FinishedTrial finished{trial_id,      claimed["lease_token"].get<std::string>(),
-                         run.succeeded, std::move(run.results),
-                         run.error,     run.traceback,
+FinishedTrial WorkerSlot::keep_outcome(const nlohmann::json& claimed, TrialRun& run) {
+  FinishedTrial finished{claimed["id"].get<std::string>(),
+                         claimed["lease_token"].get<std::string>(),
+                         run.succeeded,
+                         std::move(run.results),
+                         run.error,
+                         run.traceback,
                          run.model_path};
   finished.peak_gpu_memory_bytes = run.peak_gpu_memory_bytes;
   if (Status kept = delivery_.outbox().put(finished); !kept) {
     progress_.message("cannot keep the outcome on disk (" + kept.message() + "); sending it now");
   }
+  return finished;
+}
+
+SlotResult WorkerSlot::hand_over(const nlohmann::json& claimed, TrialRun run,
+                                 std::unique_ptr<TrialLink> link) {
+  // One delivery in flight: this trial's model waits on disk for the one before.
+  setup_.uploads->wait();
+  SlotResult result;
+  result.succeeded = run.succeeded;
+  result.cancelled = run.cancelled;
+  result.error = run.error;
+  result.peak_gpu_memory_bytes = run.peak_gpu_memory_bytes;
+  result.handed_over = HandedOverTrial{keep_outcome(claimed, run), std::move(link), run.cancelled};
+  return result;
+}
+
+SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
+                               const std::string& next_claim_id) {
+  std::string trial_id = claimed["id"].get<std::string>();
+  FinishedTrial finished = keep_outcome(claimed, run);
   DeliveryReport report = delivery_.deliver(finished, &link, next_claim_id);
   SlotResult result;
   result.cancelled = run.cancelled || report.ended_cancelled;
@@ -162,8 +188,12 @@ SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, Tria
   if (!report.status) summary += " (not delivered: " + report.status.message() + ")";
   result.succeeded = finished.succeeded;
   progress_.trial_finished(trial_id, finished.succeeded && report.status, summary);
-  // Retried at the next trial and at exit.
-  if (!report.status) ignore_outcome(delivery_.deliver_outbox());
+  // Retried at the next trial and at exit; never beside a delivery in flight, which would be
+  // sent twice.
+  if (!report.status) {
+    if (setup_.uploads) setup_.uploads->wait();
+    ignore_outcome(delivery_.deliver_outbox());
+  }
   return result;
 }
 

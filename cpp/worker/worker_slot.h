@@ -5,6 +5,13 @@
 // A worker with several slots (gpu_slots.h) runs each on its own thread with its own ServerApi
 // and Delivery (docs/executor.md, "Executor slots"). A slot's methods are for one thread.
 //
+// A slot with a BackgroundDelivery (SlotSetup::uploads) hands a finished trial that has a model
+// file to upload over to it when the worker goes on (a `next_claim_id`): the outcome is kept
+// in the Outbox and the trial comes back as SlotResult::handed_over, for the claim loop to
+// start its delivery once the next claim is answered, so that the upload overlaps the next
+// trial. The slot first waits for the delivery in flight (one at a time), and waits for it too
+// before it sends the Outbox's backlog (which would otherwise hold that trial as well).
+//
 // A slot that shares its GPU (a GpuSeat) runs a trial that failed with CUDA out-of-memory
 // while another slot's trial ran on that GPU again, alone, in the same executor under the same
 // lease and attempt (its heartbeat runs on): it waits until the other slots' trials on the GPU
@@ -19,6 +26,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -26,6 +34,7 @@
 
 #include "common/executor_protocol.h"
 #include "common/file_system.h"
+#include "worker/background_delivery.h"
 #include "worker/delivery.h"
 #include "worker/executor_session.h"
 #include "worker/gpu_share.h"
@@ -48,6 +57,8 @@ struct SlotSetup {
   OrphanReaper end_orphans;
   SteadyNow now = std::chrono::steady_clock::now;
   GpuSeat gpu_seat;  // empty: the slot has its GPU (or the CPU) to itself
+  // Null: a model is uploaded before the next trial starts (as with the last trial).
+  BackgroundDelivery* uploads = nullptr;
 };
 
 // How a claimed trial ended, seen from the claim loop.
@@ -61,7 +72,9 @@ struct SlotResult {
   // When interrupted: whether the trial went back to pending, for the last message.
   std::string release_note;
   std::optional<nlohmann::json> next_claim;           // the claim answer a completion brought
-  std::optional<std::int64_t> peak_gpu_memory_bytes;  // of a delivered trial, when measured
+  std::optional<std::int64_t> peak_gpu_memory_bytes;  // of a finished run, when measured
+  // A finished trial whose model upload and completion are left to the BackgroundDelivery.
+  std::optional<HandedOverTrial> handed_over;
 };
 
 class WorkerSlot {
@@ -73,9 +86,13 @@ class WorkerSlot {
   // ExecutorSession::start for the errors).
   Status ensure_executor();
 
-  // Runs a trial from a claim answer ({"id", "lease_token", "attempt", ...}) and delivers it.
-  // A non-empty `next_claim_id` claims the next trial with the completion.
+  // Runs a trial from a claim answer ({"id", "lease_token", "attempt", ...}) and delivers it
+  // (or hands it over, above). A non-empty `next_claim_id` says the worker goes on: it claims
+  // the next trial with the completion.
   SlotResult run_claimed(const nlohmann::json& claimed, const std::string& next_claim_id);
+
+  // The slot's BackgroundDelivery (SlotSetup::uploads), or null.
+  BackgroundDelivery* uploads() const { return setup_.uploads; }
 
   // Runs `job` without a server (--dry_run), restarting a dead executor once.
   Result<TrialRun> run_unleased(const nlohmann::json& job);
@@ -87,6 +104,11 @@ class WorkerSlot {
                                            TrialLink& link);
   SlotResult deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
                      const std::string& next_claim_id);
+  // The trial kept in the Outbox, for the BackgroundDelivery to upload and complete.
+  SlotResult hand_over(const nlohmann::json& claimed, TrialRun run,
+                       std::unique_ptr<TrialLink> link);
+  // The outcome in the Outbox, before anything is sent: it survives a crash.
+  FinishedTrial keep_outcome(const nlohmann::json& claimed, TrialRun& run);
   Status release(const nlohmann::json& claimed, bool retry);
   // Reports the trial's executor lost (docs/protocol.md, "Lost executor").
   void report_lost(const nlohmann::json& claimed, const std::string& reason, SlotResult& result);

@@ -3,19 +3,26 @@
 // ExecutorChannel that answers commands as a script says). Covers a trial that succeeds,
 // fails, ends its executor, has its executor killed by a signal (requeued, not failed), hangs
 // past its stop grace, loses its lease, runs out of GPU memory beside another slot's trial
-// (gpu_share.h), and a server that answers 5xx before it recovers.
+// (gpu_share.h), and a server that answers 5xx before it recovers; a model upload that
+// overlaps the next trial (BackgroundDelivery, over a fake server of its own whose PUT the test
+// holds), the loop's end waiting for it, and a model the server refuses.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "test_support.h"
+#include "worker/background_delivery.h"
 #include "worker/claim_loop.h"
 #include "worker/delivery.h"
 #include "worker/outbox.h"
@@ -30,7 +37,63 @@ using std::chrono::milliseconds;
 
 // What the scripted executor does with a run command.
 // kExit: the executor exits with a status of its own; kKilled: a signal kills it (kill -9).
-enum class Script { kSucceed, kFail, kExit, kKilled, kHang, kStopWhenAsked, kOutOfMemoryOnce };
+// kSucceedWithModel: as kSucceed, with a model file (<model_dir>/<trial>.pt) to upload.
+enum class Script {
+  kSucceed,
+  kSucceedWithModel,
+  kFail,
+  kExit,
+  kKilled,
+  kHang,
+  kStopWhenAsked,
+  kOutOfMemoryOnce
+};
+
+// What happened, in order, across the slot's thread and the delivery thread.
+class Timeline {
+ public:
+  void add(std::string event) {
+    std::lock_guard lock(mutex_);
+    events_.push_back(std::move(event));
+  }
+  std::vector<std::string> events() const {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
+  // The position of `event`, or -1.
+  long position(const std::string& event) const {
+    std::lock_guard lock(mutex_);
+    auto found = std::find(events_.begin(), events_.end(), event);
+    return found == events_.end() ? -1 : found - events_.begin();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> events_;
+};
+
+// Holds every caller of wait() from close() until open().
+class Gate {
+ public:
+  void close() {
+    std::lock_guard lock(mutex_);
+    open_ = false;
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    opened_.notify_all();
+  }
+  void wait() {
+    std::unique_lock lock(mutex_);
+    opened_.wait(lock, [this] { return open_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = true;
+};
 
 struct ExecutorLog {
   Script script = Script::kSucceed;
@@ -38,6 +101,9 @@ struct ExecutorLog {
   int killed = 0;
   std::vector<std::string> commands;  // "start", "run t1", "stop t1"
   std::atomic<int> runs{0};
+  std::filesystem::path model_dir;  // kSucceedWithModel
+  Timeline* timeline = nullptr;
+  std::function<void(const std::string& trial_id)> before_run;
 };
 
 class ScriptedExecutor final : public ExecutorChannel {
@@ -50,7 +116,9 @@ class ScriptedExecutor final : public ExecutorChannel {
       log_.commands.push_back("start");
       events_.push_back(ExecutorEvent(ReadyEvent{}));
     } else if (const auto* run = std::get_if<RunCommand>(&command)) {
+      if (log_.before_run) log_.before_run(run->trial_id);
       log_.commands.push_back("run " + run->trial_id);
+      if (log_.timeline != nullptr) log_.timeline->add("run " + run->trial_id);
       ++log_.runs;
       on_run(run->trial_id);
     } else {
@@ -91,6 +159,12 @@ class ScriptedExecutor final : public ExecutorChannel {
         events_.push_back(Status::invalid_argument("not an event"));  // logged, ignored
         events_.push_back(ExecutorEvent(ResultEvent{trial_id, {{"acc", 0.9}}, std::nullopt}));
         break;
+      case Script::kSucceedWithModel: {
+        std::filesystem::path model = log_.model_dir / (trial_id + ".pt");
+        std::ofstream(model) << "weights of " << trial_id;
+        events_.push_back(ExecutorEvent(ResultEvent{trial_id, {{"acc", 0.9}}, model.string()}));
+        break;
+      }
       case Script::kFail:
         events_.push_back(
             ExecutorEvent(FailedEvent{trial_id, "ValueError: bad batch", "Traceback"}));
@@ -124,8 +198,8 @@ class ScriptedExecutor final : public ExecutorChannel {
 struct LinkFlags {
   std::atomic<bool> lease_lost{false};
   std::atomic<bool> stop_requested{false};
-  int metrics = 0;
-  int flushed = 0;
+  std::atomic<int> metrics{0};
+  std::atomic<int> flushed{0};  // links flush on the slot's thread and the delivery thread
 };
 
 class FakeLink final : public TrialLink {
@@ -153,6 +227,14 @@ class FakeServer final : public ServerApi {
   }
   Result<json> put_file(const std::string& path, const std::filesystem::path&,
                         const HttpHeaders&) override {
+    if (timeline != nullptr) timeline->add("PUT " + path);
+    put_gate.wait();
+    if (uploads_fail) return Status::unavailable("connection refused");
+    if (timeline != nullptr) timeline->add("PUT returned " + path);
+    if (!refused_model.empty() && path.ends_with("/" + refused_model + "/model")) {
+      calls.emplace_back("PUT " + path, json::object());
+      return Status::too_large("HTTP 413: the model is over --max-upload-mb");
+    }
     return answer("PUT", path, {});
   }
   std::unique_ptr<TrialLink> start_heartbeat(const std::string&, const std::string&,
@@ -164,6 +246,10 @@ class FakeServer final : public ServerApi {
   std::string lost_state = "pending";               // what a report of a lost executor answers
   std::vector<std::pair<std::string, json>> calls;  // "POST /path", body
   LinkFlags link;
+  Timeline* timeline = nullptr;           // set: PUTs and POSTs are added to it
+  Gate put_gate;                          // holds PUTs while closed
+  std::string refused_model;              // a trial whose model PUT is answered 413
+  std::atomic<bool> uploads_fail{false};  // every PUT: the server is unreachable
 
   // The bodies sent to paths ending in `suffix`.
   std::vector<json> sent_to(const std::string& suffix) const {
@@ -177,6 +263,7 @@ class FakeServer final : public ServerApi {
  private:
   Result<json> answer(const std::string& method, const std::string& path, const json& body) {
     calls.emplace_back(method + " " + path, body);
+    if (timeline != nullptr) timeline->add(method + " " + path);
     if (path.ends_with("/lost")) return json{{"ok", true}, {"state", lost_state}};
     if (!path.ends_with("/claim")) return json::object();
     if (claim_answers.empty()) return json{{"trial", nullptr}, {"pending", 0}, {"running", 0}};
@@ -201,6 +288,10 @@ class WorkerCore : public ::testing::Test {
  protected:
   WorkerCore() : outbox_(dir_.path() / "outbox", default_file_system()) {
     EXPECT_TRUE(outbox_.prepare());
+    log_.model_dir = dir_.path();
+    log_.timeline = &timeline_;
+    server_.timeline = &timeline_;
+    upload_server_.timeline = &timeline_;
     retry_.first_delay = milliseconds(1);
     retry_.max_delay = milliseconds(1);
     retry_.sleep = [this](milliseconds) { return ++retry_sleeps_ < 100; };
@@ -209,7 +300,10 @@ class WorkerCore : public ::testing::Test {
   // Runs the claim loop over one slot until it ends; returns the exit status.
   int run_worker(bool raise_on_failure = true, std::shared_ptr<ClaimQuota> quota = nullptr) {
     Delivery delivery(server_, outbox_, default_file_system(), retry_, progress_);
+    Delivery upload_delivery(upload_server_, outbox_, default_file_system(), retry_, progress_);
+    BackgroundDelivery uploads(upload_delivery, progress_);
     SlotSetup setup;
+    setup.uploads = &uploads;
     setup.spawn = [this](const ExecutorLaunch&) -> Result<std::unique_ptr<ExecutorChannel>> {
       ++log_.spawned;
       return std::unique_ptr<ExecutorChannel>(std::make_unique<ScriptedExecutor>(log_));
@@ -230,14 +324,18 @@ class WorkerCore : public ::testing::Test {
                            [&claims] { return "claim-" + std::to_string(++claims); },
                            seat_};
     ClaimLoop loop(std::move(settings), server_, slot, retry_, progress_, interrupted_);
-    return loop.run();
+    int exit_status = loop.run();
+    timeline_.add("loop ended");
+    return exit_status;
   }
 
   testing::TempDir dir_;
   Outbox outbox_;
   RetryPolicy retry_;
   int retry_sleeps_ = 0;
+  Timeline timeline_;
   FakeServer server_;
+  FakeServer upload_server_;  // the BackgroundDelivery's own
   ExecutorLog log_;
   Progress progress_{stderr};
   std::atomic<bool> interrupted_{false};
@@ -252,8 +350,8 @@ TEST_F(WorkerCore, ATrialThatSucceedsIsCompletedAndTheWorkerEndsWithTheGrid) {
   EXPECT_EQ(completed[0]["lease_token"], "lease-t1");
   EXPECT_EQ(completed[0]["results"]["acc"], 0.9);
   EXPECT_EQ(completed[0]["next_claim_id"], "claim-2");
-  EXPECT_EQ(server_.link.metrics, 1);
-  EXPECT_GE(server_.link.flushed, 1);
+  EXPECT_EQ(server_.link.metrics.load(), 1);
+  EXPECT_GE(server_.link.flushed.load(), 1);
   EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1"}));
   Result<std::vector<FinishedTrial>> kept = outbox_.pending();
   ASSERT_TRUE(kept);
@@ -455,6 +553,133 @@ TEST_F(WorkerCore, ALeaseLostWhileWaitingToRunAloneEndsTheTrialAsALostLease) {
   EXPECT_TRUE(server_.sent_to("/trials/t1/fail").empty());
   EXPECT_TRUE(server_.sent_to("/trials/t1/complete").empty());
   EXPECT_EQ(seat_.share->running(), 1) << "only the sibling's turn is left";
+}
+
+// Waits up to 5 s for `ready`; whether it came.
+bool eventually(const std::function<bool()>& ready) {
+  for (int step = 0; step < 5000; ++step) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return false;
+}
+
+TEST_F(WorkerCore, AModelUploadOverlapsTheNextTrialAndCompletesItsTrialAfterwards) {
+  log_.script = Script::kSucceedWithModel;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  upload_server_.put_gate.close();
+  std::atomic<bool> next_trial_ran_during_upload{false};
+  {
+    std::jthread releaser([this, &next_trial_ran_during_upload] {
+      next_trial_ran_during_upload = eventually([this] { return log_.runs >= 2; });
+      upload_server_.put_gate.open();
+    });
+    EXPECT_EQ(run_worker(), kWorkerExitOk);
+  }
+  EXPECT_TRUE(next_trial_ran_during_upload) << "t2 waited for the upload of t1's model";
+  const long put_t1 = timeline_.position("PUT /api/v1/trials/t1/model");
+  ASSERT_GE(put_t1, 0);
+  EXPECT_LT(timeline_.position("POST /api/v1/workers/w1/claim"), put_t1)
+      << "the next claim is answered before the upload starts";
+  EXPECT_LT(timeline_.position("run t2"),
+            timeline_.position("PUT returned /api/v1/trials/t1/model"));
+  EXPECT_LT(timeline_.position("PUT returned /api/v1/trials/t1/model"),
+            timeline_.position("POST /api/v1/trials/t1/complete"));
+  EXPECT_LT(timeline_.position("POST /api/v1/trials/t2/complete"),
+            timeline_.position("loop ended"));
+  std::vector<json> claims = server_.sent_to("/workers/w1/claim");
+  ASSERT_EQ(claims.size(), 3u) << "t1, t2, then the grid is finished";
+  EXPECT_EQ(claims[1]["claim_id"], "claim-2") << "the id the completion would have carried";
+  for (const char* trial : {"t1", "t2"}) {
+    std::vector<json> completed =
+        upload_server_.sent_to(std::string("/trials/") + trial + "/complete");
+    ASSERT_EQ(completed.size(), 1u) << trial;
+    EXPECT_FALSE(completed[0].contains("next_claim_id")) << "the slot claimed on its own";
+    EXPECT_EQ(completed[0]["lease_token"], std::string("lease-") + trial);
+    EXPECT_FALSE(std::filesystem::exists(dir_.path() / (std::string(trial) + ".pt")));
+  }
+  EXPECT_TRUE(server_.sent_to("/complete").empty()) << "only the deliverer's connection completes";
+  EXPECT_EQ(server_.link.flushed.load(), 2) << "each lease kept alive until its completion";
+  Result<std::vector<FinishedTrial>> kept = outbox_.pending();
+  ASSERT_TRUE(kept);
+  EXPECT_TRUE(kept->empty());
+}
+
+TEST_F(WorkerCore, TheLoopEndsOnlyOnceTheUploadInFlightHasEnded) {
+  log_.script = Script::kSucceedWithModel;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  upload_server_.put_gate.close();
+  auto quota = std::make_shared<ClaimQuota>(2);
+  {
+    std::jthread releaser([this] {
+      eventually([this] { return server_.link.flushed >= 1; });  // t2, the last, delivered
+      std::this_thread::sleep_for(milliseconds(50));
+      upload_server_.put_gate.open();
+    });
+    EXPECT_EQ(run_worker(true, quota), kWorkerExitOk);
+  }
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1", "run t2"}));
+  std::vector<json> last = server_.sent_to("/trials/t2/complete");
+  ASSERT_EQ(last.size(), 1u) << "the last trial (--max_trials) is delivered at once";
+  EXPECT_FALSE(last[0].contains("next_claim_id"));
+  ASSERT_GE(timeline_.position("POST /api/v1/trials/t1/complete"), 0);
+  EXPECT_LT(timeline_.position("POST /api/v1/trials/t1/complete"), timeline_.position("loop ended"))
+      << "--max_trials ended the loop, which waited for t1's upload";
+}
+
+TEST_F(WorkerCore, AModelTheServerRefusesFailsItsTrialAndStopsTheWorkerUnderRaiseOnFailure) {
+  log_.script = Script::kSucceedWithModel;
+  upload_server_.refused_model = "t1";
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  server_.claim_answers.push_back(claimed_trial("t3"));
+  auto quota = std::make_shared<ClaimQuota>();
+  std::atomic<bool> known_during_t2{false};
+  // t2 starts once t1's failure is known: the run is ended for every slot then.
+  log_.before_run = [&](const std::string& trial_id) {
+    if (trial_id == "t2") known_during_t2 = eventually([&] { return quota->run_ended(); });
+  };
+  EXPECT_EQ(run_worker(true, quota), kWorkerExitFailed);
+  EXPECT_TRUE(known_during_t2);
+  std::vector<json> failed = upload_server_.sent_to("/trials/t1/fail");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_TRUE(failed[0]["error"].get<std::string>().starts_with(
+      "the model file is larger than the server accepts (--max-upload-mb)"))
+      << failed[0]["error"];
+  EXPECT_TRUE(upload_server_.sent_to("/trials/t1/complete").empty());
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1", "run t2"}))
+      << "no trial after the failure became known";
+  EXPECT_EQ(upload_server_.sent_to("/trials/t2/complete").size(), 1u) << "t2 still delivered";
+}
+
+TEST_F(WorkerCore, ARefusedModelGoesOnWithoutRaiseOnFailure) {
+  log_.script = Script::kSucceedWithModel;
+  upload_server_.refused_model = "t1";
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  EXPECT_EQ(run_worker(/*raise_on_failure=*/false), kWorkerExitOk);
+  EXPECT_EQ(upload_server_.sent_to("/trials/t1/fail").size(), 1u);
+  EXPECT_EQ(upload_server_.sent_to("/trials/t2/complete").size(), 1u);
+}
+
+TEST_F(WorkerCore, AnInterruptionDuringAnUploadThatCannotFinishKeepsTheOutcomeInTheOutbox) {
+  log_.script = Script::kSucceedWithModel;
+  upload_server_.uploads_fail = true;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  log_.before_run = [this](const std::string& trial_id) {
+    if (trial_id == "t2") interrupted_ = true;  // Ctrl-C while t1's model is on its way
+  };
+  EXPECT_EQ(run_worker(), kWorkerExitInterrupted);
+  EXPECT_TRUE(upload_server_.sent_to("/trials/t1/complete").empty());
+  Result<std::vector<FinishedTrial>> kept = outbox_.pending();
+  ASSERT_TRUE(kept);
+  ASSERT_FALSE(kept->empty());
+  EXPECT_EQ(kept->front().trial_id, "t1") << "kept for the next start";
+  ASSERT_TRUE(kept->front().model_path);
+  EXPECT_TRUE(std::filesystem::exists(*kept->front().model_path));
 }
 
 }  // namespace
