@@ -10,7 +10,9 @@
 # The .deb files come in .gpu/debs (fetched beforehand with `apt-get download` on Debian 12:
 # libcpp-httplib-dev libcpp-httplib0.11 libyaml-cpp-dev libyaml-cpp0.7 nlohmann-json3-dev
 # libzip-dev libzip4 libsqlite3-dev libsqlite3-0 libssl-dev libssl3 zlib1g-dev libbrotli-dev
-# libbrotli1 libbz2-dev libbz2-1.0 pkgconf pkgconf-bin libpkgconf3). Output also in $OUT.
+# libbrotli1 libbz2-dev libbz2-1.0 pkgconf pkgconf-bin libpkgconf3: scripts/gpu-check/fetch-debs.sh).
+# Prints the NVML telemetry the server got with the heartbeats (/api/v1/workers) for each run.
+# Output also in $OUT.
 set -u
 OUT="${OUT:-/tmp/out}"
 export OUT
@@ -111,7 +113,26 @@ run_gridexp() {
   for i in $(seq 50); do python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:18030/healthz")' 2>/dev/null && break; sleep 0.2; done
   GRIDEXP_PASSWORD=gpu-check GRIDEXP_EXECUTOR=$B/executor/gridexp-executor PYTHONPATH=$PWD/python \
     timeout 240 $B/worker/gridexp-worker --address=127.0.0.1:18030 --workdir=/tmp/w --download_scripts \
-    --download_data=False "$@" >$OUT/worker-$label.txt 2>&1
+    --download_data=False "$@" >$OUT/worker-$label.txt 2>&1 &
+  local worker=$!
+  # The NVML telemetry as the server has it from the heartbeats: read back while trials run.
+  PYTHONPATH=$PWD/python GRIDEXP_PASSWORD=gpu-check WORKER=$worker LABEL=$label python3 - <<'PY'
+import json, os, time
+import gridexp
+c = gridexp.Client("127.0.0.1:18030")
+seen = None
+for _ in range(60):
+    time.sleep(0.5)
+    if not os.path.exists(f"/proc/{os.environ['WORKER']}"):
+        break
+    gpus = [g for w in c.workers() for g in (w.get("gpus") or [])]
+    if gpus:
+        seen = gpus
+        if any(g.get("utilization_percent") for g in gpus):
+            break
+print(f"NVML via /api/v1/workers ({os.environ['LABEL']}):", json.dumps(seen) if seen else "none reported")
+PY
+  wait $worker
   echo "worker exit $?"; grep -m2 -i "gpu\|slot" $OUT/worker-$label.txt
   PYTHONPATH=$PWD/python GRIDEXP_PASSWORD=gpu-check LABEL=$label python3 - <<'PY'
 import json, os, statistics
