@@ -14,6 +14,11 @@ The model embeds each character (``vocab_size`` ids, ``char_embedding_size`` dim
 runs two small 1-d convolutions over the text, max-pools over time and classifies with the
 fully connected layers ``fc_sizes``. It trains on one CPU thread in a few seconds.
 
+It checkpoints every ``CHECKPOINT_EVERY`` epochs with ``gridexp.save_checkpoint`` and, at its
+start, resumes from ``gridexp.load_checkpoint()``: stop a worker with Ctrl-C mid-trial and the
+trial's next attempt, on any worker, goes on from the last checkpoint (``resumed_from_epoch``
+in its results) instead of epoch 1.
+
 Run one trial by hand::
 
     python experiment.py          # the first grid point of config.yaml
@@ -55,6 +60,7 @@ CONV_KERNEL = 5
 # grid (.03 and .1) train; with momentum 0.9 and no clipping the .1 runs collapse to chance.
 MOMENTUM = 0.5
 CLIP_NORM = 1.0
+CHECKPOINT_EVERY = 2  # epochs
 
 torch.set_num_threads(1)  # workers often share a machine's cores: one thread each
 
@@ -280,7 +286,31 @@ def run_one(hyperparameters: dict, dataset: dict, log=None):
     best_val_accuracy = 0.0
     epochs_run = 0
     stopped_early = False
-    for epoch in range(1, epochs + 1):
+    # A checkpoint of this trial from an earlier attempt (preempted, or its worker died): go on
+    # from the epoch it saved, with the same weights, optimizer state and shuffling.
+    checkpoint = gridexp.load_checkpoint() if hasattr(gridexp, "load_checkpoint") else None
+    resumed_from_epoch = 0
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        shuffle.set_state(checkpoint["shuffle"])
+        best_val_accuracy = checkpoint["best_val_accuracy"]
+        resumed_from_epoch = epochs_run = checkpoint["epoch"]
+        if log is not None:
+            log(f"resuming from the checkpoint of epoch {resumed_from_epoch}")
+
+    def save_checkpoint(epoch: int) -> None:
+        if hasattr(gridexp, "save_checkpoint"):
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "shuffle": shuffle.get_state(),
+                "best_val_accuracy": best_val_accuracy,
+                "epoch": epoch,
+            }
+            gridexp.save_checkpoint(state, step=epoch)
+
+    for epoch in range(resumed_from_epoch + 1, epochs + 1):
         order = torch.randperm(len(train_x), generator=shuffle)
         total_loss = 0.0
         correct = 0
@@ -318,8 +348,14 @@ def run_one(hyperparameters: dict, dataset: dict, log=None):
         if not math.isfinite(train_loss):
             break  # diverged: more epochs will not help
         if hasattr(gridexp, "should_stop") and gridexp.should_stop():
+            # Preempted (the worker got SIGTERM, SIGINT or SIGUSR1): save where it is, so the
+            # next attempt goes on from here. Cancelled: just stop.
+            if getattr(gridexp, "stop_reason", lambda: None)() == "preempted":
+                save_checkpoint(epoch)
             stopped_early = epoch < epochs
             break
+        if epoch % CHECKPOINT_EVERY == 0 and epoch < epochs:
+            save_checkpoint(epoch)
 
     results = {
         "train_loss": train_loss,
@@ -328,6 +364,7 @@ def run_one(hyperparameters: dict, dataset: dict, log=None):
         "val_accuracy": val_accuracy,
         "best_val_accuracy": best_val_accuracy,
         "epochs_run": epochs_run,
+        "resumed_from_epoch": resumed_from_epoch,
         "stopped_early": stopped_early,
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": time.perf_counter() - started,
