@@ -296,8 +296,7 @@ def run_one(hyperparameters: dict, dataset: dict, log=None):
         shuffle.set_state(checkpoint["shuffle"])
         best_val_accuracy = checkpoint["best_val_accuracy"]
         resumed_from_epoch = epochs_run = checkpoint["epoch"]
-        if log is not None:
-            log(f"resuming from the checkpoint of epoch {resumed_from_epoch}")
+        print(f"resuming from the checkpoint of epoch {resumed_from_epoch}", flush=True)
 
     def save_checkpoint(epoch: int) -> None:
         if hasattr(gridexp, "save_checkpoint"):
