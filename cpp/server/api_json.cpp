@@ -114,6 +114,14 @@ std::string csv_row(const TrialRecord& trial, const CsvColumns& columns, std::si
 nlohmann::json trial_to_json(const TrialRecord& trial) {
   nlohmann::json model = nullptr;
   if (trial.model) model = {{"sha256", trial.model->sha256}, {"size", trial.model->size_bytes}};
+  nlohmann::json checkpoint = nullptr;
+  if (trial.checkpoint) {
+    checkpoint = {{"step", optional_value(trial.checkpoint->step)},
+                  {"size", trial.checkpoint->size_bytes},
+                  {"kind", trial.checkpoint->kind},
+                  {"attempt", trial.checkpoint->attempt},
+                  {"saved_at", iso8601_utc(trial.checkpoint->saved_ms)}};
+  }
   return {
       {"id", trial.id},
       {"experiment", trial.experiment},
@@ -133,6 +141,7 @@ nlohmann::json trial_to_json(const TrialRecord& trial) {
       {"model", model},
       {"stop_requested", trial.stop_requested},
       {"peak_gpu_memory_bytes", optional_value(trial.peak_gpu_memory_bytes)},
+      {"checkpoint", checkpoint},
   };
 }
 
@@ -191,7 +200,9 @@ nlohmann::json attempt_to_json(const AttemptRecord& attempt) {
           {"ended_at", optional_time(attempt.ended_ms)},
           {"outcome", attempt.outcome},
           {"error", optional_value(attempt.error)},
-          {"peak_gpu_memory_bytes", optional_value(attempt.peak_gpu_memory_bytes)}};
+          {"peak_gpu_memory_bytes", optional_value(attempt.peak_gpu_memory_bytes)},
+          {"resumed", attempt.resumed},
+          {"resumed_from_step", optional_value(attempt.resumed_from_step)}};
 }
 
 std::string trials_to_csv(const std::vector<TrialRecord>& trials) {

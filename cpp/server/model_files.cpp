@@ -18,12 +18,13 @@ bool is_valid_trial_id(std::string_view text) {
 
 ModelUpload::ModelUpload(FileSystem& fs, std::unique_ptr<WritableFile> file,
                          std::filesystem::path temporary_path, std::filesystem::path final_path,
-                         std::uint64_t max_bytes)
+                         std::uint64_t max_bytes, std::string what)
     : fs_(fs),
       file_(std::move(file)),
       temporary_path_(std::move(temporary_path)),
       final_path_(std::move(final_path)),
-      max_bytes_(max_bytes) {
+      max_bytes_(max_bytes),
+      what_(std::move(what)) {
   pending_.reserve(kWriteBatchBytes + (64 << 10));
 }
 
@@ -34,9 +35,9 @@ ModelUpload::~ModelUpload() {
 }
 
 Status ModelUpload::append(const char* data, std::size_t size) {
-  if (!file_) return Status::internal("the model upload is already finished");
+  if (!file_) return Status::internal("the " + what_ + " upload is already finished");
   if (size_bytes_ + size > max_bytes_) {
-    return Status::too_large("the model is larger than --max-upload-mb (" +
+    return Status::too_large("the " + what_ + " is larger than --max-upload-mb (" +
                              std::to_string(max_bytes_ >> 20) + " MiB)");
   }
   size_bytes_ += size;
@@ -104,7 +105,7 @@ Status ModelUpload::hash_and_write(const std::vector<char>& batch) {
 }
 
 Status ModelUpload::finish(const std::string& expected_sha256) {
-  if (!file_) return Status::internal("the model upload is already finished");
+  if (!file_) return Status::internal("the " + what_ + " upload is already finished");
   // The writer thread has hashed and written every batch before pending_: the rest goes last.
   Status status = stop_writer();
   if (status) status = hash_and_write(pending_);
@@ -114,18 +115,19 @@ Status ModelUpload::finish(const std::string& expected_sha256) {
   if (!status) return status;
   sha256_ = hasher_.finish_hex();
   if (sha256_ != expected_sha256) {
-    return Status::invalid_argument("the model's SHA-256 is " + sha256_ + " but the worker sent " +
-                                    expected_sha256 + ": the upload was corrupted");
+    return Status::invalid_argument("the " + what_ + "'s SHA-256 is " + sha256_ +
+                                    " but the worker sent " + expected_sha256 +
+                                    ": the upload was corrupted");
   }
   verified_ = true;
   return Status::ok();
 }
 
-Status ModelUpload::commit() {
+Status ModelUpload::commit_to(const std::filesystem::path& final_path) {
   if (!verified_ || committed_) {
-    return Status::internal("a model upload is committed once, after finish() succeeded");
+    return Status::internal("an upload is committed once, after finish() succeeded");
   }
-  Status status = fs_.rename_durably(temporary_path_, final_path_);
+  Status status = fs_.rename_durably(temporary_path_, final_path);
   if (status) committed_ = true;
   return status;
 }

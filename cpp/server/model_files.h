@@ -10,6 +10,9 @@
 // behind the request thread, so receiving the next batch overlaps hashing and writing the
 // last one (the SHA-256 alone took ~40% of the request thread's time); a write error is then
 // returned by the next append() or by finish().
+// CheckpointFiles (checkpoint_files.h) streams checkpoints through the same ModelUpload, naming
+// what it receives "checkpoint" in its errors and choosing the final name once the digest is
+// known (commit_to).
 // ModelFiles is safe from any thread; one ModelUpload belongs to one request thread.
 #pragma once
 
@@ -32,9 +35,10 @@ bool is_valid_trial_id(std::string_view text);
 
 class ModelUpload {
  public:
+  // `what` names the file in error messages ("model", "checkpoint").
   ModelUpload(FileSystem& fs, std::unique_ptr<WritableFile> file,
               std::filesystem::path temporary_path, std::filesystem::path final_path,
-              std::uint64_t max_bytes);
+              std::uint64_t max_bytes, std::string what = "model");
   ~ModelUpload();
   ModelUpload(const ModelUpload&) = delete;
   ModelUpload& operator=(const ModelUpload&) = delete;
@@ -43,8 +47,10 @@ class ModelUpload {
   Status append(const char* data, std::size_t size);
   // Syncs and closes the file; kInvalidArgument when the digest is not `expected_sha256`.
   Status finish(const std::string& expected_sha256);
-  // Moves the finished file into place. Call at most once, after finish() succeeded.
-  Status commit();
+  // Moves the finished file into place (the final path given at construction, or
+  // `final_path`), syncing its directory. Call at most once, after finish() succeeded.
+  Status commit() { return commit_to(final_path_); }
+  Status commit_to(const std::filesystem::path& final_path);
 
   const std::string& sha256() const { return sha256_; }
   std::uint64_t size_bytes() const { return size_bytes_; }
@@ -74,6 +80,7 @@ class ModelUpload {
   std::filesystem::path temporary_path_;
   std::filesystem::path final_path_;
   std::uint64_t max_bytes_;
+  std::string what_;
   Sha256 hasher_;
   std::string sha256_;
   std::uint64_t size_bytes_ = 0;

@@ -21,22 +21,6 @@ Status check_upload_headers(const ServerContext& context, const httplib::Request
   return Status::ok();
 }
 
-// Streams the body into `upload`.
-Status receive_body(ModelUpload& upload, httplib::Response& response,
-                    const httplib::ContentReader& read_body) {
-  Status write_status;
-  bool received = read_body([&](const char* data, std::size_t size) {
-    write_status = upload.append(data, size);
-    return write_status.is_ok();
-  });
-  if (!write_status) return write_status;
-  if (received) return Status::ok();
-  // cpp-httplib 0.18 (Debian 13) enforces the payload limit on a chunked body itself: it
-  // stops before handing over the excess and sets 413.
-  if (response.status == 413) return Status::too_large("the model is larger than --max-upload-mb");
-  return Status::invalid_argument("the model upload was cut short");
-}
-
 // Moves the received model into place and records it, if the lease is still held; a model
 // that cannot be recorded is removed again.
 Status commit_model(ServerContext& context, const std::string& trial_id,
@@ -68,7 +52,7 @@ void receive_model(ServerContext& context, const httplib::Request& request,
   Result<std::unique_ptr<ModelUpload>> upload =
       context.model_files.begin_upload(trial_id, context.max_upload_bytes);
   if (!upload) return refuse_unread_body(response, upload.status());
-  if (Status received = receive_body(**upload, response, read_body); !received) {
+  if (Status received = receive_upload_body(**upload, response, read_body, "model"); !received) {
     return refuse_unread_body(response, received);
   }
   if (Status finished = (*upload)->finish(declared_sha); !finished) {

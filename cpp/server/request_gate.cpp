@@ -15,8 +15,8 @@ namespace {
 
 using HandlerResponse = httplib::Server::HandlerResponse;
 
-// Request bodies by route (docs/api.md, "Request bodies"); model files have their own limit,
-// --max-upload-mb. The login is the one body read before the password is known.
+// Request bodies by route (docs/api.md, "Request bodies"); model and checkpoint files have
+// their own limit, --max-upload-mb. The login is the one body read before the password is known.
 constexpr std::uint64_t kMaxLoginBodyBytes = 4 << 10;
 // Claims, heartbeats, releases, the actions on one trial, anything else: a small JSON object.
 constexpr std::uint64_t kMaxSmallBodyBytes = 64 << 10;
@@ -38,8 +38,14 @@ std::string describe_bytes(std::uint64_t bytes) {
 
 bool changes_state(const std::string& method) { return method != "GET" && method != "HEAD"; }
 
-bool is_model_upload(const httplib::Request& request) {
-  return request.method == "PUT" && request.path.ends_with("/model");
+// A model or checkpoint upload: streamed, chunked allowed, limited by --max-upload-mb (its
+// handler checks the length with its other headers).
+bool is_file_upload(const std::string& method, const std::string& path) {
+  return method == "PUT" && (path.ends_with("/model") || path.ends_with("/checkpoint"));
+}
+
+bool is_file_upload(const httplib::Request& request) {
+  return is_file_upload(request.method, request.path);
 }
 
 // True for a browser request made by a page of another origin (a form posted from elsewhere
@@ -111,12 +117,13 @@ bool refuse(httplib::Response& response, int status, const std::string& message)
 
 // Refuses a request whose body cannot be read safely, before the password is looked at:
 // cpp-httplib would read a body without a length (or chunked) until the client stops, past
-// every limit. Only a model upload may stream chunked (ModelUpload enforces its limit). A
+// every limit. Only a model or checkpoint upload may stream chunked (ModelUpload enforces its
+// limit). A
 // request without a length and without Transfer-Encoding has no body (RFC 9112, 6.3): a POST,
 // PUT or PATCH gets 411, a DELETE is read as an empty body. Returns whether it answered.
 bool refuse_unframed_body(const httplib::Request& request, httplib::Response& response) {
   if (request.has_header("Transfer-Encoding")) {
-    return !is_model_upload(request) &&
+    return !is_file_upload(request) &&
            refuse(response, 411, "send the body with a Content-Length (not chunked)");
   }
   std::size_t lengths = request.get_header_value_count("Content-Length");
@@ -141,10 +148,11 @@ bool refuse_unframed_body(const httplib::Request& request, httplib::Response& re
 }
 
 // Refuses a body over its route's limit (a GET's or another method's that takes none: 400);
-// a model upload's is checked with its other headers (receive_model). Returns whether it
+// a file upload's is checked with its other headers (receive_model, receive_checkpoint).
+// Returns whether it
 // answered. Runs once framing is known good (refuse_unframed_body).
 bool refuse_body_over_limit(const httplib::Request& request, httplib::Response& response) {
-  if (is_model_upload(request)) return false;
+  if (is_file_upload(request)) return false;
   std::uint64_t length = content_length(request).value_or(0);
   std::uint64_t limit = max_request_body_bytes(request.method, request.path, 0);
   if (length <= limit) return false;
@@ -248,7 +256,7 @@ void observe_request_duration(ServerContext& context, const httplib::Request& re
 
 std::uint64_t max_request_body_bytes(const std::string& method, const std::string& path,
                                      std::uint64_t max_upload_bytes) {
-  if (method == "PUT" && path.ends_with("/model")) return max_upload_bytes;
+  if (is_file_upload(method, path)) return max_upload_bytes;
   if (!method_takes_body(method)) return 0;
   if (method != "POST") return kMaxSmallBodyBytes;
   if (path == "/api/v1/session") return kMaxLoginBodyBytes;

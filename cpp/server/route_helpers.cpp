@@ -47,6 +47,23 @@ void refuse_unread_body(httplib::Response& response, const Status& status) {
   send_lease_error(response, status);
 }
 
+Status receive_upload_body(ModelUpload& upload, httplib::Response& response,
+                           const httplib::ContentReader& read_body, std::string_view what) {
+  Status write_status;
+  bool received = read_body([&](const char* data, std::size_t size) {
+    write_status = upload.append(data, size);
+    return write_status.is_ok();
+  });
+  if (!write_status) return write_status;
+  if (received) return Status::ok();
+  // cpp-httplib 0.18 (Debian 13) enforces the payload limit on a chunked body itself: it
+  // stops before handing over the excess and sets 413.
+  if (response.status == 413) {
+    return Status::too_large("the " + std::string(what) + " is larger than --max-upload-mb");
+  }
+  return Status::invalid_argument("the " + std::string(what) + " upload was cut short");
+}
+
 std::optional<std::uint64_t> content_length(const httplib::Request& request) {
   if (!request.has_header("Content-Length")) return std::nullopt;
   std::string text = request.get_header_value("Content-Length");

@@ -73,9 +73,24 @@ std::optional<std::uint64_t> content_length(const httplib::Request& request);
 // request).
 bool method_takes_body(const std::string& method);
 
+// Streams a request body into `upload` (`what` names it in errors: "model", "checkpoint").
+Status receive_upload_body(ModelUpload& upload, httplib::Response& response,
+                           const httplib::ContentReader& read_body, std::string_view what);
+
 // PUT /api/v1/trials/{id}/model (model_upload.cpp): streamed to disk, hashed, committed under
 // the lease.
 void receive_model(ServerContext& context, const httplib::Request& request,
                    httplib::Response& response, const httplib::ContentReader& read_body);
+
+// PUT and GET /api/v1/trials/{id}/checkpoint (checkpoint_routes.cpp): a trial's checkpoint
+// streamed in (hashed, renamed into place, recorded under the lease, the previous one deleted)
+// and out to the lease holder.
+void receive_checkpoint(ServerContext& context, const httplib::Request& request,
+                        httplib::Response& response, const httplib::ContentReader& read_body);
+void send_checkpoint(ServerContext& context, const httplib::Request& request,
+                     httplib::Response& response);
+// After a trial's completion: its checkpoint file goes once the store no longer references it
+// (the trial ended done; a trial cancelled meanwhile keeps it).
+void forget_done_checkpoint(ServerContext& context, const std::string& trial_id);
 
 }  // namespace gridexp

@@ -1,7 +1,8 @@
 // Routes: the HTTP API — the authentication gate, the read API (docs/api.md), the worker
 // protocol (docs/protocol.md), the user's actions, /metrics and the dashboard — mapped onto
-// the Store, ModelFiles and ExperimentFiles. One file each: request_gate.cpp, read_api.cpp
-// (with api_json.cpp, the JSON shapes), worker_protocol.cpp (with model_upload.cpp),
+// the Store, ModelFiles, CheckpointFiles and ExperimentFiles. One file each: request_gate.cpp,
+// read_api.cpp (with api_json.cpp, the JSON shapes), worker_protocol.cpp (with model_upload.cpp
+// and checkpoint_routes.cpp),
 // action_routes.cpp, dashboard_routes.cpp; route_helpers.h holds what they share.
 //
 // Every route except GET /healthz and POST /api/v1/session (the login) requires the
@@ -11,7 +12,8 @@
 // login and /healthz), a body over its route's limit (413; 400 for a GET's). Every JSON body is
 // parsed by parse_json (common/json_parse.h): malformed, out-of-range or too deeply nested JSON is
 // a 400. Handlers run concurrently on HttpServer's threads (http_server.h); everything they share
-// is either thread-safe (Store, ExperimentFiles, ModelFiles, Sessions, ServerMetrics, atomics) or
+// is either thread-safe (Store, ExperimentFiles, ModelFiles, CheckpointFiles, Sessions,
+// ServerMetrics, atomics) or
 // immutable after start-up.
 #pragma once
 
@@ -26,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "server/checkpoint_files.h"
 #include "server/experiment_files.h"
 #include "server/gpu_board.h"
 #include "server/login_throttle.h"
@@ -39,10 +42,11 @@ namespace gridexp {
 
 struct ServerContext {
   ServerContext(Store& store_in, ExperimentFiles& files_in, ModelFiles& models_in,
-                TrialLogs& logs_in, const Clock& clock_in)
+                CheckpointFiles& checkpoints_in, TrialLogs& logs_in, const Clock& clock_in)
       : store(store_in),
         experiment_files(files_in),
         model_files(models_in),
+        checkpoint_files(checkpoints_in),
         trial_logs(logs_in),
         clock(clock_in),
         sessions(clock_in, kSessionLifetimeMs),
@@ -54,6 +58,7 @@ struct ServerContext {
   Store& store;
   ExperimentFiles& experiment_files;
   ModelFiles& model_files;
+  CheckpointFiles& checkpoint_files;
   TrialLogs& trial_logs;
   const Clock& clock;
   std::string password;
@@ -90,7 +95,8 @@ Result<std::int64_t> count_workers_online(ServerContext& context);
 Status require_experiment(ServerContext& context, const std::string& name);
 
 // The largest body a request to `method` `path` may carry (docs/api.md, "Request bodies"):
-// none for GET and the other methods without a body, `max_upload_bytes` for a model upload,
+// none for GET and the other methods without a body, `max_upload_bytes` for a model or
+// checkpoint upload,
 // 4 KiB for the login, up to 64 MiB for what a trial reports. The gate refuses a longer one
 // before reading it.
 std::uint64_t max_request_body_bytes(const std::string& method, const std::string& path,

@@ -235,10 +235,17 @@ class Server {
     return std::nullopt;
   }
 
-  // <dir>/models and <dir>/logs.
+  // <dir>/models, <dir>/checkpoints (what an interrupted upload left, and files the store no
+  // longer references, deleted) and <dir>/logs.
   StepOutcome prepare_files() {
     model_files_.emplace(options_.experiment_dir / "models", fs_);
     if (Status status = model_files_->prepare(); !status) {
+      return fail(kExitFailure, status.message());
+    }
+    Result<std::vector<std::string>> referenced = store_->checkpoint_files();
+    if (!referenced) return fail(kExitFailure, referenced.status().message());
+    checkpoint_files_.emplace(options_.experiment_dir / "checkpoints", fs_);
+    if (Status status = checkpoint_files_->prepare(*referenced); !status) {
       return fail(kExitFailure, status.message());
     }
     trial_logs_.emplace(options_.experiment_dir / "logs", kMaxLogBytesPerTrial, fs_);
@@ -250,7 +257,8 @@ class Server {
   }
 
   void create_context() {
-    context_.emplace(*store_, *experiment_files_, *model_files_, *trial_logs_, clock_);
+    context_.emplace(*store_, *experiment_files_, *model_files_, *checkpoint_files_, *trial_logs_,
+                     clock_);
     context_->password = password_.password;
     context_->experiment_config = config_.document;
     context_->experiment_name = config_.experiment_name;
@@ -374,6 +382,7 @@ class Server {
   ConfigGenerationDecision generation_;
   std::optional<Grid> grid_;
   std::optional<ModelFiles> model_files_;
+  std::optional<CheckpointFiles> checkpoint_files_;
   std::optional<TrialLogs> trial_logs_;
   std::optional<ExperimentFiles> experiment_files_;
   std::optional<ServerContext> context_;

@@ -36,6 +36,9 @@ constexpr std::string_view kRoutePatterns[] = {
     "/api/v1/trials/{id}/complete",
     "/api/v1/trials/{id}/fail",
     "/api/v1/trials/{id}/release",
+    "/api/v1/trials/{id}/preempt",
+    "/api/v1/trials/{id}/lost",
+    "/api/v1/trials/{id}/checkpoint",
     "/api/v1/trials/{id}/log",
     "/api/v1/trials/{id}/attempts",
     "/api/v1/trials/{id}/retry",
@@ -158,6 +161,15 @@ std::string ServerMetrics::render(const std::vector<ExperimentSummary>& experime
                  executors_lost.load());
   out += counter("gridexp_model_bytes_uploaded_total", "Bytes of model files received and kept.",
                  model_bytes_uploaded.load());
+  out += counter("gridexp_trials_preempted_total",
+                 "Trials a stopped worker handed back (pending again at once, not counted).",
+                 trials_preempted.load());
+  out += counter("gridexp_checkpoint_uploads_total", "Checkpoints received and stored.",
+                 checkpoint_uploads.load());
+  out += counter("gridexp_checkpoint_bytes_total", "Bytes of checkpoints received and stored.",
+                 checkpoint_bytes.load());
+  out += counter("gridexp_checkpoint_downloads_total", "Checkpoints handed to a worker.",
+                 checkpoint_downloads.load());
   out += counter("gridexp_store_calls_total",
                  "Calls of the durable store (claims, completions, reads).",
                  static_cast<std::uint64_t>(store.calls));

@@ -36,6 +36,10 @@ class ServerMetrics {
   std::atomic<std::uint64_t> failures{0};        // accepted failure reports
   std::atomic<std::uint64_t> executors_lost{0};  // trials whose executor died by a signal
   std::atomic<std::uint64_t> model_bytes_uploaded{0};
+  std::atomic<std::uint64_t> trials_preempted{0};      // trials handed back by a stopped worker
+  std::atomic<std::uint64_t> checkpoint_uploads{0};    // checkpoints stored
+  std::atomic<std::uint64_t> checkpoint_bytes{0};      // their bytes
+  std::atomic<std::uint64_t> checkpoint_downloads{0};  // checkpoints handed to a worker
 
   void observe_request(std::string_view method, std::string_view route, double seconds);
 

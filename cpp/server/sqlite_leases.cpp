@@ -1,6 +1,7 @@
 // SqliteStore's workers and leases: registering a worker, claiming a trial (a claim sent
-// again gets the same lease), heartbeats, metrics and models under a lease, the ways a lease
-// ends (complete, fail, release, lost executor) and the requeue of leases that ran out.
+// again gets the same lease, with the trial's checkpoint), heartbeats, metrics and models under
+// a lease, the ways a lease ends (complete, fail, release, preemption, lost executor) and the
+// requeue of leases that ran out.
 //
 // Hot path: a claim probes two partial indexes (the expired-lease prefix of `trials_leased`,
 // the first entry of `trials_claimable`) and reads its counts from `trial_counts`; every
@@ -28,7 +29,7 @@ Result<std::optional<Lease>> lease_in_row(sql::Statement& row, bool fresh, TimeM
   const int attempts = static_cast<int>(row.integer(3));
   return std::optional<Lease>(Lease{
       row.text(0), row.text(1), std::move(hyperparameters).value(), fresh ? attempts + 1 : attempts,
-      fresh ? random_hex(kLeaseTokenBytes) : row.text(4), expires_ms});
+      fresh ? random_hex(kLeaseTokenBytes) : row.text(4), expires_ms, std::nullopt});
 }
 
 }  // namespace
@@ -77,7 +78,12 @@ Result<ClaimOutcome> SqliteStore::Impl::claim(const std::string& worker_id,
     Result<std::optional<Lease>> next = next_pending_lease(now);
     if (!next) return next.status();
     outcome.lease = std::move(*next);
-    if (outcome.lease) {
+  }
+  if (outcome.lease) {
+    Result<std::optional<CheckpointInfo>> checkpoint = checkpoint_of(outcome.lease->trial_id);
+    if (!checkpoint) return checkpoint.status();
+    outcome.lease->checkpoint = std::move(*checkpoint);
+    if (!outcome.resumed) {
       Status status = start_attempt(*outcome.lease, worker_id, claim_id, now);
       if (!status) return status;
     }
@@ -133,6 +139,13 @@ Status SqliteStore::Impl::start_attempt(const Lease& lease, const std::string& w
                       .execute();
   if (!status) return status;
   const std::int64_t attempt_id = sqlite3_last_insert_rowid(db);
+  if (lease.checkpoint) {
+    Statement resumed =
+        statement("UPDATE trial_attempts SET resumed = 1, resumed_from_step = ?2 WHERE id = ?1");
+    resumed.bind(1, attempt_id);
+    status = bind_optional(resumed, 2, lease.checkpoint->step).execute();
+    if (!status) return status;
+  }
   // A claim starts the trial afresh: nothing of an earlier attempt stays attached.
   status = statement(
                "UPDATE trials SET state = 'running', attempts = ?2, "
@@ -232,6 +245,7 @@ Result<std::string> SqliteStore::Impl::complete(const std::string& trial_id,
   const bool cancelled = held->stop_requested;
   status = cancelled ? end_cancelled(trial_id, "cancelled by the user", now)
                      : add_done_duration(trial_id, now);
+  if (status && !cancelled) status = drop_checkpoint(trial_id);
   if (!status) return status;
   status = finish_lease(trial_id, *held, cancelled ? "cancelled" : "done", std::nullopt, now);
   if (!status) return status;
@@ -293,14 +307,18 @@ Status SqliteStore::Impl::fail(const std::string& trial_id, const std::string& l
   return finish_lease(trial_id, *held, "failed", error, now);
 }
 
-Status SqliteStore::Impl::release(const std::string& trial_id, const std::string& lease_token,
-                                  TimeMs now) {
+Result<TrialState> SqliteStore::Impl::hand_back(const std::string& trial_id,
+                                                const std::string& lease_token,
+                                                std::string_view outcome,
+                                                const std::optional<std::string>& reason,
+                                                TimeMs now) {
   Result<HeldLease> held = hold_lease(trial_id, lease_token, now);
   if (!held) return held.status();
   if (held->stop_requested) {
     Status status = end_cancelled(trial_id, "cancelled by the user", now);
+    if (status) status = finish_lease(trial_id, *held, "cancelled", reason, now);
     if (!status) return status;
-    return finish_lease(trial_id, *held, "cancelled", std::nullopt, now);
+    return TrialState::kCancelled;
   }
   Status status = statement(
                       "UPDATE trials SET state = 'pending', attempts = attempts - 1, "
@@ -308,8 +326,9 @@ Status SqliteStore::Impl::release(const std::string& trial_id, const std::string
                       "started_ms = NULL WHERE id = ?1")
                       .bind(1, trial_id)
                       .execute();
+  if (status) status = finish_lease(trial_id, *held, outcome, reason, now);
   if (!status) return status;
-  return finish_lease(trial_id, *held, "released", std::nullopt, now);
+  return TrialState::kPending;
 }
 
 Result<SqliteStore::Impl::HeldLease> SqliteStore::Impl::hold_lease(const std::string& trial_id,
@@ -356,9 +375,10 @@ Status SqliteStore::Impl::lease_conflict(const std::string& trial_id, const std:
                             state + ")");
   }
   std::string outcome = past.text(0);
-  std::string reason = outcome == "released" ? "lease was released"
-                       : outcome == "lost"   ? "the worker lost the trial's executor"
-                                             : "lease expired";
+  std::string reason = outcome == "released"    ? "lease was released"
+                       : outcome == "preempted" ? "lease was handed back (the worker was stopped)"
+                       : outcome == "lost"      ? "the worker lost the trial's executor"
+                                                : "lease expired";
   if (state == "running") reason += "; the trial was re-leased to another worker";
   return Status::conflict(prefix + reason);
 }

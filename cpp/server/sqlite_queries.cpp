@@ -119,14 +119,15 @@ Result<std::vector<AttemptRecord>> SqliteStore::Impl::list_attempts(const std::s
   Statement query =
       statement(std::string(kAttemptChain) +
                 "SELECT a.attempt, a.worker_id, a.started_ms, a.ended_ms, a.outcome, a.error, "
-                "a.peak_gpu_memory_bytes "
+                "a.peak_gpu_memory_bytes, a.resumed, a.resumed_from_step "
                 "FROM trial_attempts a JOIN chain c ON a.id = c.id ORDER BY a.id");
   query.bind(1, trial_id);
   std::vector<AttemptRecord> attempts;
   Status read = query.each_row([&] {
     attempts.push_back(AttemptRecord{static_cast<int>(query.integer(0)), query.text(1),
                                      query.integer(2), query.optional_integer(3), query.text(4),
-                                     query.optional_text(5), query.optional_integer(6)});
+                                     query.optional_text(5), query.optional_integer(6),
+                                     query.integer(7) != 0, query.optional_integer(8)});
   });
   if (!read) return read;
   return attempts;

@@ -46,6 +46,11 @@ Result<TrialRecord> read_trial(const Statement& row) {
   if (!row.is_null(14)) trial.model = ModelInfo{row.text(14), row.integer(15)};
   trial.stop_requested = row.integer(16) != 0;
   trial.peak_gpu_memory_bytes = row.optional_integer(17);
+  if (!row.is_null(18)) {
+    trial.checkpoint = CheckpointInfo{
+        row.optional_integer(19),          row.text(20),    row.integer(21), row.text(22),
+        static_cast<int>(row.integer(23)), row.integer(24), row.text(18)};
+  }
   return trial;
 }
 

@@ -43,7 +43,9 @@ void add_count(Counts& counts, TrialState state, std::int64_t count) {
 inline constexpr std::string_view kTrialColumns =
     "id, experiment, grid_index, in_config, state, hyperparameters, results, attempts, "
     "worker_id, started_ms, finished_ms, lease_expires_ms, error, traceback, model_sha256, "
-    "model_size, stop_requested, peak_gpu_memory_bytes";
+    "model_size, stop_requested, peak_gpu_memory_bytes, checkpoint_file, checkpoint_step, "
+    "checkpoint_kind, checkpoint_size, checkpoint_sha256, checkpoint_attempt, "
+    "checkpoint_saved_ms";
 
 Result<TrialRecord> read_trial(const Statement& row);
 

@@ -245,6 +245,47 @@ INSERT INTO trial_attempts_v7 SELECT id, trial_id, attempt, worker_id, lease_tok
 DROP TABLE trial_attempts;
 ALTER TABLE trial_attempts_v7 RENAME TO trial_attempts;
 )sql",
+    // v8 (preemption, checkpoints): the attempt outcome 'preempted' (the worker was stopped
+    // and handed the trial back; not counted), whether an attempt resumed from a checkpoint
+    // and from which step (a checkpoint may have none), and each trial's current checkpoint:
+    // the file checkpoints/<checkpoint_file> holds it, NULL columns when it has none. The
+    // partial index lists the trials with one (a server start keeps only their files).
+    R"sql(
+CREATE TABLE trial_attempts_v8 (
+  id INTEGER PRIMARY KEY,
+  trial_id TEXT NOT NULL REFERENCES trials (id),
+  attempt INTEGER NOT NULL,
+  worker_id TEXT NOT NULL REFERENCES workers (id),
+  lease_token TEXT NOT NULL,
+  started_ms INTEGER NOT NULL,
+  ended_ms INTEGER,
+  outcome TEXT NOT NULL CHECK (outcome = 'running' OR outcome = 'done' OR outcome = 'failed'
+    OR outcome = 'released' OR outcome = 'expired' OR outcome = 'cancelled'
+    OR outcome = 'lost' OR outcome = 'preempted'),
+  error TEXT,
+  previous_attempt_id INTEGER,
+  peak_gpu_memory_bytes INTEGER,
+  resumed INTEGER NOT NULL DEFAULT 0 CHECK (resumed = 0 OR resumed = 1),
+  resumed_from_step INTEGER
+);
+INSERT INTO trial_attempts_v8 (id, trial_id, attempt, worker_id, lease_token, started_ms,
+  ended_ms, outcome, error, previous_attempt_id, peak_gpu_memory_bytes)
+  SELECT id, trial_id, attempt, worker_id, lease_token, started_ms, ended_ms, outcome, error,
+  previous_attempt_id, peak_gpu_memory_bytes FROM trial_attempts;
+DROP TABLE trial_attempts;
+ALTER TABLE trial_attempts_v8 RENAME TO trial_attempts;
+
+ALTER TABLE trials ADD COLUMN checkpoint_file TEXT;
+ALTER TABLE trials ADD COLUMN checkpoint_step INTEGER;
+ALTER TABLE trials ADD COLUMN checkpoint_kind TEXT
+  CHECK (checkpoint_kind IS NULL OR checkpoint_kind = 'object' OR checkpoint_kind = 'file'
+    OR checkpoint_kind = 'directory');
+ALTER TABLE trials ADD COLUMN checkpoint_size INTEGER;
+ALTER TABLE trials ADD COLUMN checkpoint_sha256 TEXT;
+ALTER TABLE trials ADD COLUMN checkpoint_attempt INTEGER;
+ALTER TABLE trials ADD COLUMN checkpoint_saved_ms INTEGER;
+CREATE INDEX trials_with_checkpoint ON trials (id) WHERE checkpoint_file IS NOT NULL;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 

@@ -12,6 +12,8 @@ namespace gridexp::sql {
 
 // The first version with experiments.common_config and config_generation.
 inline constexpr int kConfigsRecordedSinceVersion = 5;
+// The first version with checkpoints and the attempts' resumed columns.
+inline constexpr int kCheckpointsSinceVersion = 8;
 
 // Sets the connection's PRAGMAs and migrates the schema to the newest version (or to
 // `sqlite_options.migrate_up_to_version`); refuses a database from a newer gridexp.

@@ -43,6 +43,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
   store->impl_->records_configs =
       sqlite_options.migrate_up_to_version == 0 ||
       sqlite_options.migrate_up_to_version >= sql::kConfigsRecordedSinceVersion;
+  store->impl_->records_checkpoints =
+      sqlite_options.migrate_up_to_version == 0 ||
+      sqlite_options.migrate_up_to_version >= sql::kCheckpointsSinceVersion;
   if (path != ":memory:" && sqlite_options.checkpoint_period.count() > 0) {
     Result<std::unique_ptr<WalCheckpointer>> checkpointer =
         WalCheckpointer::start(path, sqlite_options.checkpoint_period);
@@ -163,8 +166,32 @@ Status SqliteStore::fail(const std::string& trial_id, const std::string& lease_t
 
 Status SqliteStore::release(const std::string& trial_id, const std::string& lease_token) {
   Impl& impl = *impl_;
-  return impl.transact(TransactionKind::kWrite,
-                       [&](TimeMs now) { return impl.release(trial_id, lease_token, now); });
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) -> Status {
+    return impl.hand_back(trial_id, lease_token, "released", std::nullopt, now).status();
+  });
+}
+
+Result<TrialState> SqliteStore::preempt(const std::string& trial_id, const std::string& lease_token,
+                                        const std::string& reason) {
+  Impl& impl = *impl_;
+  std::optional<std::string> recorded_reason;
+  if (!reason.empty()) recorded_reason = reason;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) {
+    return impl.hand_back(trial_id, lease_token, "preempted", recorded_reason, now);
+  });
+}
+
+Result<std::optional<std::string>> SqliteStore::record_checkpoint(
+    const std::string& trial_id, const std::string& lease_token, const CheckpointInfo& checkpoint) {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kWrite, [&](TimeMs now) {
+    return impl.record_checkpoint(trial_id, lease_token, checkpoint, now);
+  });
+}
+
+Result<std::vector<std::string>> SqliteStore::checkpoint_files() {
+  Impl& impl = *impl_;
+  return impl.transact(TransactionKind::kRead, [&](TimeMs) { return impl.checkpoint_files(); });
 }
 
 Result<TrialState> SqliteStore::requeue_lost(const std::string& trial_id,

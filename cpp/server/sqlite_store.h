@@ -66,6 +66,12 @@ class SqliteStore final : public Store {
   Status release(const std::string& trial_id, const std::string& lease_token) override;
   Result<TrialState> requeue_lost(const std::string& trial_id, const std::string& lease_token,
                                   const std::string& reason) override;
+  Result<TrialState> preempt(const std::string& trial_id, const std::string& lease_token,
+                             const std::string& reason) override;
+  Result<std::optional<std::string>> record_checkpoint(const std::string& trial_id,
+                                                       const std::string& lease_token,
+                                                       const CheckpointInfo& checkpoint) override;
+  Result<std::vector<std::string>> checkpoint_files() override;
   Result<std::int64_t> requeue_expired() override;
   Result<std::vector<ExperimentSummary>> list_experiments() override;
   Result<std::vector<TrialRecord>> list_trials(const std::string& experiment) override;

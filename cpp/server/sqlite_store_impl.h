@@ -6,6 +6,7 @@
 //   sqlite_grid_sync.cpp     sync_grid: the trials of the active config
 //   sqlite_queries.cpp       the read API
 //   sqlite_trial_actions.cpp the user's retry and cancel
+//   sqlite_checkpoints.cpp   trials' checkpoints
 // sqlite_store.cpp opens the store and runs each public method as transact(step).
 //
 // Every method but transact() and the constructor runs inside a transaction, on the one
@@ -146,7 +147,12 @@ struct SqliteStore::Impl {
               const std::string& traceback, const TrialMeasurements& measurements, TimeMs now);
   // A reported peak on the trial and on its newest attempt; nothing without one.
   Status record_measurements(const std::string& trial_id, const TrialMeasurements& measurements);
-  Status release(const std::string& trial_id, const std::string& lease_token, TimeMs now);
+  // The worker gives the lease back uncounted (release, preempt): the trial pending again
+  // with its attempt given back, the attempt closed with `outcome` and `reason`; cancelled
+  // instead if that was asked for.
+  Result<TrialState> hand_back(const std::string& trial_id, const std::string& lease_token,
+                               std::string_view outcome, const std::optional<std::string>& reason,
+                               TimeMs now);
   Result<TrialState> requeue_lost(const std::string& trial_id, const std::string& lease_token,
                                   const std::string& reason, TimeMs now);
   // A trial whose attempt ended without an outcome of its own (lease expired, executor lost):
@@ -212,6 +218,18 @@ struct SqliteStore::Impl {
   // kNotFound unless the trial exists.
   Status require_trial(const std::string& trial_id);
 
+  // --- Checkpoints (sqlite_checkpoints.cpp) ---
+
+  Result<std::optional<std::string>> record_checkpoint(const std::string& trial_id,
+                                                       const std::string& lease_token,
+                                                       const CheckpointInfo& checkpoint,
+                                                       TimeMs now);
+  // The trial's checkpoint, if it has one (none before schema version 8).
+  Result<std::optional<CheckpointInfo>> checkpoint_of(const std::string& trial_id);
+  // A trial that ended done drops its checkpoint (a no-op before schema version 8).
+  Status drop_checkpoint(const std::string& trial_id);
+  Result<std::vector<std::string>> checkpoint_files();
+
   // --- The user's actions on trials (sqlite_trial_actions.cpp) ---
 
   Result<std::vector<std::string>> retry_trials(const TrialSelection& selection);
@@ -228,6 +246,7 @@ struct SqliteStore::Impl {
   std::unique_ptr<WalCheckpointer> checkpointer;  // null for ":memory:"
   // False only for a database a test keeps at an older schema (migrate_up_to_version).
   bool records_configs = true;
+  bool records_checkpoints = true;
   sql::StatementCache statements{db};
 };
 

@@ -8,10 +8,14 @@
 // expires goes back to pending (or, after max_attempts claims, to failed with the reason), so
 // every grid point completes exactly once.
 //
-// `attempts` counts claims; a release (the worker was interrupted) gives the claim back
-// without counting it. Cancelling a running trial sets its stop_requested flag (heartbeats
-// answer it); whatever then ends the lease — complete, fail, release or expiry — ends the
-// trial cancelled.
+// `attempts` counts claims; a release (the worker was interrupted) or a preemption (the worker
+// was stopped by a signal and handed the trial back) gives the claim back without counting it.
+// Cancelling a running trial sets its stop_requested flag (heartbeats answer it); whatever then
+// ends the lease — complete, fail, release or expiry — ends the trial cancelled.
+//
+// A trial may hold one checkpoint (the latest a worker saved under its lease, from any
+// attempt): a claim hands it to the next attempt, which records that it resumed from it. A
+// trial that ends done drops it; failed and cancelled trials keep it for a retry.
 //
 // Implementations are safe to call from any number of threads at once; every method is
 // atomic, and an OK return means the change is durable.
@@ -58,6 +62,17 @@ struct WorkerRecord {
   std::int64_t trials_failed = 0;
 };
 
+// A trial's current checkpoint: what its file holds and where the server keeps it.
+struct CheckpointInfo {
+  std::optional<std::int64_t> step;  // the training step it was saved at, if the trial said
+  std::string kind;                  // "object", "file" or "directory"
+  std::int64_t size_bytes = 0;
+  std::string sha256;     // 64 lowercase hex digits
+  int attempt = 0;        // the attempt that saved it (set by record_checkpoint)
+  TimeMs saved_ms = 0;    // when it was recorded (set by record_checkpoint)
+  std::string file_name;  // in the experiment's checkpoints/ directory; chosen by the server
+};
+
 // What a worker gets from a successful claim.
 struct Lease {
   std::string trial_id;
@@ -66,6 +81,7 @@ struct Lease {
   int attempt = 0;  // 1 for the first claim
   std::string lease_token;
   TimeMs lease_expires_ms = 0;
+  std::optional<CheckpointInfo> checkpoint;  // the trial's checkpoint, to resume from
 };
 
 struct ClaimOutcome {
@@ -116,6 +132,7 @@ struct TrialRecord {
   // The peak GPU memory its completion reported (docs/protocol.md, "Complete"); empty when
   // the trial used no GPU, has not completed, or completed with a worker that did not say.
   std::optional<std::int64_t> peak_gpu_memory_bytes;
+  std::optional<CheckpointInfo> checkpoint;
 };
 
 // What a worker measured of a trial it completes, besides its results.
@@ -142,9 +159,11 @@ struct AttemptRecord {
   std::string worker_id;
   TimeMs started_ms = 0;
   std::optional<TimeMs> ended_ms;
-  std::string outcome;  // running, done, failed, released, expired, cancelled or lost
-  std::optional<std::string> error;
+  std::string outcome;  // running, done, failed, released, expired, cancelled, lost, preempted
+  std::optional<std::string> error;  // for preempted: the reason the worker gave
   std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;  // as its completion said
+  bool resumed = false;  // it was handed a checkpoint when claimed
+  std::optional<std::int64_t> resumed_from_step = std::nullopt;  // that checkpoint's step
 };
 
 // Which trials a user's retry or cancel applies to: the given ids of `experiment` (ids of
@@ -212,7 +231,8 @@ class Store {
   virtual Status check_lease(const std::string& trial_id, const std::string& lease_token) = 0;
   virtual Status attach_model(const std::string& trial_id, const std::string& lease_token,
                               const ModelInfo& model) = 0;
-  // Records the results and `measurements` (which replace a retried trial's earlier ones).
+  // Records the results and `measurements` (which replace a retried trial's earlier ones); a
+  // trial that ends done drops its checkpoint (one cancelled meanwhile keeps it).
   virtual Status complete(const std::string& trial_id, const std::string& lease_token,
                           const nlohmann::json& results, const TrialMeasurements& measurements) = 0;
   Status complete(const std::string& trial_id, const std::string& lease_token,
@@ -242,6 +262,13 @@ class Store {
     return fail(trial_id, lease_token, error, traceback, TrialMeasurements{});
   }
   virtual Status release(const std::string& trial_id, const std::string& lease_token) = 0;
+  // The worker was stopped (a preemption: SIGTERM and the like) and hands the trial back at
+  // once. Like release(), the claim is given back uncounted (the next claim gets the same
+  // attempt number), but the attempt stays in the history as 'preempted' with `reason`
+  // (empty: none). The trial is pending again, or cancelled if that was asked for. Returns
+  // the new state.
+  virtual Result<TrialState> preempt(const std::string& trial_id, const std::string& lease_token,
+                                     const std::string& reason) = 0;
   // The worker lost the trial's executor mid-trial (it died by a signal: kill -9, the kernel's
   // OOM killer, a crash in native code). The attempt ends 'lost' with `reason` and counts, as
   // an expired lease does: the trial goes back to pending, or fails with the reason once it
@@ -249,6 +276,15 @@ class Store {
   virtual Result<TrialState> requeue_lost(const std::string& trial_id,
                                           const std::string& lease_token,
                                           const std::string& reason) = 0;
+
+  // Makes `checkpoint` (step, kind, size, sha256, file_name) the trial's current checkpoint,
+  // under its live lease; the store sets its attempt and saved time. Returns the file name of
+  // the checkpoint it replaced (empty: none, or the same file), which the caller deletes.
+  virtual Result<std::optional<std::string>> record_checkpoint(
+      const std::string& trial_id, const std::string& lease_token,
+      const CheckpointInfo& checkpoint) = 0;
+  // The checkpoint file names of every trial that has one: the files a server start keeps.
+  virtual Result<std::vector<std::string>> checkpoint_files() = 0;
 
   // Returns expired running trials to pending (or failed after max_attempts); returns how
   // many it moved. Called by claims and periodically by the server.
@@ -261,9 +297,10 @@ class Store {
   virtual Result<std::vector<AttemptRecord>> list_attempts(const std::string& trial_id) = 0;
 
   // A user's actions. Retry: failed or cancelled -> pending, attempts reset, error, results
-  // and model cleared (the attempt history keeps them). Cancel: pending -> cancelled at once;
-  // running -> stop requested. Both skip trials the action does not apply to and return the
-  // ids they changed: in grid order, or in the order given (each id once).
+  // and model cleared (the attempt history keeps them; the checkpoint stays, to resume from).
+  // Cancel: pending -> cancelled at once; running -> stop requested. Both skip trials the action
+  // does not apply to and return the ids they changed: in grid order, or in the order given (each
+  // id once).
   virtual Result<std::vector<std::string>> retry_trials(const TrialSelection& selection) = 0;
   virtual Result<std::vector<std::string>> cancel_trials(const TrialSelection& selection) = 0;
 

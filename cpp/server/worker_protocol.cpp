@@ -1,6 +1,7 @@
 // The worker protocol (docs/protocol.md): registration, claims, and what a worker reports on
-// the trial it holds the lease of: heartbeats, metrics, completion, failure, release, a lost
-// executor, log chunks and the model file (model_upload.cpp).
+// the trial it holds the lease of: heartbeats, metrics, completion, failure, release, a
+// preemption, a lost executor, log chunks, the model file (model_upload.cpp) and checkpoints
+// (checkpoint_routes.cpp).
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -14,6 +15,9 @@
 
 namespace gridexp {
 namespace {
+
+// The longest reason a preemption may give (docs/protocol.md, "Preempt").
+constexpr std::size_t kMaxPreemptReasonBytes = 1024;
 
 // A claim id (docs/protocol.md, "Claim"): the optional field `name` of `body`, 1 to 64
 // letters, digits, '-' and '_'; empty when the field is missing.
@@ -96,13 +100,22 @@ nlohmann::json claim_answer(ServerContext& context, const ClaimOutcome& outcome)
       std::lock_guard commit_lock(context.model_commit_mutex);
       ignore_outcome(default_file_system().remove(context.model_files.path_for(lease->trial_id)));
     }
+    nlohmann::json checkpoint = nullptr;
+    if (lease->checkpoint) {
+      checkpoint = {{"step", optional_value(lease->checkpoint->step)},
+                    {"size", lease->checkpoint->size_bytes},
+                    {"sha256", lease->checkpoint->sha256},
+                    {"kind", lease->checkpoint->kind},
+                    {"attempt", lease->checkpoint->attempt}};
+    }
     trial = {{"id", lease->trial_id},
              {"experiment", lease->experiment},
              {"hyperparameters", lease->hyperparameters},
              {"attempt", lease->attempt},
              {"lease_token", lease->lease_token},
              {"lease_expires_at", iso8601_utc(lease->lease_expires_ms)},
-             {"resumed", outcome.resumed}};
+             {"resumed", outcome.resumed},
+             {"checkpoint", std::move(checkpoint)}};
   }
   return {{"trial", trial},
           {"pending", outcome.pending},
@@ -218,12 +231,14 @@ void complete(ServerContext& context, const httplib::Request& request,
         context.store.complete(request.matches[1], call->lease_token, results, *measurements);
     if (!status) return send_lease_error(response, status);
     ++context.metrics.completions;
+    forget_done_checkpoint(context, request.matches[1]);
     return send_ok(response);
   }
   Result<ClaimOutcome> next = context.store.complete_and_claim(
       request.matches[1], call->lease_token, results, *measurements, *next_claim_id);
   if (!next) return send_lease_error(response, next.status());
   ++context.metrics.completions;
+  forget_done_checkpoint(context, request.matches[1]);
   send_json(response, 200, {{"ok", true}, {"next", claim_answer(context, *next)}});
 }
 
@@ -252,6 +267,25 @@ void release(ServerContext& context, const httplib::Request& request, httplib::R
   Status status = context.store.release(request.matches[1], call->lease_token);
   if (!status) return send_lease_error(response, status);
   send_ok(response);
+}
+
+// The worker was stopped (SIGTERM, a preemption): the trial is pending again at once, the
+// attempt recorded as preempted and not counted.
+void preempt(ServerContext& context, const httplib::Request& request, httplib::Response& response) {
+  Result<LeasedCall> call = parse_leased_call(request);
+  if (!call) return send_status_error(response, call.status());
+  std::string reason;
+  if (auto field = call->body.find("reason"); field != call->body.end() && !field->is_null()) {
+    if (!field->is_string() ||
+        field->get_ref<const std::string&>().size() > kMaxPreemptReasonBytes) {
+      return send_error(response, 400, "\"reason\" must be a string of at most 1 KiB");
+    }
+    reason = field->get<std::string>();
+  }
+  Result<TrialState> state = context.store.preempt(request.matches[1], call->lease_token, reason);
+  if (!state) return send_lease_error(response, state.status());
+  if (*state == TrialState::kPending) ++context.metrics.trials_preempted;
+  send_json(response, 200, {{"ok", true}, {"state", to_string(*state)}});
 }
 
 // The worker's executor died by a signal mid-trial: the attempt is lost, the trial requeued.
@@ -296,6 +330,7 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
   server.Post(trial + "/complete", with_context(context, complete));
   server.Post(trial + "/fail", with_context(context, fail));
   server.Post(trial + "/release", with_context(context, release));
+  server.Post(trial + "/preempt", with_context(context, preempt));
   server.Post(trial + "/lost", with_context(context, requeue_lost));
   server.Post(trial + "/log", with_context(context, append_log));
   server.Put(trial + "/model",
@@ -303,6 +338,12 @@ void install_worker_protocol(httplib::Server& server, ServerContext& context) {
                         const httplib::ContentReader& read_body) {
                receive_model(context, request, response, read_body);
              });
+  server.Put(trial + "/checkpoint",
+             [&context](const httplib::Request& request, httplib::Response& response,
+                        const httplib::ContentReader& read_body) {
+               receive_checkpoint(context, request, response, read_body);
+             });
+  server.Get(trial + "/checkpoint", with_context(context, send_checkpoint));
 }
 
 }  // namespace gridexp

@@ -5,6 +5,7 @@
     gridexp retry [NAME] [--id ID ...]  failed and cancelled trials back to pending
     gridexp cancel [NAME] [--id ID ...] cancel pending trials, stop running ones
     gridexp workers                     the workers that registered
+    gridexp attempts TRIAL_ID           a trial's attempts: outcome, worker, times, resumes
     gridexp export NAME DIR [--layout L] trials and models to a directory (gridexp.export)
 
 Contract: the server is `--address` (default: GRIDEXP_ADDRESS, else 127.0.0.1:8030); the
@@ -48,6 +49,7 @@ examples:
   gridexp results sentiment_analysis1 --csv > results.csv
   gridexp retry                       # every failed and cancelled trial of the active experiment
   gridexp cancel --id 3f2a9c1e8b7d6a50
+  gridexp attempts 3f2a9c1e8b7d6a50   # preempted, lost, done... and the step each resumed from
   gridexp export sentiment_analysis1 ./analysis   # results/ and models/ as the original wrote
 """
 
@@ -191,6 +193,18 @@ def _parser() -> argparse.ArgumentParser:
         "Every worker that registered: host, devices, current trial, counts.",
     )
     workers.set_defaults(command=_workers)
+
+    attempts = command(
+        "attempts",
+        "the attempts of one trial",
+        "One line per claim of the trial, oldest first: its attempt number, how it ended "
+        "(running, done, failed, released, preempted, expired, lost, cancelled), the worker, "
+        "when it started and ended (UTC), the checkpoint step it resumed from, and its error "
+        "or the reason it was preempted or lost. A released or preempted attempt is not "
+        "counted: the claim after it has the same number.",
+    )
+    attempts.add_argument("trial_id", metavar="TRIAL_ID", help="the trial (16 hex digits)")
+    attempts.set_defaults(command=_attempts)
 
     export_command = command(
         "export",
@@ -512,6 +526,51 @@ def _format_ago(timestamp: str | None, now: datetime) -> str:
         return "-"
     seconds = max(0.0, (now - parse_time(timestamp)).total_seconds())
     return f"{_format_eta(seconds)} ago"
+
+
+# gridexp attempts
+
+
+def _attempts(client: Client, arguments: argparse.Namespace) -> int:
+    attempts = client.attempts(arguments.trial_id)
+    if not attempts:
+        print(f"trial {arguments.trial_id} has not been claimed yet")
+        return 0
+    header = ["attempt", "outcome", "worker", "started", "ended", "resumed from", "error"]
+    rows = [
+        [
+            attempt["attempt"],
+            attempt["outcome"],
+            attempt.get("worker") or "-",
+            _format_time(attempt.get("started_at")),
+            _format_time(attempt.get("ended_at")),
+            _format_resumed(attempt),
+            _first_line(attempt.get("error")),
+        ]
+        for attempt in attempts
+    ]
+    _print_table(header, rows)
+    return 0
+
+
+def _format_time(timestamp: str | None) -> str:
+    if not timestamp:
+        return "-"
+    return parse_time(timestamp).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _format_resumed(attempt: dict[str, Any]) -> str:
+    if not attempt.get("resumed"):
+        return "-"
+    step = attempt.get("resumed_from_step")
+    return "checkpoint (no step)" if step is None else f"step {step}"
+
+
+def _first_line(text: str | None, width: int = 80) -> str:
+    if not text:
+        return "-"
+    line = text.strip().splitlines()[0] if text.strip() else "-"
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 # gridexp export

@@ -1187,6 +1187,7 @@ TEST(TrialToJson, PendingTrialHasNullsForWhatHasNotHappened) {
       {"model", nullptr},
       {"stop_requested", false},
       {"peak_gpu_memory_bytes", nullptr},
+      {"checkpoint", nullptr},
   };
   EXPECT_EQ(trial_to_json(trial), expected);
 }
@@ -1227,6 +1228,13 @@ TEST(TrialToJson, DoneTrialWithResultsAndModel) {
   trial.results = {{"loss", 0.25}, {"curve", {1, 2}}};
   trial.model = ModelInfo{std::string(64, 'a'), 12345};
   trial.peak_gpu_memory_bytes = 6'000'000'000;
+  trial.checkpoint = CheckpointInfo{std::nullopt,
+                                    "directory",
+                                    77,
+                                    std::string(64, 'b'),
+                                    2,
+                                    61'001,
+                                    "00000000000000d4-bbbbbbbbbbbbbbbb.ckpt"};
   json shown = trial_to_json(trial);
   EXPECT_EQ(shown["state"], "done");
   EXPECT_EQ(shown["in_config"], false);
@@ -1235,7 +1243,13 @@ TEST(TrialToJson, DoneTrialWithResultsAndModel) {
   EXPECT_EQ(shown["results"], trial.results);
   EXPECT_EQ(shown["model"], (json{{"sha256", std::string(64, 'a')}, {"size", 12345}}));
   EXPECT_EQ(shown["peak_gpu_memory_bytes"], 6'000'000'000);
-  EXPECT_EQ(shown.size(), 17u);
+  // The file's name stays on the server.
+  EXPECT_EQ(shown["checkpoint"], (json{{"step", nullptr},
+                                       {"size", 77},
+                                       {"kind", "directory"},
+                                       {"attempt", 2},
+                                       {"saved_at", "1970-01-01T00:01:01.001Z"}}));
+  EXPECT_EQ(shown.size(), 18u);
 }
 
 TEST(TrialToJson, FailedTrialShowsErrorAndTraceback) {

@@ -133,9 +133,12 @@ struct Experiment {
       : directory(make_directory()), config(*gridexp::parse_config(experiment_config(), "config")) {
     gridexp::FileSystem& disk = gridexp::default_file_system();
     models = std::make_unique<gridexp::ModelFiles>(directory / "models", disk);
+    checkpoints = std::make_unique<gridexp::CheckpointFiles>(directory / "checkpoints", disk);
     logs = std::make_unique<gridexp::TrialLogs>(directory / "logs", 1 << 20, disk);
     files = std::make_unique<gridexp::ExperimentFiles>(directory, directory / ".gridexp", disk);
-    require(models->prepare().is_ok() && logs->prepare().is_ok(), "cannot prepare the files");
+    require(
+        models->prepare().is_ok() && checkpoints->prepare({}).is_ok() && logs->prepare().is_ok(),
+        "cannot prepare the files");
   }
   static fs::path make_directory() {
     std::error_code error;
@@ -153,6 +156,7 @@ struct Experiment {
   fs::path directory;
   gridexp::ExperimentConfig config;
   std::unique_ptr<gridexp::ModelFiles> models;
+  std::unique_ptr<gridexp::CheckpointFiles> checkpoints;
   std::unique_ptr<gridexp::TrialLogs> logs;
   std::unique_ptr<gridexp::ExperimentFiles> files;
   gridexp::SystemClock clock;
@@ -191,8 +195,9 @@ struct Generation {
     require(opened.is_ok(), "cannot open the store");
     store = std::move(opened).value();
     require(store->sync_grid(gridexp::Grid(experiment.config)).is_ok(), "cannot add the grid");
-    context = std::make_unique<gridexp::ServerContext>(
-        *store, *experiment.files, *experiment.models, *experiment.logs, experiment.clock);
+    context = std::make_unique<gridexp::ServerContext>(*store, *experiment.files,
+                                                       *experiment.models, *experiment.checkpoints,
+                                                       *experiment.logs, experiment.clock);
     context->password = "fuzz";
     context->experiment_config = experiment.config.document;
     context->experiment_name = experiment.config.experiment_name;

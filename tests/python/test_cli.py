@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import requests
 from conftest import PASSWORD, claim, grid_config, register
 from test_client import EXPERIMENT, client_of, free_port, run_trial
 
@@ -69,7 +72,8 @@ def scored(server) -> dict[str, float]:
 def test_help_lists_the_commands():
     result = gridexp(None, "--help")
     assert result.returncode == 0
-    for command in ("status", "results", "retry", "cancel", "workers", "export", "--password-file"):
+    commands = ("status", "results", "retry", "cancel", "workers", "attempts", "export")
+    for command in (*commands, "--password-file"):
         assert command in result.stdout
     result = gridexp(None, "results", "--help")
     assert result.returncode == 0 and "--sort METRIC" in result.stdout
@@ -179,6 +183,60 @@ def test_workers_lists_every_registered_worker(server):
     assert rows[0][:3] == ["worker", "host", "pid"]
     assert rows[1][:2] == [worker, "box-7"] and trial["id"] in rows[1]
     assert result.stdout.rstrip().endswith("1 of 1 worker online")
+
+
+# gridexp attempts.
+
+
+def test_attempts_show_each_end_worker_and_the_step_resumed_from(server):
+    trial_id = client_of(server).trials()[0]["id"]
+    result = gridexp(server, "attempts", trial_id)
+    assert (result.returncode, result.stdout) == (0, f"trial {trial_id} has not been claimed yet\n")
+
+    worker = register(server, host="box-7")
+    lease = claim(server, worker)["trial"]
+    assert lease["id"] == trial_id
+    data = b"weights"
+    stored = requests.put(
+        f"{server.url}/api/v1/trials/{trial_id}/checkpoint",
+        data=data,
+        headers={
+            **server.auth(),
+            "X-Gridexp-Lease-Token": lease["lease_token"],
+            "X-Gridexp-Sha256": hashlib.sha256(data).hexdigest(),
+            "X-Gridexp-Checkpoint-Kind": "object",
+            "X-Gridexp-Checkpoint-Step": "42",
+        },
+        timeout=30,
+    )
+    assert stored.status_code == 200, stored.text
+    preempted = server.post(
+        f"/api/v1/trials/{trial_id}/preempt",
+        {"lease_token": lease["lease_token"], "reason": "SIGTERM"},
+    )
+    assert preempted.json()["state"] == "pending"
+    resumed = claim(server, worker)["trial"]
+    server.post(
+        f"/api/v1/trials/{trial_id}/fail",
+        {"lease_token": resumed["lease_token"], "error": "ValueError: boom\nmore lines"},
+    )
+
+    result = gridexp(server, "attempts", trial_id)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["attempt", "outcome", "worker"]
+    assert "resumed from" in lines[0] and len(lines) == 3
+    first, second = lines[1].split(), lines[2].split()
+    assert first[:3] == ["1", "preempted", worker] and first[-2:] == ["-", "SIGTERM"]
+    assert second[:3] == ["1", "failed", worker]
+    assert re.search(r"step 42 +ValueError: boom$", lines[2])
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", lines[1])
+
+
+def test_attempts_of_an_unknown_trial_exit_1(server):
+    result = gridexp(server, "attempts", "0123456789abcdef")
+    assert result.returncode == 1
+    assert result.stderr.startswith("gridexp: ") and "0123456789abcdef" in result.stderr
 
 
 # gridexp results.

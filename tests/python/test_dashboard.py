@@ -6,6 +6,7 @@ download the CSV, log out; and a wrong password gets nothing."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import PASSWORD, trials_of
+from conftest import PASSWORD, claim, register, trials_of
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="setup.sh --tests installs playwright")
 expect = sync_api.expect
@@ -234,6 +235,39 @@ def test_the_dashboard_follows_a_live_grid(start_server, workers, tmp_path, page
     page.get_by_test_id("logout").click()
     expect(page.get_by_test_id("login-form")).to_be_visible()
     assert page.request.get(server.url + "/api/v1/experiments").status == 401
+
+
+def test_the_attempt_history_shows_a_preemption_and_the_step_resumed_from(server, page):
+    worker = register(server)
+    lease = claim(server, worker)["trial"]
+    data = b"weights at step 7"
+    stored = requests.put(
+        f"{server.url}/api/v1/trials/{lease['id']}/checkpoint",
+        data=data,
+        headers={
+            **server.auth(),
+            "X-Gridexp-Lease-Token": lease["lease_token"],
+            "X-Gridexp-Sha256": hashlib.sha256(data).hexdigest(),
+            "X-Gridexp-Checkpoint-Kind": "object",
+            "X-Gridexp-Checkpoint-Step": "7",
+        },
+        timeout=30,
+    )
+    assert stored.status_code == 200, stored.text
+    preempted = server.post(
+        f"/api/v1/trials/{lease['id']}/preempt",
+        {"lease_token": lease["lease_token"], "reason": "SIGTERM"},
+    )
+    assert preempted.json()["state"] == "pending"
+    assert claim(server, worker)["trial"]["id"] == lease["id"]
+
+    log_in(page, server.url)
+    row(page, lease["id"]).get_by_role("button", name=lease["id"]).click()
+    outcomes = page.get_by_test_id("attempt-outcome")
+    expect(outcomes).to_have_text(["preempted", "running"])
+    expect(outcomes.first).to_have_class(re.compile(r"\boutcome-preempted\b"))
+    expect(page.get_by_test_id("attempt-resumed")).to_have_text(["", "resumed from step 7"])
+    expect(page.get_by_test_id("detail-attempts")).to_contain_text("SIGTERM")
 
 
 def test_a_wrong_password_gets_nothing(server, page):

@@ -1,4 +1,6 @@
-// The trial detail's attempt history and log, fetched while the dialog is open.
+// The trial detail's attempt history and log, fetched while the dialog is open. Each attempt
+// shows how it ended (a preempted one: its worker was stopped and handed the trial back, not
+// counted) and the checkpoint step it resumed from.
 import { getJson, getText } from "./api.js";
 import { API, LOG_TAIL_CHARS } from "./constants.js";
 import { $, el } from "./dom.js";
@@ -13,15 +15,15 @@ export async function renderAttempts(id) {
     attempts = (await getJson(`${API}/trials/${encodeURIComponent(id)}/attempts`)).data;
   } catch (failure) {
     if (view.detailId !== id) return;
-    body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "muted" }, `attempt history unavailable (${failure.message})`)));
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted" }, `attempt history unavailable (${failure.message})`)));
     return;
   }
   if (view.detailId !== id) return;
   if (!attempts || attempts.length === 0) {
-    body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "Not handed out yet.")));
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "Not handed out yet.")));
     return;
   }
-  const outcomeState = { running: "running", done: "done", failed: "failed", cancelled: "cancelled", expired: "failed", lost: "failed", released: "pending" };
+  const outcomeState = { running: "running", done: "done", failed: "failed", cancelled: "cancelled", expired: "failed", lost: "failed", released: "pending", preempted: "pending" };
   body.replaceChildren(
     ...attempts.map((attempt) =>
       el(
@@ -31,11 +33,20 @@ export async function renderAttempts(id) {
         el("td", { title: attempt.worker || "" }, workerName(attempt.worker)),
         el("td", {}, formatTime(attempt.started_at)),
         el("td", {}, formatTime(attempt.ended_at)),
-        el("td", {}, el("span", { class: `badge state-${outcomeState[attempt.outcome] || "pending"}` }, attempt.outcome || "")),
+        el("td", {}, el("span", { class: `badge state-${outcomeState[attempt.outcome] || "pending"} outcome-${attempt.outcome}`, "data-testid": "attempt-outcome" }, attempt.outcome || "")),
+        el("td", { "data-testid": "attempt-resumed" }, resumedFrom(attempt)),
         el("td", { class: "long", title: attempt.error || "" }, attempt.error || ""),
       ),
     ),
   );
+}
+
+// "resumed from step N"; "resumed from a checkpoint" when it had no step; "" for a fresh start.
+function resumedFrom(attempt) {
+  if (!attempt.resumed) return "";
+  return attempt.resumed_from_step === null || attempt.resumed_from_step === undefined
+    ? "resumed from a checkpoint"
+    : `resumed from step ${attempt.resumed_from_step}`;
 }
 
 export async function renderLog(id) {
