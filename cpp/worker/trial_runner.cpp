@@ -1,6 +1,7 @@
 // TrialRunner: the loop that watches one trial's executor, and the stop/kill policy.
 #include "worker/trial_runner.h"
 
+#include <cstdio>
 #include <utility>
 #include <variant>
 
@@ -19,8 +20,11 @@ struct TrialRunner::Watch {
 
 namespace {
 
-long whole_seconds(std::chrono::milliseconds duration) {
-  return static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(duration).count());
+// "60 s", "0.5 s".
+std::string seconds_text(std::chrono::milliseconds duration) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g s", static_cast<double>(duration.count()) / 1000);
+  return text;
 }
 
 }  // namespace
@@ -113,9 +117,9 @@ bool TrialRunner::preempt(Watch& watch, TrialRun& run) {
     watch.preempt_sent = true;
     watch.preempt_sent_at = now_();
     ignore_outcome(session_.stop(watch.trial_id, StopReason::kPreempted));  // a dead one: below
-    std::string note =
-        "the worker is stopping: trial " + watch.trial_id + " asked to stop (preempted); up to " +
-        std::to_string(whole_seconds(policy_.preempt_grace)) + " s for run_one to return";
+    std::string note = "the worker is stopping: trial " + watch.trial_id +
+                       " asked to stop (preempted); up to " + seconds_text(policy_.preempt_grace) +
+                       " for run_one to return";
     progress_.message(note + " (signal again to kill it at once)");
     if (watch.link != nullptr) watch.link->push_log_line("gridexp-worker: " + note);
   }
@@ -129,9 +133,8 @@ bool TrialRunner::preempt(Watch& watch, TrialRun& run) {
   if (forced || now_() - watch.preempt_sent_at > policy_.preempt_grace) {
     session_.kill_now();
     run.error = forced ? "its executor was killed at a second signal"
-                       : "run_one did not return within " +
-                             std::to_string(whole_seconds(policy_.preempt_grace)) +
-                             " s (--grace_seconds), so its executor was killed";
+                       : "run_one did not return within " + seconds_text(policy_.preempt_grace) +
+                             " (--grace_seconds), so its executor was killed";
     progress_.message("trial " + watch.trial_id + ": " + run.error);
     if (watch.link != nullptr) watch.link->push_log_line("gridexp-worker: " + run.error);
     return true;

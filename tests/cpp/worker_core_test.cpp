@@ -954,7 +954,7 @@ TEST_F(WorkerCore, ATrialThatOutlastsTheGraceIsKilledAndStillPreempted) {
   EXPECT_EQ(log_.stop_reasons, std::vector<std::string>{"preempted"});
   EXPECT_EQ(log_.killed, 1);
   EXPECT_EQ(server_.sent_to("/trials/t1/preempt").size(), 1u);
-  EXPECT_NE(server_.link.log().find("did not return within 0 s (--grace_seconds)"),
+  EXPECT_NE(server_.link.log().find("did not return within 0.03 s (--grace_seconds)"),
             std::string::npos)
       << server_.link.log();
 }
