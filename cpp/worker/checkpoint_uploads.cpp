@@ -131,9 +131,11 @@ void CheckpointUploads::upload(const PendingCheckpoint& checkpoint) {
       tell(checkpoint.trial_id,
            what + " not kept: " + mebibytes(size) + " is over the server's --max-upload-mb");
       return;
-    case Code::kNotFound:
-      tell(checkpoint.trial_id, what + " not kept: the server does not keep checkpoints (" +
-                                    answer.status().message() + ")");
+    case Code::kNotFound:  // a server from before checkpoints: said once
+      if (!said_not_kept_.exchange(true)) {
+        tell(checkpoint.trial_id, what + " not kept: the server does not keep checkpoints (" +
+                                      answer.status().message() + ")");
+      }
       return;
     default:
       tell(checkpoint.trial_id, what + " not kept: " + answer.status().message());

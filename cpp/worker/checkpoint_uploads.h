@@ -7,12 +7,14 @@
 // Every file handed over is deleted once uploaded, superseded, dropped or refused. Refusals
 // are said on the console and in the trial's log when one is attached: 413 as "checkpoint at
 // step N not kept: X MiB is over the server's --max-upload-mb"; 409 (the lease is gone) drops
-// the checkpoint quietly. Transient failures are retried as the RetryPolicy says.
+// the checkpoint quietly; 404 (a server without checkpoints) is said once. Transient failures are
+// retried as the RetryPolicy says.
 //
 // Thread-safety: every method is safe from any thread (the slot's, in practice); the uploads
 // run on the object's thread, over a ServerApi that nobody else uses meanwhile.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -78,6 +80,7 @@ class CheckpointUploads {
   std::map<std::string, TrialLink*> logs_;    // guarded by mutex_
   int uploaded_ = 0;                          // guarded by mutex_
   bool stopping_ = false;                     // guarded by mutex_
+  std::atomic<bool> said_not_kept_{false};    // a 404 was said already
   std::thread thread_;
 };
 
