@@ -55,6 +55,10 @@ class Fields {
   void complain(std::string message) {
     if (status_) status_ = Status::invalid_argument(type_ + ": " + std::move(message));
   }
+  // Keeps `status` when it is the first complaint (from the Fields of a nested object).
+  void adopt(const Status& status) {
+    if (status_ && !status) status_ = status;
+  }
   const Status& status() const { return status_; }
 
  private:
@@ -87,6 +91,39 @@ Result<ExecutorCommand> decode_start(const json& message) {
   return checked<StartCommand, ExecutorCommand>(std::move(start), fields);
 }
 
+// "kind": one of checkpoint_kind_name()'s spellings.
+CheckpointKind checkpoint_kind(Fields& fields, const json& message) {
+  auto kind = message.find("kind");
+  std::optional<CheckpointKind> known;
+  if (kind != message.end() && kind->is_string()) {
+    known = checkpoint_kind_from_name(kind->get<std::string>());
+  }
+  if (!known) fields.complain("kind", "\"object\", \"file\" or \"directory\"");
+  return known.value_or(CheckpointKind::kObject);
+}
+
+bool is_absolute_path(const std::string& path) { return !path.empty() && path.front() == '/'; }
+
+// "checkpoint": absent or null, or {"path", "kind", "step"}.
+std::optional<CheckpointRef> decode_checkpoint_ref(Fields& fields, const json& message) {
+  auto found = message.find("checkpoint");
+  if (found == message.end() || found->is_null()) return std::nullopt;
+  if (!found->is_object()) {
+    fields.complain("checkpoint", "an object or null");
+    return std::nullopt;
+  }
+  Fields inner(*found, "run: checkpoint");
+  CheckpointRef checkpoint;
+  checkpoint.path = inner.string("path");
+  checkpoint.kind = checkpoint_kind(inner, *found);
+  checkpoint.step = inner.nullable<std::int64_t>("step", &json::is_number_integer, "an integer");
+  if (inner.status() && !is_absolute_path(checkpoint.path)) {
+    inner.complain("path", "an absolute path");
+  }
+  fields.adopt(inner.status());
+  return checkpoint;
+}
+
 Result<ExecutorCommand> decode_run(const json& message) {
   Fields fields(message, "run");
   const json* trial = fields.find("trial", &json::is_object, "an object");
@@ -100,12 +137,30 @@ Result<ExecutorCommand> decode_run(const json& message) {
     fields.complain("\"trial.hyperparameters\" must be an object");
   }
   if (!fields.status()) return fields.status();
-  return ExecutorCommand(run_command(*trial));
+  RunCommand run = run_command(*trial);
+  run.checkpoint = decode_checkpoint_ref(fields, message);
+  run.checkpoint_dir =
+      fields.nullable<std::string>("checkpoint_dir", &json::is_string, "a string").value_or("");
+  if (!run.checkpoint_dir.empty() && !is_absolute_path(run.checkpoint_dir)) {
+    fields.complain("checkpoint_dir", "an absolute path");
+  }
+  return checked<RunCommand, ExecutorCommand>(std::move(run), fields);
 }
 
 Result<ExecutorCommand> decode_stop(const json& message) {
   Fields fields(message, "stop");
   StopCommand stop{fields.string("trial_id")};
+  std::optional<std::string> reason =
+      fields.nullable<std::string>("reason", &json::is_string, "a string");
+  if (reason) {
+    for (StopReason known :
+         {StopReason::kCancelled, StopReason::kPreempted, StopReason::kLeaseLost}) {
+      if (*reason == stop_reason_name(known)) stop.reason = known;
+    }
+    if (!stop.reason) {
+      fields.complain("reason", "\"cancelled\", \"preempted\" or \"lease lost\"");
+    }
+  }
   return checked<StopCommand, ExecutorCommand>(std::move(stop), fields);
 }
 
@@ -150,7 +205,22 @@ Result<ExecutorEvent> decode_result(const json& message) {
   if (results != message.end()) result.results = *results;
   result.model_path = fields.nullable<std::string>("model_path", &json::is_string, "a string");
   result.peak_gpu_memory_bytes = peak_gpu_memory(fields);
+  result.stop_observed =
+      fields.nullable<bool>("stop_observed", &json::is_boolean, "a boolean").value_or(false);
   return checked<ResultEvent, ExecutorEvent>(std::move(result), fields);
+}
+
+Result<ExecutorEvent> decode_checkpoint(const json& message) {
+  Fields fields(message, "checkpoint");
+  CheckpointEvent checkpoint;
+  checkpoint.trial_id = fields.string("trial_id");
+  checkpoint.path = fields.string("path");
+  checkpoint.kind = checkpoint_kind(fields, message);
+  checkpoint.step = fields.nullable<std::int64_t>("step", &json::is_number_integer, "an integer");
+  if (fields.status() && !is_absolute_path(checkpoint.path)) {
+    fields.complain("path", "an absolute path");
+  }
+  return checked<CheckpointEvent, ExecutorEvent>(std::move(checkpoint), fields);
 }
 
 Result<ExecutorEvent> decode_failed(const json& message) {
@@ -190,9 +260,20 @@ struct CommandEncoder {
             {"save_models", start.save_models},
             {"model_dir", start.model_dir}};
   }
-  json operator()(const RunCommand& run) const { return {{"type", "run"}, {"trial", run.trial}}; }
+  json operator()(const RunCommand& run) const {
+    json message = {{"type", "run"}, {"trial", run.trial}, {"checkpoint", nullptr}};
+    if (run.checkpoint) {
+      message["checkpoint"] = {{"path", run.checkpoint->path},
+                               {"kind", checkpoint_kind_name(run.checkpoint->kind)},
+                               {"step", nullable(run.checkpoint->step)}};
+    }
+    if (!run.checkpoint_dir.empty()) message["checkpoint_dir"] = run.checkpoint_dir;
+    return message;
+  }
   json operator()(const StopCommand& stop) const {
-    return {{"type", "stop"}, {"trial_id", stop.trial_id}};
+    json message = {{"type", "stop"}, {"trial_id", stop.trial_id}};
+    if (stop.reason) message["reason"] = stop_reason_name(*stop.reason);
+    return message;
   }
 };
 
@@ -218,6 +299,13 @@ struct EventEncoder {
             {"results", result.results},
             {"model_path", nullable(result.model_path)}};
   }
+  json operator()(const CheckpointEvent& checkpoint) const {
+    return {{"type", "checkpoint"},
+            {"trial_id", checkpoint.trial_id},
+            {"path", checkpoint.path},
+            {"kind", checkpoint_kind_name(checkpoint.kind)},
+            {"step", nullable(checkpoint.step)}};
+  }
   json operator()(const FailedEvent& failed) const {
     return {{"type", "failed"},
             {"trial_id", failed.trial_id},
@@ -233,6 +321,38 @@ json with_peak_gpu_memory(json message, std::optional<std::int64_t> bytes) {
 }
 
 }  // namespace
+
+const char* checkpoint_kind_name(CheckpointKind kind) {
+  switch (kind) {
+    case CheckpointKind::kObject:
+      return "object";
+    case CheckpointKind::kFile:
+      return "file";
+    case CheckpointKind::kDirectory:
+      return "directory";
+  }
+  return "object";
+}
+
+std::optional<CheckpointKind> checkpoint_kind_from_name(std::string_view name) {
+  for (CheckpointKind kind :
+       {CheckpointKind::kObject, CheckpointKind::kFile, CheckpointKind::kDirectory}) {
+    if (name == checkpoint_kind_name(kind)) return kind;
+  }
+  return std::nullopt;
+}
+
+const char* stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::kCancelled:
+      return "cancelled";
+    case StopReason::kPreempted:
+      return "preempted";
+    case StopReason::kLeaseLost:
+      return "lease lost";
+  }
+  return "cancelled";
+}
 
 RunCommand run_command(json trial) {
   std::string id = trial.is_object() ? trial.value("id", std::string()) : std::string();
@@ -257,6 +377,7 @@ std::string encode_event(const ExecutorEvent& event) {
   json message = std::visit(EventEncoder{}, event);
   if (const auto* result = std::get_if<ResultEvent>(&event)) {
     message = with_peak_gpu_memory(std::move(message), result->peak_gpu_memory_bytes);
+    if (result->stop_observed) message["stop_observed"] = true;
   } else if (const auto* failed = std::get_if<FailedEvent>(&event)) {
     message = with_peak_gpu_memory(std::move(message), failed->peak_gpu_memory_bytes);
     if (failed->out_of_memory) message["out_of_memory"] = true;
@@ -273,6 +394,7 @@ Result<ExecutorEvent> decode_event(std::string_view line) {
   if (type == "metrics") return decode_metrics(object);
   if (type == "result") return decode_result(object);
   if (type == "failed") return decode_failed(object);
+  if (type == "checkpoint") return decode_checkpoint(object);
   return Status::invalid_argument("unknown event type \"" + type + "\"");
 }
 

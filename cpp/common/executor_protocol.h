@@ -38,14 +38,41 @@ struct StartCommand {
   std::string model_dir;  // non-empty when save_models
 };
 
+// What a checkpoint file holds (docs/executor.md, "Checkpoints"): a torch.save file of a
+// Python object, a user's file as it was, or a zip of a directory's contents.
+enum class CheckpointKind { kObject, kFile, kDirectory };
+
+// "object", "file", "directory": the spelling on the wire and in HTTP headers.
+const char* checkpoint_kind_name(CheckpointKind kind);
+std::optional<CheckpointKind> checkpoint_kind_from_name(std::string_view name);
+
+// The checkpoint a trial resumes from, as the executor finds it on disk.
+struct CheckpointRef {
+  std::string path;  // absolute; for kDirectory the unpacked directory (the checkpoint_dir)
+  CheckpointKind kind = CheckpointKind::kObject;
+  std::optional<std::int64_t> step;
+};
+
 struct RunCommand {
   // {"id", "attempt", "experiment", "hyperparameters"}, as gridexp.trial() returns it.
   nlohmann::json trial;
   std::string trial_id;  // trial["id"]: non-empty, usable as a file name
+  // The latest checkpoint of an earlier attempt ("checkpoint": absent or null when none).
+  std::optional<CheckpointRef> checkpoint = std::nullopt;
+  // gridexp.checkpoint_dir(): an absolute directory of the trial's own ("" when none was
+  // given); saved checkpoints are staged in its parent directory (docs/executor.md).
+  std::string checkpoint_dir = "";
 };
+
+// Why the supervisor asks a trial to stop (gridexp.stop_reason()).
+enum class StopReason { kCancelled, kPreempted, kLeaseLost };
+
+// "cancelled", "preempted", "lease lost".
+const char* stop_reason_name(StopReason reason);
 
 struct StopCommand {
   std::string trial_id;
+  std::optional<StopReason> reason = std::nullopt;  // absent on the wire: not said
 };
 
 using ExecutorCommand = std::variant<StartCommand, RunCommand, StopCommand>;
@@ -86,6 +113,18 @@ struct ResultEvent {
   // The trial's peak GPU memory (torch.cuda.max_memory_allocated, the highest over the visible
   // devices); empty when the trial used no GPU. Optional on the wire ("peak_gpu_memory_bytes").
   std::optional<std::int64_t> peak_gpu_memory_bytes = std::nullopt;
+  // run_one returned after gridexp.should_stop() had returned True to it: it stopped early.
+  // Optional on the wire ("stop_observed": true; absent means false).
+  bool stop_observed = false;
+};
+
+// save_checkpoint wrote `path` completely (temp name, then rename); from now on the supervisor
+// owns the file: it uploads it, then deletes it.
+struct CheckpointEvent {
+  std::string trial_id;
+  std::string path;  // absolute
+  CheckpointKind kind = CheckpointKind::kObject;
+  std::optional<std::int64_t> step;
 };
 
 struct FailedEvent {
@@ -98,7 +137,8 @@ struct FailedEvent {
   bool out_of_memory = false;
 };
 
-using ExecutorEvent = std::variant<ReadyEvent, FatalEvent, MetricsEvent, ResultEvent, FailedEvent>;
+using ExecutorEvent =
+    std::variant<ReadyEvent, FatalEvent, MetricsEvent, ResultEvent, FailedEvent, CheckpointEvent>;
 
 std::string encode_event(const ExecutorEvent& event);
 Result<ExecutorEvent> decode_event(std::string_view line);

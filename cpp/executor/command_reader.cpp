@@ -72,7 +72,7 @@ void CommandReader::dispatch(std::string_view line) {
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
   Command command = parse_command(line);
   if (auto* stop = std::get_if<StopCommand>(&command)) {
-    on_stop_(stop->trial_id);
+    on_stop_(*stop);
   } else {
     enqueue(std::move(command));
   }

@@ -22,7 +22,7 @@ namespace gridexp {
 
 class CommandReader {
  public:
-  using StopHandler = std::function<void(const std::string& trial_id)>;
+  using StopHandler = std::function<void(const StopCommand& stop)>;
 
   // Does not take ownership of fd. Starts reading at once.
   CommandReader(int fd, StopHandler on_stop);

@@ -87,8 +87,8 @@ int run_executor(const ExecutorOptions& options) {
   TrialContext context(events, clock);
   int exit_status = kExecutorExitFatal;
   {
-    CommandReader commands(options.command_fd, [&context](const std::string& trial_id) {
-      context.request_stop(trial_id);
+    CommandReader commands(options.command_fd, [&context](const StopCommand& stop) {
+      context.request_stop(stop.trial_id, stop.reason);
     });
     Result<std::unique_ptr<PythonRuntime>> runtime =
         PythonRuntime::start(options.python_executable, options.workdir);

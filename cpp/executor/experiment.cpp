@@ -216,10 +216,13 @@ std::optional<StartFailure> Experiment::start(const StartCommand& command) {
 TrialOutcome Experiment::run_trial(const RunCommand& command, TrialContext& context) {
   const std::optional<std::int64_t> allocated_before = gpu_memory_.allocated_bytes();
   gpu_memory_.reset_peaks();
-  context.begin_trial(command.trial);
+  context.begin_trial(command.trial, command.checkpoint, command.checkpoint_dir);
   // run_steps() holds the trial's Python objects (its results, model and dataset); they are
   // dropped when it returns, so what is still allocated afterwards is what the trial left.
   TrialOutcome outcome = run_steps(command);
+  if (auto* result = std::get_if<ResultEvent>(&outcome.event)) {
+    result->stop_observed = context.stop_observed();
+  }
   context.end_trial();
   const std::optional<std::int64_t> peak = gpu_memory_.peak_bytes();
   std::visit(

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <utility>
 
 #include <pybind11/embed.h>
@@ -35,31 +36,86 @@ TrialContext::TrialContext(EventSink& events, const Clock& clock)
 
 void TrialContext::install(TrialContext* context) { installed_context.store(context); }
 
-void TrialContext::begin_trial(const nlohmann::json& trial) {
+void TrialContext::begin_trial(const nlohmann::json& trial, std::optional<CheckpointRef> checkpoint,
+                               std::string checkpoint_dir) {
   trial_ = trial;
   trial_id_ = trial.at("id").get<std::string>();
+  checkpoint_ = std::move(checkpoint);
+  checkpoint_dir_ = std::move(checkpoint_dir);
+  stop_observed_ = false;
   std::lock_guard lock(stop_mutex_);
   running_trial_id_ = trial_id_;
-  stop_requested_ = early_stop_ids_.contains(trial_id_);
+  auto early = early_stops_.find(trial_id_);
+  stop_requested_ = early != early_stops_.end();
+  stop_reason_ = early != early_stops_.end() ? early->second : std::nullopt;
   // Trials run one at a time, so stops for any other id are for trials already over.
-  early_stop_ids_.clear();
+  early_stops_.clear();
 }
 
 void TrialContext::end_trial() {
   trial_.reset();
   trial_id_.clear();
+  checkpoint_.reset();
+  checkpoint_dir_.clear();
   std::lock_guard lock(stop_mutex_);
   running_trial_id_.clear();
   stop_requested_ = false;
+  stop_reason_.reset();
 }
 
-void TrialContext::request_stop(const std::string& trial_id) {
+void TrialContext::request_stop(const std::string& trial_id, std::optional<StopReason> reason) {
   std::lock_guard lock(stop_mutex_);
   if (trial_id == running_trial_id_) {
+    // The first reason stands: a trial preempted and then cancelled was preempted first.
+    if (!stop_requested_) stop_reason_ = reason;
     stop_requested_ = true;
   } else {
-    early_stop_ids_.insert(trial_id);
+    early_stops_.emplace(trial_id, reason);
   }
+}
+
+bool TrialContext::should_stop_observed() {
+  bool stop = stop_requested_.load();
+  if (stop) stop_observed_ = true;
+  return stop;
+}
+
+std::optional<StopReason> TrialContext::stop_reason() {
+  std::lock_guard lock(stop_mutex_);
+  return stop_requested_ ? stop_reason_ : std::nullopt;
+}
+
+py::object TrialContext::checkpoint() const {
+  if (!trial_ || !checkpoint_) return py::none();
+  py::dict checkpoint;
+  checkpoint["path"] = checkpoint_->path;
+  checkpoint["kind"] = checkpoint_kind_name(checkpoint_->kind);
+  checkpoint["step"] = checkpoint_->step ? py::object(py::int_(*checkpoint_->step)) : py::none();
+  return checkpoint;
+}
+
+py::object TrialContext::checkpoint_dir() const {
+  if (!trial_ || checkpoint_dir_.empty()) return py::none();
+  return py::str(checkpoint_dir_);
+}
+
+py::object TrialContext::staging_dir() const {
+  if (!trial_ || checkpoint_dir_.empty()) return py::none();
+  return py::str(std::filesystem::path(checkpoint_dir_).parent_path().string());
+}
+
+Status TrialContext::checkpoint_saved(const std::string& path, const std::string& kind,
+                                      std::optional<std::int64_t> step) {
+  std::optional<CheckpointKind> known = checkpoint_kind_from_name(kind);
+  if (!known) return Status::invalid_argument("no checkpoint kind: " + kind);
+  std::filesystem::path file(path);
+  if (checkpoint_dir_.empty() ||
+      file.parent_path() != std::filesystem::path(checkpoint_dir_).parent_path()) {
+    return Status::invalid_argument("a checkpoint must be staged beside the checkpoint_dir: " +
+                                    path);
+  }
+  events_.post(CheckpointEvent{trial_id_, path, *known, step});
+  return Status::ok();
 }
 
 py::object TrialContext::trial() const { return trial_ ? json_to_python(*trial_) : py::none(); }
@@ -109,7 +165,54 @@ PYBIND11_EMBEDDED_MODULE(_gridexp_executor, module) {
       "should_stop",
       [] {
         gridexp::TrialContext* context = installed_context.load();
-        return context != nullptr && context->should_stop();
+        return context != nullptr && context->should_stop_observed();
       },
       "Whether the server asked the trial in hand to stop.");
+  module.def(
+      "stop_reason",
+      []() -> py::object {
+        gridexp::TrialContext* context = installed_context.load();
+        std::optional<gridexp::StopReason> reason =
+            context != nullptr ? context->stop_reason() : std::nullopt;
+        return reason ? py::object(py::str(gridexp::stop_reason_name(*reason))) : py::none();
+      },
+      "Why the trial in hand was asked to stop (preempted, cancelled, lease lost), or None.");
+  module.def(
+      "checkpoint",
+      []() -> py::object {
+        gridexp::TrialContext* context = installed_context.load();
+        return context == nullptr ? py::none() : context->checkpoint();
+      },
+      "The checkpoint the trial in hand resumes from, {path, kind, step}, or None.");
+  module.def(
+      "checkpoint_dir",
+      []() -> py::object {
+        gridexp::TrialContext* context = installed_context.load();
+        return context == nullptr ? py::none() : context->checkpoint_dir();
+      },
+      "The checkpoint directory of the trial in hand, or None.");
+  module.def(
+      "staging_dir",
+      []() -> py::object {
+        gridexp::TrialContext* context = installed_context.load();
+        return context == nullptr ? py::none() : context->staging_dir();
+      },
+      "Where a checkpoint of the trial in hand is written before checkpoint_saved(), or None.");
+  module.def(
+      "checkpoint_saved",
+      [](const std::string& path, const std::string& kind, std::optional<std::int64_t> step) {
+        gridexp::TrialContext* context = installed_context.load();
+        if (context == nullptr || !context->has_trial()) {
+          throw py::value_error("no trial in hand");
+        }
+        if (context->in_forked_process()) {
+          throw py::value_error(
+              "in a process forked from the executor; save checkpoints from the process that "
+              "runs run_one");
+        }
+        gridexp::Status status = context->checkpoint_saved(path, kind, step);
+        if (!status) throw py::value_error(status.message());
+      },
+      py::arg("path"), py::arg("kind"), py::arg("step"),
+      "Hands the complete checkpoint file `path` over to the supervisor, which uploads it.");
 }

@@ -85,10 +85,10 @@ std::optional<std::string> ExecutorSession::take_exit_if_dead() {
   return cause;
 }
 
-Status ExecutorSession::run(const nlohmann::json& trial, TrialLink* link) {
+Status ExecutorSession::run(const RunCommand& command, TrialLink* link) {
   // Before the run command: the trial's first printed line may arrive before send() returns.
-  route_output(trial.value("id", std::string()), link);
-  Status sent = channel_->send(run_command(trial));
+  route_output(command.trial_id, link);
+  Status sent = channel_->send(command);
   if (!sent) {
     route_output("", nullptr);
     channel_.reset();
@@ -96,8 +96,8 @@ Status ExecutorSession::run(const nlohmann::json& trial, TrialLink* link) {
   return sent;
 }
 
-Status ExecutorSession::stop(const std::string& trial_id) {
-  return channel_->send(StopCommand{trial_id});
+Status ExecutorSession::stop(const std::string& trial_id, std::optional<StopReason> reason) {
+  return channel_->send(StopCommand{trial_id, reason});
 }
 
 std::optional<Result<ExecutorEvent>> ExecutorSession::next_event(

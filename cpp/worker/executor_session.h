@@ -46,8 +46,8 @@ class ExecutorSession {
 
   // Routes output to `trial_id` (and `link`, which may be null) and sends the run command.
   // A failed send ends the executor and the routing.
-  Status run(const nlohmann::json& trial, TrialLink* link);
-  Status stop(const std::string& trial_id);
+  Status run(const RunCommand& command, TrialLink* link);
+  Status stop(const std::string& trial_id, std::optional<StopReason> reason);
   std::optional<Result<ExecutorEvent>> next_event(std::chrono::milliseconds timeout);
   bool has_exited();
   std::string exit_description() const;

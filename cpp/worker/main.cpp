@@ -74,19 +74,40 @@ gridexp::Result<std::vector<gridexp::SlotPlan>> plan_executor_slots(
   return slots;
 }
 
-// Takes SIGINT/SIGTERM (blocked in every thread) on a thread of its own: the first sets
-// `interrupted`, the second ends the worker at once.
-void watch_signals(sigset_t signals, std::atomic<bool>& interrupted, gridexp::Progress& progress) {
-  std::thread([&interrupted, &progress, signals] {
+// What the signal thread tells the rest of the worker.
+struct StopSignals {
+  std::atomic<bool> interrupted{false};  // the first stop signal came
+  std::atomic<int> first_signal{0};      // its number
+  std::atomic<bool> kill_now{false};     // the second came
+};
+
+// Takes SIGINT/SIGTERM/SIGUSR1 (blocked in every thread) on a thread of its own: the first
+// sets `interrupted` (the running trials are preempted: asked to stop, --grace_seconds, handed
+// back), the second kills the executors at once (the trials are still handed back), the third
+// ends the worker at once.
+void watch_signals(sigset_t signals, StopSignals& stop, gridexp::Progress& progress) {
+  std::thread([&stop, &progress, signals] {
     int received = 0;
+    int count = 0;
     while (sigwait(&signals, &received) == 0) {
-      if (interrupted.exchange(true)) {
-        progress.message("second interrupt: exiting at once");
+      ++count;
+      std::string name = gridexp::stop_signal_name(received);
+      if (count == 1) {
+        stop.first_signal = received;
+        stop.interrupted = true;
+        progress.message(name +
+                         ": stopping; the running trials are asked to stop and handed back "
+                         "(again to kill them at once)");
+      } else if (count == 2) {
+        stop.kill_now = true;
+        progress.message(name +
+                         " again: killing the executors; the trials are still handed back "
+                         "(a third time to exit at once)");
+      } else {
+        progress.message(name + " a third time: exiting at once");
         gridexp::end_orphans(-1, std::chrono::milliseconds(1000));
-        std::_Exit(gridexp::kWorkerExitInterrupted);
+        std::_Exit(gridexp::exit_status_for_signal(stop.first_signal));
       }
-      progress.message(std::string(received == SIGINT ? "SIGINT" : "SIGTERM") +
-                       ": releasing the running trial and stopping (again to force)");
     }
   }).detach();
 }
@@ -112,11 +133,13 @@ gridexp::Result<std::string> choose_password(const gridexp::WorkerOptions& optio
 }  // namespace
 
 int main(int argc, char** argv) {
-  // SIGINT/SIGTERM are taken by a thread of ours; every thread started later inherits the mask.
+  // SIGINT/SIGTERM/SIGUSR1 are taken by a thread of ours; every thread started later inherits
+  // the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -153,10 +176,14 @@ int main(int argc, char** argv) {
     executor = override_path;
   }
 
-  std::atomic<bool> interrupted{false};
-  watch_signals(signals, interrupted, progress);
+  static StopSignals stop;  // outlives the detached signal thread
+  watch_signals(signals, stop, progress);
 
-  gridexp::Supervisor supervisor({*options, *password, executor, std::move(slots).value()},
-                                 progress, interrupted);
-  return supervisor.run();
+  gridexp::Supervisor supervisor(
+      {*options, *password, executor, std::move(slots).value(), &stop.first_signal, &stop.kill_now},
+      progress, stop.interrupted);
+  int exit_status = supervisor.run();
+  return exit_status == gridexp::kWorkerExitInterrupted
+             ? gridexp::exit_status_for_signal(stop.first_signal)
+             : exit_status;
 }

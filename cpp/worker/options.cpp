@@ -79,6 +79,17 @@ Status set_poll_seconds(WorkerOptions& options, const std::string& text) {
   return Status::ok();
 }
 
+Status set_grace_seconds(WorkerOptions& options, const std::string& text) {
+  char* end = nullptr;
+  double seconds = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(seconds >= 0 && seconds <= 86'400)) {
+    return Status::invalid_argument("--grace_seconds needs seconds between 0 and 86400, not '" +
+                                    text + "'");
+  }
+  options.grace_seconds = seconds;
+  return Status::ok();
+}
+
 // "0,2": GPU numbers, each once.
 Result<std::vector<int>> parse_gpu_list(const std::string& text) {
   std::vector<int> indices;
@@ -139,6 +150,7 @@ const std::map<std::string, Setter>& valued_options() {
       {"workdir", text_setter(&WorkerOptions::workdir)},
       {"max_trials", set_max_trials},
       {"poll_seconds", set_poll_seconds},
+      {"grace_seconds", set_grace_seconds},
       {"gpus", set_gpus},
       {"trials_per_gpu", set_trials_per_gpu},
   };
@@ -228,8 +240,13 @@ std::string worker_usage() {
 
 Runs trials of the grid served by gridexp-server at HOST:PORT: each one is a call of
 run_one(hyperparameters, dataset) from experiment.py in the working directory, after one
-init_dataset(config). Results, model files and logs go back to the server. Exits 0 when no
-trial is left to run anywhere.
+init_dataset(config). Results, model files, checkpoints and logs go back to the server.
+Exits 0 when no trial is left to run anywhere.
+
+stopping: SIGTERM, SIGINT (Ctrl-C) or SIGUSR1 asks every running trial to stop, waits up to
+--grace_seconds, uploads each trial's last checkpoint, hands the trials back to the server
+(pending again at once) and exits 128+signal (143, 130, 138). A second signal kills the
+executors at once (the trials are still handed back); a third exits at once.
 
 password (the server prints it at start-up; in order of preference):
   GRIDEXP_PASSWORD=...        environment variable
@@ -248,6 +265,9 @@ options (True/False flags also take --flag, --noflag and --flag=False; - or _ al
   --dry_run                   run pending trials here, write nothing to the server
   --max_trials=N              stop after N trials
   --poll_seconds=2            wait between asks while other workers' trials run
+  --grace_seconds=60          after SIGTERM, SIGINT or SIGUSR1: how long the running trials
+                              get to return (gridexp.should_stop() is true, stop_reason()
+                              "preempted") before their executors are killed
   --gpus=all                  GPUs to run trials on: all, none (the CPU) or numbers such as
                               0,2 (of those CUDA_VISIBLE_DEVICES leaves visible); one executor
                               per GPU, each with CUDA_VISIBLE_DEVICES set to its GPU

@@ -35,6 +35,9 @@ struct WorkerOptions {
   std::filesystem::path workdir = ".";
   std::optional<std::int64_t> max_trials;
   double poll_seconds = 2.0;  // how often to ask again while other workers' trials run
+  // How long a stop signal lets the running trials take to return before their executors are
+  // killed (--grace_seconds).
+  double grace_seconds = 60.0;
   GpuChoice gpus;
   int trials_per_gpu = 1;  // executors per GPU
   // --trials-per-gpu auto: as many per GPU as measured memory allows (gpu_packing.h);

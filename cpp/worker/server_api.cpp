@@ -33,6 +33,11 @@ Result<nlohmann::json> HttpServerApi::put_file(const std::string& path,
   return connection_.put_file(path, file, headers);
 }
 
+Result<HttpHeaders> HttpServerApi::get_file(const std::string& path, const HttpHeaders& headers,
+                                            const std::filesystem::path& destination) {
+  return connection_.get_file(path, headers, destination);
+}
+
 std::unique_ptr<TrialLink> HttpServerApi::start_heartbeat(const std::string& trial_id,
                                                           const std::string& lease_token,
                                                           std::chrono::milliseconds interval) {

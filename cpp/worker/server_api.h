@@ -51,6 +51,9 @@ class ServerApi {
   virtual Result<nlohmann::json> put_file(const std::string& path,
                                           const std::filesystem::path& file,
                                           const HttpHeaders& headers) = 0;
+  // Streams the body of a GET into `destination`; the answer's headers (ServerConnection).
+  virtual Result<HttpHeaders> get_file(const std::string& path, const HttpHeaders& headers,
+                                       const std::filesystem::path& destination) = 0;
   // Starts keeping the lease of a claimed trial alive, every `interval`.
   virtual std::unique_ptr<TrialLink> start_heartbeat(const std::string& trial_id,
                                                      const std::string& lease_token,
@@ -67,6 +70,8 @@ class HttpServerApi final : public ServerApi {
   Result<nlohmann::json> post_json_text(const std::string& path, const std::string& text) override;
   Result<nlohmann::json> put_file(const std::string& path, const std::filesystem::path& file,
                                   const HttpHeaders& headers) override;
+  Result<HttpHeaders> get_file(const std::string& path, const HttpHeaders& headers,
+                               const std::filesystem::path& destination) override;
   std::unique_ptr<TrialLink> start_heartbeat(const std::string& trial_id,
                                              const std::string& lease_token,
                                              std::chrono::milliseconds interval) override;

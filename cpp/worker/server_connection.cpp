@@ -18,12 +18,21 @@ std::string error_message(const httplib::Response& response) {
   return "HTTP " + std::to_string(response.status);
 }
 
+bool is_success(int status) { return status >= 200 && status < 300; }
+
+Result<nlohmann::json> interpret_response(const httplib::Response& response,
+                                          const std::string& what);
+
 Result<nlohmann::json> interpret(const httplib::Result& result, const std::string& what) {
   if (!result) {
     return Status::unavailable(what + ": " + httplib::to_string(result.error()));
   }
-  const httplib::Response& response = *result;
-  if (response.status >= 200 && response.status < 300) {
+  return interpret_response(*result, what);
+}
+
+Result<nlohmann::json> interpret_response(const httplib::Response& response,
+                                          const std::string& what) {
+  if (is_success(response.status)) {
     if (response.body.empty()) return nlohmann::json(nullptr);
     Result<nlohmann::json> body = parse_json(response.body, kMaxMessageJsonDepth);
     if (!body)
@@ -119,6 +128,51 @@ Result<nlohmann::json> ServerConnection::post_text(
   for (const auto& [name, value] : headers) request_headers.emplace(name, value);
   return interpret(client_->Post(path.c_str(), request_headers, text, "text/plain; charset=utf-8"),
                    "POST " + path);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ServerConnection::get_file(
+    const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers,
+    const std::filesystem::path& destination) {
+  constexpr std::size_t kErrorBodyLimit = 64 << 10;
+  httplib::Headers request_headers;
+  for (const auto& [name, value] : headers) request_headers.emplace(name, value);
+  std::ofstream out;
+  int status = 0;
+  bool write_failed = false;
+  std::string error_body;
+  httplib::Result result = client_->Get(
+      path.c_str(), request_headers,
+      [&](const httplib::Response& response) {
+        status = response.status;
+        if (!is_success(status)) return true;
+        out.open(destination, std::ios::binary | std::ios::trunc);
+        write_failed = !out;
+        return !write_failed;
+      },
+      [&](const char* data, std::size_t length) {
+        if (!is_success(status)) {
+          error_body.append(data, std::min(length, kErrorBodyLimit - error_body.size()));
+          return error_body.size() < kErrorBodyLimit;
+        }
+        out.write(data, static_cast<std::streamsize>(length));
+        write_failed = !out;
+        return !write_failed;
+      });
+  if (out.is_open()) {
+    out.close();
+    write_failed = write_failed || !out;
+  }
+  if (write_failed) return Status::io_error("cannot write " + destination.string());
+  std::string what = "GET " + path;
+  if (!result) return Status::unavailable(what + ": " + httplib::to_string(result.error()));
+  if (!is_success(result->status)) {
+    httplib::Response answer = *result;
+    answer.body = std::move(error_body);
+    return interpret_response(answer, what).status();
+  }
+  std::vector<std::pair<std::string, std::string>> answer_headers(result->headers.begin(),
+                                                                  result->headers.end());
+  return answer_headers;
 }
 
 Result<nlohmann::json> call_with_retry(const std::function<Result<nlohmann::json>()>& call,

@@ -55,6 +55,12 @@ class ServerConnection {
                                   const std::vector<std::pair<std::string, std::string>>& headers);
   Result<nlohmann::json> post_text(const std::string& path, const std::string& text,
                                    const std::vector<std::pair<std::string, std::string>>& headers);
+  // GETs `path` with extra headers and streams a 2xx body into `destination` (created or
+  // truncated; flat memory); answers the response's headers. A non-2xx answer maps as above
+  // and leaves `destination` untouched; a failed write is kIoError.
+  Result<std::vector<std::pair<std::string, std::string>>> get_file(
+      const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers,
+      const std::filesystem::path& destination);
 
   // How long to wait for an answer (default 120 s, for large uploads and slow servers).
   void set_read_timeout(std::chrono::seconds timeout);

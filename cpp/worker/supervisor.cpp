@@ -187,10 +187,19 @@ Status Supervisor::fetch_archives() {
 
 std::unique_ptr<WorkerSlot> Supervisor::make_slot(const SlotPlan& plan, ServerApi& server,
                                                   Delivery& delivery, const GpuSeat& seat,
-                                                  BackgroundDelivery* uploads) {
+                                                  BackgroundDelivery* uploads,
+                                                  CheckpointUploads* checkpoint_uploads) {
   SlotSetup slot;
   slot.gpu_seat = seat;
   slot.uploads = uploads;
+  slot.checkpoint_staging = slot_state_dir(plan) / "checkpoints";
+  slot.checkpoint_uploads = checkpoint_uploads;
+  slot.preempt_reason = [signal = setup_.stop_signal] {
+    return signal != nullptr ? stop_signal_name(signal->load()) : std::string();
+  };
+  slot.stop_policy.preempt_grace =
+      std::chrono::milliseconds(static_cast<std::int64_t>(setup_.options.grace_seconds * 1000));
+  slot.stop_policy.kill_now = setup_.kill_now;
   slot.spawn = ExecutorProcess::spawn_channel;
   slot.launch.executable = setup_.executor_path;
   slot.launch.workdir = setup_.options.workdir;
@@ -332,7 +341,11 @@ int Supervisor::run_slot(const SlotPlan& plan, const std::string& worker_id,
   HttpServerApi upload_server(base_url_, setup_.password, directory);
   Delivery upload_delivery(upload_server, outbox, fs_, retry_, progress_);
   BackgroundDelivery uploads(upload_delivery, progress_);
-  std::unique_ptr<WorkerSlot> slot = make_slot(plan, server, delivery, seat, &uploads);
+  // Checkpoints beside the trial that saves them, on a connection of their own too.
+  HttpServerApi checkpoint_server(base_url_, setup_.password, directory);
+  CheckpointUploads checkpoint_uploads(checkpoint_server, retry_, progress_);
+  std::unique_ptr<WorkerSlot> slot =
+      make_slot(plan, server, delivery, seat, &uploads, &checkpoint_uploads);
   ClaimSettings settings{
       worker_id,
       quota,

@@ -20,10 +20,13 @@
 // slot that cannot start its executor) lets the other slots finish their trials and stop.
 // Processes the user's code leaves behind (orphans.h) are ended with each trial (with several
 // slots: those started with that slot's GRIDEXP_SLOT) and, all of them, when the worker ends.
-// SIGINT/SIGTERM release the running trials and exit. run() returns the process exit status
-// (worker_exit.h; with several slots the gravest: interrupted, failed, bad setup, ok) and
-// prints the reason for a non-zero one. One Supervisor per process; run() is called once,
-// from the main thread.
+// A stop signal (SIGTERM, SIGINT, SIGUSR1: `interrupted`) preempts the running trials: each is
+// asked to stop, gets --grace_seconds, its last checkpoint goes up and it is handed back
+// (worker_slot.h); then the worker exits. Each slot keeps its checkpoint files in
+// <slot state>/checkpoints and uploads them over a connection of its own. run() returns the process
+// exit status (worker_exit.h; with several slots the gravest: interrupted, failed, bad setup, ok)
+// and prints the reason for a non-zero one. One Supervisor per process; run() is called once, from
+// the main thread.
 #pragma once
 
 #include <atomic>
@@ -37,6 +40,7 @@
 
 #include "common/file_system.h"
 #include "worker/background_delivery.h"
+#include "worker/checkpoint_uploads.h"
 #include "worker/claim_loop.h"
 #include "worker/delivery.h"
 #include "worker/executor_channel.h"
@@ -57,6 +61,10 @@ struct SupervisorSetup {
   std::string password;
   std::filesystem::path executor_path;
   std::vector<SlotPlan> slots;  // plan_slots(); at least one
+  // The first stop signal's number once it came (0 before), for a preempted trial's reason.
+  const std::atomic<int>* stop_signal = nullptr;
+  // Set by a second stop signal: preempted trials' executors are killed at once.
+  const std::atomic<bool>* kill_now = nullptr;
 };
 
 // The exit status of a worker whose slots ended with `slot_exit_statuses`: the gravest.
@@ -85,7 +93,8 @@ class Supervisor {
   Status check_experiment_py() const;
   std::unique_ptr<WorkerSlot> make_slot(const SlotPlan& plan, ServerApi& server, Delivery& delivery,
                                         const GpuSeat& seat = {},
-                                        BackgroundDelivery* uploads = nullptr);
+                                        BackgroundDelivery* uploads = nullptr,
+                                        CheckpointUploads* checkpoint_uploads = nullptr);
   // Each slot's seat at its GPU's GpuShare (empty for a slot that does not share its GPU).
   std::vector<GpuSeat> gpu_seats() const;
   // One slot's claim loop, on the calling thread; its exit status.

@@ -1,7 +1,13 @@
 // TrialRunner: runs one trial on an ExecutorSession to its end, and owns the stop/kill
-// policy: a lost lease or a cancellation sends `stop` and, when the trial has not ended within
-// the stop grace, kills the executor; Ctrl-C interrupts the executor (SIGINT, then SIGKILL
-// after the interrupt grace). Metrics go to the trial's TrialLink and the console.
+// policy: a lost lease or a cancellation sends `stop` (reason "lease lost", "cancelled") and,
+// when the trial has not ended within the stop grace, kills the executor. A stop signal to the
+// worker (`interrupted`) preempts the trial: `stop` with reason "preempted", then up to the
+// preempt grace (--grace_seconds) for run_one to return or raise, after which (or at once
+// when StopPolicy::kill_now is set: a second signal) the executor is killed. A result that
+// comes after that stop ends the trial as finished (delivered) unless run_one saw the stop
+// (stop_observed): then, as with a failure after the stop, the trial ends preempted
+// (kInterrupted). Metrics go to the trial's TrialLink and the console; checkpoint events go
+// to the caller's handler.
 //
 // The clock and the graces are injectable (StopPolicy, SteadyNow), so tests need not wait
 // 30 s. One runner per session; run() is for that session's thread.
@@ -29,6 +35,10 @@ struct StopPolicy {
   std::chrono::milliseconds stop_grace{30'000};
   // How long the lines printed just before a result may take to arrive.
   std::chrono::milliseconds output_drain{500};
+  // How long a preempted trial may take to end (--grace_seconds).
+  std::chrono::milliseconds preempt_grace{60'000};
+  // Set (a second stop signal): a preempted trial's executor is killed at once. Null: never.
+  const std::atomic<bool>* kill_now = nullptr;
 };
 
 using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
@@ -36,7 +46,7 @@ using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
 enum class TrialEnd {
   kFinished,     // succeeded or failed: the outcome is to be delivered
   kLeaseLost,    // another worker completes it
-  kInterrupted,  // the worker was interrupted: release the trial
+  kInterrupted,  // the worker was interrupted: the trial is preempted (handed back)
   kNotStarted,   // the executor was gone before the trial reached it: not the trial's fault
   // The executor died by a signal mid-trial (kill -9, the OOM killer, a native crash): the
   // attempt is lost and the server requeues the trial (error says why).
@@ -55,14 +65,18 @@ struct TrialRun {
   bool cancelled = false;      // a user cancelled it while it ran (the server ends it cancelled)
 };
 
+// Takes a checkpoint event of the trial in hand (whose file it then owns).
+using CheckpointHandler = std::function<void(const CheckpointEvent& event)>;
+
 class TrialRunner {
  public:
   TrialRunner(ExecutorSession& session, Progress& progress, const std::atomic<bool>& interrupted,
               StopPolicy policy = {}, SteadyNow now = std::chrono::steady_clock::now);
 
-  // Runs `trial` ({"id", "attempt", "experiment", "hyperparameters"}); `link` is null in a dry
-  // run. The link keeps running afterwards, for the delivery.
-  TrialRun run(const nlohmann::json& trial, TrialLink* link);
+  // Runs `command` (its trial {"id", "attempt", "experiment", "hyperparameters"}); `link` is
+  // null in a dry run. The link keeps running afterwards, for the delivery. Checkpoint events
+  // go to `on_checkpoint` (which checks whose they are), when there is one.
+  TrialRun run(const RunCommand& command, TrialLink* link, const CheckpointHandler& on_checkpoint);
 
   const StopPolicy& policy() const { return policy_; }
 
@@ -73,6 +87,8 @@ class TrialRunner {
   // True when the executor's state, the flags or the clock ended the trial.
   bool check_executor(Watch& watch, TrialRun& run);
   void kill_for_stop(Watch& watch, TrialRun& run);
+  // The worker got a stop signal: stop, then the grace; true once the trial has ended.
+  bool preempt(Watch& watch, TrialRun& run);
 
   ExecutorSession& session_;
   Progress& progress_;

@@ -29,7 +29,55 @@ WorkerSlot::WorkerSlot(SlotSetup setup, ServerApi& server, Delivery& delivery,
       interrupted_(interrupted),
       fs_(default_file_system()),
       session_(setup_.spawn, setup_.launch, progress, setup_.stop_policy.event_poll),
-      runner_(session_, progress, interrupted, setup_.stop_policy, setup_.now) {}
+      runner_(session_, progress, interrupted, setup_.stop_policy, setup_.now) {
+  if (setup_.checkpoint_staging.empty()) return;
+  checkpoints_.emplace(setup_.checkpoint_staging, server_, setup_.checkpoint_uploads, retry_,
+                       progress_);
+  if (Status prepared = checkpoints_->prepare(); !prepared) {
+    progress_.message("warning: checkpoints are neither kept nor resumed: " + prepared.message());
+    checkpoints_.reset();
+  }
+}
+
+RunCommand WorkerSlot::prepare_run(const nlohmann::json& claimed, TrialLink* link) {
+  RunCommand command = run_command(job_of(claimed));
+  if (checkpoints_) checkpoints_->begin(claimed, command, link);
+  return command;
+}
+
+TrialRun WorkerSlot::run_trial(const RunCommand& command, TrialLink* link) {
+  if (!checkpoints_) return runner_.run(command, link, {});
+  return runner_.run(command, link,
+                     [this](const CheckpointEvent& event) { checkpoints_->saved(event); });
+}
+
+void WorkerSlot::settle_checkpoints(const TrialRun& run) {
+  if (!checkpoints_) return;
+  const bool keep = (run.end == TrialEnd::kFinished && !run.succeeded) ||
+                    run.end == TrialEnd::kInterrupted || run.end == TrialEnd::kExecutorLost;
+  keep ? checkpoints_->keep() : checkpoints_->drop();
+}
+
+std::string WorkerSlot::hand_back(const nlohmann::json& claimed) {
+  std::string trial_id = claimed["id"].get<std::string>();
+  std::string reason = setup_.preempt_reason ? setup_.preempt_reason() : "";
+  nlohmann::json body = {{"lease_token", claimed["lease_token"]},
+                         {"reason", reason.empty() ? "stopped" : reason}};
+  Result<nlohmann::json> answer = server_.post_json(trial_path(trial_id, "preempt"), body);
+  if (!answer && answer.status().code() == Code::kNotFound) {
+    Status released = release(claimed, false);
+    return released ? " released back to pending (the server has no /preempt)"
+                    : " not released (" + released.message() +
+                          "): it returns to pending when its lease expires";
+  }
+  if (!answer) {
+    return " not handed back (" + answer.status().message() +
+           "): it returns to pending when its lease expires";
+  }
+  std::string state = answer->is_object() ? answer->value("state", "pending") : "pending";
+  return state == "cancelled" ? " preempted; it had been cancelled meanwhile"
+                              : " preempted and released back to pending";
+}
 
 Status WorkerSlot::ensure_executor() {
   if (std::optional<std::string> cause = session_.take_exit_if_dead()) {
@@ -66,11 +114,14 @@ SlotResult WorkerSlot::run_claimed(const nlohmann::json& claimed,
   }
   std::unique_ptr<TrialLink> link = server_.start_heartbeat(
       trial_id, claimed["lease_token"].get<std::string>(), setup_.heartbeat_interval);
-  TrialRun run = runner_.run(job_of(claimed), link.get());
-  run = rerun_alone_after_out_of_memory(claimed, std::move(run), *link);
+  RunCommand command = prepare_run(claimed, link.get());
+  TrialRun run = run_trial(command, link.get());
+  run = rerun_alone_after_out_of_memory(claimed, command, std::move(run), *link);
   SlotResult result;
   result.end = run.end;
   if (run.end != TrialEnd::kNotStarted) end_left_behind(trial_id);
+  // While the lease is held (the link's heartbeats run on).
+  settle_checkpoints(run);
   if (run.end == TrialEnd::kFinished) {
     if (setup_.uploads && run.model_path && !next_claim_id.empty()) {
       return hand_over(claimed, std::move(run), std::move(link));
@@ -82,10 +133,8 @@ SlotResult WorkerSlot::run_claimed(const nlohmann::json& claimed,
     // A release that fails leaves the lease to expire on the server.
     ignore_outcome(release(claimed, true));
   } else if (run.end == TrialEnd::kInterrupted) {
-    Status released = release(claimed, false);
-    result.release_note = released ? " released back to pending"
-                                   : " not released (" + released.message() +
-                                         "): it returns to pending when its lease expires";
+    if (run.model_path) ignore_outcome(fs_.remove(*run.model_path));  // it stopped early
+    result.release_note = hand_back(claimed);
   } else if (run.end == TrialEnd::kExecutorLost) {
     if (run.model_path) ignore_outcome(fs_.remove(*run.model_path));
     report_lost(claimed, run.error, result);
@@ -115,7 +164,8 @@ void WorkerSlot::report_lost(const nlohmann::json& claimed, const std::string& r
   progress_.trial_finished(trial_id, false, reason + "; " + what);
 }
 
-TrialRun WorkerSlot::rerun_alone_after_out_of_memory(const nlohmann::json& claimed, TrialRun run,
+TrialRun WorkerSlot::rerun_alone_after_out_of_memory(const nlohmann::json& claimed,
+                                                     const RunCommand& command, TrialRun run,
                                                      TrialLink& link) {
   const GpuSeat& seat = setup_.gpu_seat;
   if (!seat || run.end != TrialEnd::kFinished || run.succeeded || !run.out_of_memory ||
@@ -139,7 +189,7 @@ TrialRun WorkerSlot::rerun_alone_after_out_of_memory(const nlohmann::json& claim
   }
   link.push_log_line("gridexp-worker: trial " + trial_id + " runs again, alone on its GPU");
   end_left_behind(trial_id);
-  TrialRun rerun = runner_.run(job_of(claimed), &link);
+  TrialRun rerun = run_trial(command, &link);
   seat.share->end_alone(seat.position);
   return rerun;
 }
@@ -200,7 +250,8 @@ SlotResult WorkerSlot::deliver(const nlohmann::json& claimed, TrialRun run, Tria
 Result<TrialRun> WorkerSlot::run_unleased(const nlohmann::json& job) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (Status started = ensure_executor(); !started) return started;
-    TrialRun run = runner_.run(job, nullptr);
+    TrialRun run = run_trial(prepare_run(job, nullptr), nullptr);
+    if (checkpoints_) checkpoints_->drop();
     if (run.end == TrialEnd::kNotStarted) continue;
     end_left_behind(job["id"].get<std::string>());
     return run;

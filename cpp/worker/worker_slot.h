@@ -12,6 +12,16 @@
 // trial. The slot first waits for the delivery in flight (one at a time), and waits for it too
 // before it sends the Outbox's backlog (which would otherwise hold that trial as well).
 //
+// Checkpoints (SlotSetup::checkpoint_staging, TrialCheckpoints): before a claimed trial runs,
+// the checkpoint its claim announces is downloaded; its saved checkpoints go up in the
+// background (SlotSetup::checkpoint_uploads); a trial that succeeded drops what still waits,
+// one that failed, was preempted or lost its executor first uploads its last checkpoint
+// (checkpoint_dir included) while its lease holds.
+//
+// A trial preempted by a stop signal (TrialEnd::kInterrupted) is handed back with
+// POST /api/v1/trials/{id}/preempt (reason: SlotSetup::preempt_reason), or with /release when
+// the server has no such route (404).
+//
 // A slot that shares its GPU (a GpuSeat) runs a trial that failed with CUDA out-of-memory
 // while another slot's trial ran on that GPU again, alone, in the same executor under the same
 // lease and attempt (its heartbeat runs on): it waits until the other slots' trials on the GPU
@@ -35,11 +45,13 @@
 #include "common/executor_protocol.h"
 #include "common/file_system.h"
 #include "worker/background_delivery.h"
+#include "worker/checkpoint_uploads.h"
 #include "worker/delivery.h"
 #include "worker/executor_session.h"
 #include "worker/gpu_share.h"
 #include "worker/progress.h"
 #include "worker/server_api.h"
+#include "worker/trial_checkpoints.h"
 #include "worker/trial_runner.h"
 
 namespace gridexp {
@@ -59,6 +71,13 @@ struct SlotSetup {
   GpuSeat gpu_seat;  // empty: the slot has its GPU (or the CPU) to itself
   // Null: a model is uploaded before the next trial starts (as with the last trial).
   BackgroundDelivery* uploads = nullptr;
+  // The slot's own directory for checkpoint files (emptied when the slot is made); empty: no
+  // checkpoints (neither downloaded nor kept).
+  std::filesystem::path checkpoint_staging;
+  // Null: saved checkpoints are deleted, not uploaded.
+  CheckpointUploads* checkpoint_uploads = nullptr;
+  // The reason a preempted trial's /preempt carries ("SIGTERM"); empty: "stopped".
+  std::function<std::string()> preempt_reason;
 };
 
 // How a claimed trial ended, seen from the claim loop.
@@ -99,9 +118,18 @@ class WorkerSlot {
 
  private:
   void end_left_behind(const std::string& trial_id);
+  // The run command for `claimed` (a claim answer, or a dry run's job), its checkpoint files
+  // prepared (TrialCheckpoints::begin).
+  RunCommand prepare_run(const nlohmann::json& claimed, TrialLink* link);
+  TrialRun run_trial(const RunCommand& command, TrialLink* link);
+  // The trial's checkpoints once its run ended: kept (uploaded) or dropped as `run` says.
+  void settle_checkpoints(const TrialRun& run);
+  // Hands a preempted trial back (/preempt, else /release); what became of it, for the last
+  // message.
+  std::string hand_back(const nlohmann::json& claimed);
   // `run` again, alone on the GPU, when it ran out of GPU memory while sharing it; else `run`.
-  TrialRun rerun_alone_after_out_of_memory(const nlohmann::json& claimed, TrialRun run,
-                                           TrialLink& link);
+  TrialRun rerun_alone_after_out_of_memory(const nlohmann::json& claimed, const RunCommand& command,
+                                           TrialRun run, TrialLink& link);
   SlotResult deliver(const nlohmann::json& claimed, TrialRun run, TrialLink& link,
                      const std::string& next_claim_id);
   // The trial kept in the Outbox, for the BackgroundDelivery to upload and complete.
@@ -122,6 +150,7 @@ class WorkerSlot {
   FileSystem& fs_;
   ExecutorSession session_;
   TrialRunner runner_;
+  std::optional<TrialCheckpoints> checkpoints_;  // with SlotSetup::checkpoint_staging
 };
 
 }  // namespace gridexp

@@ -151,6 +151,93 @@ TEST(ExecutorProtocol, OutOfMemoryIsAnOptionalFlagOfFailures) {
   EXPECT_EQ(refused.status().message(), "failed: \"out_of_memory\" must be a boolean");
 }
 
+TEST(ExecutorProtocol, RunCarriesTheCheckpointToResumeFromAndTheCheckpointDir) {
+  json trial = {{"id", "t1"}, {"attempt", 2}, {"hyperparameters", json::object()}};
+  RunCommand run = run_command(trial);
+  run.checkpoint = CheckpointRef{"/w/ckpt/resume.ckpt", CheckpointKind::kFile, 120};
+  run.checkpoint_dir = "/w/ckpt/dir";
+  Result<ExecutorCommand> decoded = decode_command(strip(encode_command(run)));
+  ASSERT_TRUE(decoded) << decoded.status().message();
+  const auto& back = std::get<RunCommand>(*decoded);
+  ASSERT_TRUE(back.checkpoint);
+  EXPECT_EQ(back.checkpoint->path, "/w/ckpt/resume.ckpt");
+  EXPECT_EQ(back.checkpoint->kind, CheckpointKind::kFile);
+  EXPECT_EQ(back.checkpoint->step, 120);
+  EXPECT_EQ(back.checkpoint_dir, "/w/ckpt/dir");
+
+  std::string plain = encode_command(run_command(trial));
+  EXPECT_NE(plain.find("\"checkpoint\":null"), std::string::npos) << plain;
+  decoded = decode_command(strip(plain));
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(std::get<RunCommand>(*decoded).checkpoint);
+  EXPECT_EQ(std::get<RunCommand>(*decoded).checkpoint_dir, "");
+
+  for (const char* bad :
+       {R"({"type": "run", "trial": {"id": "t", "hyperparameters": {}},
+            "checkpoint": {"path": "/c", "kind": "pickle", "step": null}})",
+        R"({"type": "run", "trial": {"id": "t", "hyperparameters": {}},
+            "checkpoint": {"path": "relative", "kind": "object"}})",
+        R"({"type": "run", "trial": {"id": "t", "hyperparameters": {}}, "checkpoint": 3})",
+        R"({"type": "run", "trial": {"id": "t", "hyperparameters": {}},
+            "checkpoint_dir": "dir"})"}) {
+    EXPECT_FALSE(decode_command(bad)) << bad;
+  }
+  Result<ExecutorCommand> refused = decode_command(
+      R"({"type": "run", "trial": {"id": "t", "hyperparameters": {}},
+          "checkpoint": {"path": "/c", "kind": "pickle"}})");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.status().message(),
+            "run: checkpoint: \"kind\" must be \"object\", \"file\" or \"directory\"");
+}
+
+TEST(ExecutorProtocol, StopSaysWhy) {
+  for (StopReason reason :
+       {StopReason::kCancelled, StopReason::kPreempted, StopReason::kLeaseLost}) {
+    Result<ExecutorCommand> decoded =
+        decode_command(strip(encode_command(StopCommand{"t", reason})));
+    ASSERT_TRUE(decoded) << decoded.status().message();
+    EXPECT_EQ(std::get<StopCommand>(*decoded).reason, reason);
+  }
+  EXPECT_NE(
+      encode_command(StopCommand{"t", StopReason::kLeaseLost}).find("\"reason\":\"lease lost\""),
+      std::string::npos);
+  Result<ExecutorCommand> unsaid = decode_command(R"({"type": "stop", "trial_id": "t"})");
+  ASSERT_TRUE(unsaid);
+  EXPECT_FALSE(std::get<StopCommand>(*unsaid).reason);
+  EXPECT_FALSE(decode_command(R"({"type": "stop", "trial_id": "t", "reason": "bored"})"));
+}
+
+TEST(ExecutorProtocol, CheckpointEventsAndStopObservedSurviveARoundTrip) {
+  CheckpointEvent saved{"t", "/w/ckpt/saved-1.ckpt", CheckpointKind::kDirectory, 40};
+  Result<ExecutorEvent> decoded = decode_event(strip(encode_event(saved)));
+  ASSERT_TRUE(decoded) << decoded.status().message();
+  const auto& back = std::get<CheckpointEvent>(*decoded);
+  EXPECT_EQ(back.trial_id, "t");
+  EXPECT_EQ(back.path, "/w/ckpt/saved-1.ckpt");
+  EXPECT_EQ(back.kind, CheckpointKind::kDirectory);
+  EXPECT_EQ(back.step, 40);
+  decoded = decode_event(
+      R"({"type": "checkpoint", "trial_id": "t", "path": "/a", "kind": "object", "step": null})");
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(std::get<CheckpointEvent>(*decoded).step);
+  EXPECT_FALSE(decode_event(R"({"type": "checkpoint", "trial_id": "t", "path": "a",
+                                "kind": "object"})"));
+  EXPECT_FALSE(decode_event(R"({"type": "checkpoint", "trial_id": "t", "path": "/a"})"));
+
+  ResultEvent stopped{"t", json::object(), std::nullopt};
+  stopped.stop_observed = true;
+  std::string line = encode_event(stopped);
+  EXPECT_NE(line.find("\"stop_observed\":true"), std::string::npos) << line;
+  decoded = decode_event(strip(line));
+  ASSERT_TRUE(decoded);
+  EXPECT_TRUE(std::get<ResultEvent>(*decoded).stop_observed);
+  std::string ran_through = encode_event(ResultEvent{"t", json::object(), std::nullopt});
+  EXPECT_EQ(ran_through.find("stop_observed"), std::string::npos);
+  decoded = decode_event(strip(ran_through));
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(std::get<ResultEvent>(*decoded).stop_observed);
+}
+
 TEST(ExecutorProtocol, LineFramerJoinsPartialLines) {
   LineFramer framer;
   std::vector<std::string> lines;

@@ -258,13 +258,16 @@ TEST(ExecutorCommandReader, QueuesCommandsAndHandsStopsOverAtOnce) {
   Pipe pipe;
   std::mutex mutex;
   std::vector<std::string> stops;
-  CommandReader reader(pipe.fds[0], [&](const std::string& trial_id) {
+  CommandReader reader(pipe.fds[0], [&](const StopCommand& stop) {
     std::lock_guard lock(mutex);
-    stops.push_back(trial_id);
+    stops.push_back(stop.trial_id +
+                    (stop.reason ? std::string(" ") + stop_reason_name(*stop.reason) : ""));
   });
   pipe.write(R"({"type": "start", "config": {}, "consistent_dataset": true, "save_models": false})"
              "\n\n"
              R"({"type": "stop", "trial_id": "a"})"
+             "\n"
+             R"({"type": "stop", "trial_id": "b", "reason": "preempted"})"
              "\n"
              "garbage\n"
              R"({"type": "run", "trial": {"id": "b", "hyperparameters": {}}})");  // no '\n'
@@ -280,13 +283,13 @@ TEST(ExecutorCommandReader, QueuesCommandsAndHandsStopsOverAtOnce) {
   EXPECT_TRUE(std::holds_alternative<EndOfCommands>(next()));
   EXPECT_FALSE(reader.next(std::chrono::milliseconds(10)).has_value());
   std::lock_guard lock(mutex);
-  EXPECT_EQ(stops, std::vector<std::string>{"a"});
+  EXPECT_EQ(stops, (std::vector<std::string>{"a", "b preempted"}));
 }
 
 TEST(ExecutorCommandReader, StopsWhileWaitingForInput) {
   Pipe pipe;
   {
-    CommandReader reader(pipe.fds[0], [](const std::string&) {});
+    CommandReader reader(pipe.fds[0], [](const StopCommand&) {});
     EXPECT_FALSE(reader.next(std::chrono::milliseconds(20)).has_value());
   }  // the destructor returns although the pipe stays open and empty
 }
@@ -640,6 +643,58 @@ TEST_F(ExecutorTrialContext, StopsTheTrialInHandOrTheNextOneAsked) {
   context_.end_trial();
 }
 
+TEST_F(ExecutorTrialContext, SaysWhyTheTrialWasStoppedAndWhetherItsCodeSawTheStop) {
+  context_.begin_trial(trial_);
+  EXPECT_TRUE(call("executor.stop_reason() is None").cast<bool>());
+  context_.request_stop("t1", StopReason::kPreempted);
+  EXPECT_FALSE(context_.stop_observed()) << "nobody asked yet";
+  EXPECT_EQ(call("executor.stop_reason()").cast<std::string>(), "preempted");
+  EXPECT_TRUE(call("executor.should_stop()").cast<bool>());
+  EXPECT_TRUE(context_.stop_observed());
+  context_.request_stop("t1", StopReason::kCancelled);
+  EXPECT_EQ(call("executor.stop_reason()").cast<std::string>(), "preempted") << "the first stands";
+  context_.end_trial();
+  EXPECT_TRUE(call("executor.stop_reason() is None").cast<bool>());
+
+  context_.request_stop("t2", StopReason::kLeaseLost);  // overtakes its run command
+  json next = trial_;
+  next["id"] = "t2";
+  context_.begin_trial(next);
+  EXPECT_FALSE(context_.stop_observed()) << "a new trial starts unobserved";
+  EXPECT_EQ(call("executor.stop_reason()").cast<std::string>(), "lease lost");
+  context_.end_trial();
+}
+
+TEST_F(ExecutorTrialContext, ServesTheCheckpointToResumeFromAndPostsSavedOnes) {
+  EXPECT_TRUE(
+      call("executor.checkpoint() is None and executor.checkpoint_dir() is None").cast<bool>());
+  context_.begin_trial(trial_, CheckpointRef{"/s/resume.ckpt", CheckpointKind::kObject, 40},
+                       "/s/dir");
+  EXPECT_TRUE(
+      call("executor.checkpoint() == {'path': '/s/resume.ckpt', 'kind': 'object', 'step': 40}")
+          .cast<bool>());
+  EXPECT_EQ(call("executor.checkpoint_dir()").cast<std::string>(), "/s/dir");
+  EXPECT_EQ(call("executor.staging_dir()").cast<std::string>(), "/s");
+  call("executor.checkpoint_saved('/s/saved-1.ckpt', 'file', 50)");
+  std::vector<json> events = sink_.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0],
+            as_json(CheckpointEvent{"t1", "/s/saved-1.ckpt", CheckpointKind::kFile, 50}));
+  for (const char* refused : {"executor.checkpoint_saved('/elsewhere/x.ckpt', 'file', None)",
+                              "executor.checkpoint_saved('/s/x.ckpt', 'pickle', None)"}) {
+    try {
+      call(refused);
+      ADD_FAILURE() << refused << " was accepted";
+    } catch (const py::error_already_set& error) {
+      EXPECT_TRUE(error.matches(PyExc_ValueError)) << refused;
+    }
+  }
+  EXPECT_EQ(sink_.events().size(), 1u);
+  context_.end_trial();
+  EXPECT_TRUE(
+      call("executor.checkpoint() is None and executor.staging_dir() is None").cast<bool>());
+}
+
 TEST(ExecutorTrialContextModule, AnswersSafelyWithNoContextInstalled) {
   py::object answers = evaluate("(executor.trial(), executor.should_stop())",
                                 "import _gridexp_executor as executor\n");
@@ -722,6 +777,25 @@ TEST_F(ExecutorExperiment, BuildsTheDatasetPerTrialWhenNotConsistent) {
   ASSERT_FALSE(experiment.start(start_command(/*consistent_dataset=*/false)).has_value());
   EXPECT_EQ(event_of(experiment.run_trial(run_command("a"), context_))["results"], 1);
   EXPECT_EQ(event_of(experiment.run_trial(run_command("b"), context_))["results"], 2);
+}
+
+TEST_F(ExecutorExperiment, AResultSaysWhetherRunOneSawTheStop) {
+  write_experiment(
+      "import _gridexp_executor as executor\n"
+      "def init_dataset(config):\n"
+      "    return None\n"
+      "def run_one(hyperparameters, dataset):\n"
+      "    if hyperparameters['poll']:\n"
+      "        return executor.should_stop(), None\n"
+      "    return False, None\n");
+  Experiment experiment(workdir_.path());
+  ASSERT_FALSE(experiment.start(start_command()).has_value());
+  for (bool poll : {true, false}) {
+    context_.request_stop("a", StopReason::kPreempted);  // before its run command
+    json event = event_of(experiment.run_trial(run_command("a", {{"poll", poll}}), context_));
+    EXPECT_EQ(event["results"], poll);
+    EXPECT_EQ(event.value("stop_observed", false), poll) << event;
+  }
 }
 
 TEST_F(ExecutorExperiment, ReportsWhatWentWrongInATrial) {

@@ -5,7 +5,10 @@
 // past its stop grace, loses its lease, runs out of GPU memory beside another slot's trial
 // (gpu_share.h), and a server that answers 5xx before it recovers; a model upload that
 // overlaps the next trial (BackgroundDelivery, over a fake server of its own whose PUT the test
-// holds), the loop's end waiting for it, and a model the server refuses.
+// holds), the loop's end waiting for it, and a model the server refuses. Checkpoints: a saved
+// one uploaded with its headers before a failure is delivered, the latest-only upload queue,
+// a download verified before the run, and the preemption by a stop signal (stop with reason
+// preempted, the grace, the kill after it, /preempt and its fallback to /release).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +17,7 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,8 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/sha256.h"
 #include "test_support.h"
 #include "worker/background_delivery.h"
+#include "worker/checkpoint_uploads.h"
 #include "worker/claim_loop.h"
 #include "worker/delivery.h"
 #include "worker/outbox.h"
@@ -46,7 +52,10 @@ enum class Script {
   kKilled,
   kHang,
   kStopWhenAsked,
-  kOutOfMemoryOnce
+  kOutOfMemoryOnce,
+  kCheckpointThenFail,  // saves a checkpoint (step 5), then fails
+  kStopObserved,        // a stop: run_one returns early, having seen should_stop()
+  kStopUnobserved,      // a stop: run_one returns its full results (it never polled)
 };
 
 // What happened, in order, across the slot's thread and the delivery thread.
@@ -104,6 +113,9 @@ struct ExecutorLog {
   std::filesystem::path model_dir;  // kSucceedWithModel
   Timeline* timeline = nullptr;
   std::function<void(const std::string& trial_id)> before_run;
+  std::optional<RunCommand> last_run;
+  std::vector<ExecutorEvent> events_at_run;  // sent at a run, before the script's
+  std::vector<std::string> stop_reasons;     // "preempted", "cancelled", "lease lost", "none"
 };
 
 class ScriptedExecutor final : public ExecutorChannel {
@@ -117,15 +129,24 @@ class ScriptedExecutor final : public ExecutorChannel {
       events_.push_back(ExecutorEvent(ReadyEvent{}));
     } else if (const auto* run = std::get_if<RunCommand>(&command)) {
       if (log_.before_run) log_.before_run(run->trial_id);
+      log_.last_run = *run;
       log_.commands.push_back("run " + run->trial_id);
       if (log_.timeline != nullptr) log_.timeline->add("run " + run->trial_id);
       ++log_.runs;
+      for (ExecutorEvent& event : log_.events_at_run) events_.push_back(std::move(event));
+      log_.events_at_run.clear();
       on_run(run->trial_id);
     } else {
       const auto& stop = std::get<StopCommand>(command);
       log_.commands.push_back("stop " + stop.trial_id);
+      log_.stop_reasons.push_back(stop.reason ? stop_reason_name(*stop.reason) : "none");
       if (log_.script == Script::kStopWhenAsked) {
         events_.push_back(ExecutorEvent(FailedEvent{stop.trial_id, "KeyboardInterrupt", ""}));
+      }
+      if (log_.script == Script::kStopObserved || log_.script == Script::kStopUnobserved) {
+        ResultEvent result{stop.trial_id, {{"acc", 0.5}}, std::nullopt};
+        result.stop_observed = log_.script == Script::kStopObserved;
+        events_.push_back(ExecutorEvent(result));
       }
     }
     return Status::ok();
@@ -183,8 +204,21 @@ class ScriptedExecutor final : public ExecutorChannel {
                                          : ExecutorEvent(ResultEvent{trial_id, {}, std::nullopt}));
         break;
       }
+      case Script::kCheckpointThenFail: {
+        // As python/gridexp does: the file complete in the staging directory, then the event.
+        std::filesystem::path staging =
+            std::filesystem::path(log_.last_run->checkpoint_dir).parent_path();
+        std::filesystem::path saved = staging / ".saving-1.ckpt";
+        std::ofstream(saved) << "state of " << trial_id;
+        events_.push_back(
+            ExecutorEvent(CheckpointEvent{trial_id, saved.string(), CheckpointKind::kObject, 5}));
+        events_.push_back(ExecutorEvent(FailedEvent{trial_id, "ValueError: diverged", ""}));
+        break;
+      }
       case Script::kHang:
       case Script::kStopWhenAsked:
+      case Script::kStopObserved:
+      case Script::kStopUnobserved:
         break;
     }
   }
@@ -200,13 +234,25 @@ struct LinkFlags {
   std::atomic<bool> stop_requested{false};
   std::atomic<int> metrics{0};
   std::atomic<int> flushed{0};  // links flush on the slot's thread and the delivery thread
+  std::mutex log_mutex;
+  std::vector<std::string> log_lines;  // guarded by log_mutex
+
+  std::string log() {
+    std::lock_guard lock(log_mutex);
+    std::string text;
+    for (const std::string& line : log_lines) text += line + "\n";
+    return text;
+  }
 };
 
 class FakeLink final : public TrialLink {
  public:
   explicit FakeLink(LinkFlags& flags) : flags_(flags) {}
   void push_metrics(json) override { ++flags_.metrics; }
-  void push_log_line(const std::string&) override {}
+  void push_log_line(const std::string& line) override {
+    std::lock_guard lock(flags_.log_mutex);
+    flags_.log_lines.push_back(line);
+  }
   bool lease_lost() const override { return flags_.lease_lost; }
   bool stop_requested() const override { return flags_.stop_requested; }
   void flush_and_stop() override { ++flags_.flushed; }
@@ -225,10 +271,17 @@ class FakeServer final : public ServerApi {
   Result<json> post_json_text(const std::string& path, const std::string& text) override {
     return answer("POST", path, json::parse(text));
   }
-  Result<json> put_file(const std::string& path, const std::filesystem::path&,
-                        const HttpHeaders&) override {
+  Result<json> put_file(const std::string& path, const std::filesystem::path& file,
+                        const HttpHeaders& headers) override {
     if (timeline != nullptr) timeline->add("PUT " + path);
+    {
+      std::ifstream in(file, std::ios::binary);
+      std::lock_guard lock(mutex);
+      put_bodies.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      put_headers.push_back(headers);
+    }
     put_gate.wait();
+    if (refuse_puts) return Status::too_large("HTTP 413: over --max-upload-mb");
     if (uploads_fail) return Status::unavailable("connection refused");
     if (timeline != nullptr) timeline->add("PUT returned " + path);
     if (!refused_model.empty() && path.ends_with("/" + refused_model + "/model")) {
@@ -236,6 +289,15 @@ class FakeServer final : public ServerApi {
       return Status::too_large("HTTP 413: the model is over --max-upload-mb");
     }
     return answer("PUT", path, {});
+  }
+  Result<HttpHeaders> get_file(const std::string& path, const HttpHeaders& headers,
+                               const std::filesystem::path& destination) override {
+    calls.emplace_back("GET " + path, json{{"lease_token", headers.at(0).second}});
+    if (timeline != nullptr) timeline->add("GET " + path);
+    auto file = files.find(path);
+    if (file == files.end()) return Status::not_found("GET " + path + ": no checkpoint");
+    std::ofstream(destination, std::ios::binary) << file->second;
+    return HttpHeaders{};
   }
   std::unique_ptr<TrialLink> start_heartbeat(const std::string&, const std::string&,
                                              milliseconds) override {
@@ -246,10 +308,16 @@ class FakeServer final : public ServerApi {
   std::string lost_state = "pending";               // what a report of a lost executor answers
   std::vector<std::pair<std::string, json>> calls;  // "POST /path", body
   LinkFlags link;
-  Timeline* timeline = nullptr;           // set: PUTs and POSTs are added to it
-  Gate put_gate;                          // holds PUTs while closed
-  std::string refused_model;              // a trial whose model PUT is answered 413
-  std::atomic<bool> uploads_fail{false};  // every PUT: the server is unreachable
+  Timeline* timeline = nullptr;              // set: PUTs and POSTs are added to it
+  Gate put_gate;                             // holds PUTs while closed
+  std::string refused_model;                 // a trial whose model PUT is answered 413
+  std::atomic<bool> uploads_fail{false};     // every PUT: the server is unreachable
+  std::atomic<bool> refuse_puts{false};      // every PUT: 413
+  bool without_preempt = false;              // /preempt: 404, as from a server before it
+  std::map<std::string, std::string> files;  // what GET <path> (get_file) answers
+  std::mutex mutex;
+  std::vector<std::string> put_bodies;   // guarded by mutex
+  std::vector<HttpHeaders> put_headers;  // guarded by mutex
 
   // The bodies sent to paths ending in `suffix`.
   std::vector<json> sent_to(const std::string& suffix) const {
@@ -265,6 +333,10 @@ class FakeServer final : public ServerApi {
     calls.emplace_back(method + " " + path, body);
     if (timeline != nullptr) timeline->add(method + " " + path);
     if (path.ends_with("/lost")) return json{{"ok", true}, {"state", lost_state}};
+    if (path.ends_with("/preempt")) {
+      if (without_preempt) return Status::not_found("POST " + path + ": HTTP 404");
+      return json{{"ok", true}, {"state", "pending"}};
+    }
     if (!path.ends_with("/claim")) return json::object();
     if (claim_answers.empty()) return json{{"trial", nullptr}, {"pending", 0}, {"running", 0}};
     Result<json> next = std::move(claim_answers.front());
@@ -292,6 +364,7 @@ class WorkerCore : public ::testing::Test {
     log_.timeline = &timeline_;
     server_.timeline = &timeline_;
     upload_server_.timeline = &timeline_;
+    checkpoint_server_.timeline = &timeline_;
     retry_.first_delay = milliseconds(1);
     retry_.max_delay = milliseconds(1);
     retry_.sleep = [this](milliseconds) { return ++retry_sleeps_ < 100; };
@@ -302,8 +375,14 @@ class WorkerCore : public ::testing::Test {
     Delivery delivery(server_, outbox_, default_file_system(), retry_, progress_);
     Delivery upload_delivery(upload_server_, outbox_, default_file_system(), retry_, progress_);
     BackgroundDelivery uploads(upload_delivery, progress_);
+    CheckpointUploads checkpoint_uploads(checkpoint_server_, retry_, progress_);
     SlotSetup setup;
     setup.uploads = &uploads;
+    setup.checkpoint_staging = dir_.path() / "staging";
+    setup.checkpoint_uploads = &checkpoint_uploads;
+    setup.preempt_reason = [] { return std::string("SIGTERM"); };
+    setup.stop_policy.preempt_grace = preempt_grace_;
+    setup.stop_policy.kill_now = &kill_now_;
     setup.spawn = [this](const ExecutorLaunch&) -> Result<std::unique_ptr<ExecutorChannel>> {
       ++log_.spawned;
       return std::unique_ptr<ExecutorChannel>(std::make_unique<ScriptedExecutor>(log_));
@@ -335,7 +414,10 @@ class WorkerCore : public ::testing::Test {
   int retry_sleeps_ = 0;
   Timeline timeline_;
   FakeServer server_;
-  FakeServer upload_server_;  // the BackgroundDelivery's own
+  FakeServer upload_server_;      // the BackgroundDelivery's own
+  FakeServer checkpoint_server_;  // the CheckpointUploads' own
+  milliseconds preempt_grace_{2000};
+  std::atomic<bool> kill_now_{false};
   ExecutorLog log_;
   Progress progress_{stderr};
   std::atomic<bool> interrupted_{false};
@@ -680,6 +762,240 @@ TEST_F(WorkerCore, AnInterruptionDuringAnUploadThatCannotFinishKeepsTheOutcomeIn
   EXPECT_EQ(kept->front().trial_id, "t1") << "kept for the next start";
   ASSERT_TRUE(kept->front().model_path);
   EXPECT_TRUE(std::filesystem::exists(*kept->front().model_path));
+}
+
+// The header `name` of the PUT number `index` to `server`, or "".
+std::string put_header(FakeServer& server, std::size_t index, const std::string& name) {
+  std::lock_guard lock(server.mutex);
+  for (const auto& [key, value] : server.put_headers.at(index)) {
+    if (key == name) return value;
+  }
+  return "";
+}
+
+TEST_F(WorkerCore, ASavedCheckpointIsUploadedWithItsHeadersBeforeTheFailureIsDelivered) {
+  log_.script = Script::kCheckpointThenFail;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(/*raise_on_failure=*/false), kWorkerExitOk);
+  ASSERT_TRUE(log_.last_run);
+  EXPECT_FALSE(log_.last_run->checkpoint) << "the claim announced none";
+  EXPECT_EQ(log_.last_run->checkpoint_dir, (dir_.path() / "staging" / "dir").string());
+  ASSERT_EQ(checkpoint_server_.put_bodies.size(), 1u);
+  EXPECT_EQ(checkpoint_server_.put_bodies[0], "state of t1");
+  EXPECT_EQ(put_header(checkpoint_server_, 0, "X-Gridexp-Lease-Token"), "lease-t1");
+  EXPECT_EQ(put_header(checkpoint_server_, 0, "X-Gridexp-Sha256"), sha256_hex("state of t1"));
+  EXPECT_EQ(put_header(checkpoint_server_, 0, "X-Gridexp-Checkpoint-Step"), "5");
+  EXPECT_EQ(put_header(checkpoint_server_, 0, "X-Gridexp-Checkpoint-Kind"), "object");
+  const long put = timeline_.position("PUT /api/v1/trials/t1/checkpoint");
+  ASSERT_GE(put, 0);
+  EXPECT_LT(put, timeline_.position("POST /api/v1/trials/t1/fail"))
+      << "a retry resumes from it: it is on the server before the failure";
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "staging" / ".saving-1.ckpt"))
+      << "uploaded, then deleted";
+}
+
+TEST_F(WorkerCore, ACheckpointOverTheServersLimitIsSaidInTheTrialsLogAndTheTrialGoesOn) {
+  log_.script = Script::kCheckpointThenFail;
+  checkpoint_server_.refuse_puts = true;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(/*raise_on_failure=*/false), kWorkerExitOk);
+  EXPECT_NE(server_.link.log().find("gridexp-worker: checkpoint at step 5 not kept: 0.0 MiB is "
+                                    "over the server's --max-upload-mb"),
+            std::string::npos)
+      << server_.link.log();
+  EXPECT_EQ(server_.sent_to("/trials/t1/fail").size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "staging" / ".saving-1.ckpt"));
+}
+
+TEST_F(WorkerCore, OnlyTheLatestWaitingCheckpointIsUploadedAndSupersededOnesAreDeleted) {
+  FakeServer server;
+  CheckpointUploads uploads(server, retry_, progress_);
+  std::vector<std::filesystem::path> files;
+  for (int step = 1; step <= 4; ++step) {
+    files.push_back(dir_.path() / ("c" + std::to_string(step)));
+    std::ofstream(files.back()) << "step " << step;
+  }
+  server.put_gate.close();
+  uploads.submit({"t1", "lease-t1", files[0], CheckpointKind::kObject, 1});
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(server.mutex);
+    return server.put_bodies.size() == 1;
+  })) << "the first is in flight";
+  for (int step = 2; step <= 4; ++step) {
+    uploads.submit({"t1", "lease-t1", files[step - 1], CheckpointKind::kObject, step});
+  }
+  EXPECT_FALSE(std::filesystem::exists(files[1])) << "superseded while waiting";
+  EXPECT_FALSE(std::filesystem::exists(files[2]));
+  EXPECT_TRUE(std::filesystem::exists(files[3]));
+  server.put_gate.open();
+  uploads.finish("t1");
+  ASSERT_EQ(server.put_bodies.size(), 2u);
+  EXPECT_EQ(server.put_bodies[0], "step 1");
+  EXPECT_EQ(server.put_bodies[1], "step 4") << "the latest, never one in between";
+  EXPECT_EQ(uploads.uploaded(), 2);
+  for (const auto& file : files) EXPECT_FALSE(std::filesystem::exists(file)) << file;
+
+  std::ofstream(files[0]) << "dropped";
+  server.put_gate.close();
+  std::ofstream(files[1]) << "in flight";
+  uploads.submit({"t2", "lease-t2", files[1], CheckpointKind::kFile, std::nullopt});
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(server.mutex);
+    return server.put_bodies.size() == 3;
+  }));
+  uploads.submit({"t2", "lease-t2", files[0], CheckpointKind::kFile, std::nullopt});
+  uploads.drop("t2");  // the trial succeeded: what waits is of no use
+  EXPECT_FALSE(std::filesystem::exists(files[0]));
+  server.put_gate.open();
+  uploads.finish("t2");
+  EXPECT_EQ(server.put_bodies.size(), 3u);
+}
+
+json claimed_with_checkpoint(const std::string& id, const std::string& content,
+                             const std::string& sha) {
+  json claimed = claimed_trial(id);
+  claimed["trial"]["attempt"] = 2;
+  claimed["trial"]["checkpoint"] = {
+      {"step", 7}, {"size", content.size()}, {"sha256", sha}, {"kind", "object"}, {"attempt", 1}};
+  return claimed;
+}
+
+TEST_F(WorkerCore, TheCheckpointOfAnEarlierAttemptIsDownloadedAndCheckedBeforeTheRun) {
+  const std::string content = "weights at step 7";
+  server_.files["/api/v1/trials/t1/checkpoint"] = content;
+  server_.claim_answers.push_back(claimed_with_checkpoint("t1", content, sha256_hex(content)));
+  std::string seen_at_run;
+  log_.before_run = [&](const std::string&) {
+    std::ifstream in(dir_.path() / "staging" / "resume.ckpt");
+    std::getline(in, seen_at_run);
+  };
+  EXPECT_EQ(run_worker(), kWorkerExitOk);
+  EXPECT_EQ(seen_at_run, content) << "on disk before the run command";
+  ASSERT_TRUE(log_.last_run && log_.last_run->checkpoint);
+  EXPECT_EQ(log_.last_run->checkpoint->path, (dir_.path() / "staging" / "resume.ckpt").string());
+  EXPECT_EQ(log_.last_run->checkpoint->kind, CheckpointKind::kObject);
+  EXPECT_EQ(log_.last_run->checkpoint->step, 7);
+  std::vector<json> downloads = server_.sent_to("GET /api/v1/trials/t1/checkpoint");
+  ASSERT_EQ(downloads.size(), 1u);
+  EXPECT_EQ(downloads[0]["lease_token"], "lease-t1");
+  EXPECT_LT(timeline_.position("GET /api/v1/trials/t1/checkpoint"), timeline_.position("run t1"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "staging" / "resume.ckpt"))
+      << "removed once the trial ended";
+}
+
+TEST_F(WorkerCore, ACheckpointWhoseShaDoesNotMatchIsTriedAgainThenTheTrialRunsFromItsStart) {
+  const std::string content = "weights at step 7";
+  server_.files["/api/v1/trials/t1/checkpoint"] = content;
+  server_.claim_answers.push_back(
+      claimed_with_checkpoint("t1", content, sha256_hex("other weights!!!!")));
+  EXPECT_EQ(run_worker(), kWorkerExitOk);
+  EXPECT_EQ(server_.sent_to("GET /api/v1/trials/t1/checkpoint").size(),
+            static_cast<std::size_t>(TrialCheckpoints::kDownloadTries));
+  ASSERT_TRUE(log_.last_run);
+  EXPECT_FALSE(log_.last_run->checkpoint) << "a corrupt checkpoint is never handed over";
+  EXPECT_NE(server_.link.log().find("the checkpoint at step 7 of an earlier attempt could not be "
+                                    "downloaded (its SHA-256 is "),
+            std::string::npos)
+      << server_.link.log();
+  EXPECT_NE(server_.link.log().find("the trial runs from its start"), std::string::npos);
+  EXPECT_EQ(server_.sent_to("/trials/t1/complete").size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "staging" / "resume.part"));
+}
+
+TEST_F(WorkerCore, AStopSignalPreemptsTheTrialWhichIsHandedBackWithItsLastCheckpoint) {
+  log_.script = Script::kStopObserved;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  server_.claim_answers.push_back(claimed_trial("t2"));
+  log_.before_run = [this](const std::string&) { interrupted_ = true; };  // SIGTERM mid-trial
+  EXPECT_EQ(run_worker(), kWorkerExitInterrupted);
+  EXPECT_EQ(log_.commands, (std::vector<std::string>{"start", "run t1", "stop t1"}));
+  EXPECT_EQ(log_.stop_reasons, std::vector<std::string>{"preempted"});
+  EXPECT_EQ(log_.killed, 0) << "it returned within the grace";
+  std::vector<json> preempted = server_.sent_to("/trials/t1/preempt");
+  ASSERT_EQ(preempted.size(), 1u);
+  EXPECT_EQ(preempted[0]["lease_token"], "lease-t1");
+  EXPECT_EQ(preempted[0]["reason"], "SIGTERM");
+  EXPECT_TRUE(server_.sent_to("/trials/t1/complete").empty())
+      << "results of a run_one that stopped early are not the trial's";
+  EXPECT_TRUE(server_.sent_to("/release").empty());
+  EXPECT_EQ(server_.sent_to("/workers/w1/claim").size(), 1u) << "no trial after the signal";
+}
+
+TEST_F(WorkerCore, AResultThatDidNotSeeTheStopIsARealCompletion) {
+  log_.script = Script::kStopUnobserved;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  log_.before_run = [this](const std::string&) { interrupted_ = true; };
+  EXPECT_EQ(run_worker(), kWorkerExitInterrupted);
+  std::vector<json> completed = server_.sent_to("/trials/t1/complete");
+  ASSERT_EQ(completed.size(), 1u);
+  EXPECT_EQ(completed[0]["results"]["acc"], 0.5);
+  EXPECT_TRUE(server_.sent_to("/preempt").empty());
+}
+
+TEST_F(WorkerCore, APreemptedTrialGoesBackByReleaseWhenTheServerHasNoPreempt) {
+  log_.script = Script::kStopWhenAsked;  // run_one raises at the stop
+  server_.without_preempt = true;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  log_.before_run = [this](const std::string&) { interrupted_ = true; };
+  EXPECT_EQ(run_worker(), kWorkerExitInterrupted);
+  EXPECT_EQ(server_.sent_to("/trials/t1/preempt").size(), 1u);
+  std::vector<json> released = server_.sent_to("/trials/t1/release");
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0]["lease_token"], "lease-t1");
+  EXPECT_TRUE(server_.sent_to("/trials/t1/fail").empty()) << "a raise after the stop: preempted";
+}
+
+TEST_F(WorkerCore, ATrialThatOutlastsTheGraceIsKilledAndStillPreempted) {
+  log_.script = Script::kHang;
+  preempt_grace_ = milliseconds(30);
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  log_.before_run = [this](const std::string&) { interrupted_ = true; };
+  EXPECT_EQ(run_worker(), kWorkerExitInterrupted);
+  EXPECT_EQ(log_.stop_reasons, std::vector<std::string>{"preempted"});
+  EXPECT_EQ(log_.killed, 1);
+  EXPECT_EQ(server_.sent_to("/trials/t1/preempt").size(), 1u);
+  EXPECT_NE(server_.link.log().find("did not return within 0.03 s (--grace_seconds)"),
+            std::string::npos)
+      << server_.link.log();
+}
+
+TEST_F(WorkerCore, ASecondSignalKillsAtOnceAndStillUploadsWhatWasSavedAndPreempts) {
+  log_.script = Script::kHang;
+  preempt_grace_ = milliseconds(60'000);
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  // A checkpoint saved before the signals.
+  std::filesystem::path saved = dir_.path() / "staging" / ".saving-9.ckpt";
+  log_.events_at_run.push_back(CheckpointEvent{"t1", saved.string(), CheckpointKind::kFile, 3});
+  log_.before_run = [&](const std::string&) {
+    std::ofstream(saved) << "saved before";
+    interrupted_ = true;
+    kill_now_ = true;
+  };
+  EXPECT_EQ(run_worker(), kWorkerExitInterrupted);
+  EXPECT_EQ(log_.killed, 1);
+  ASSERT_EQ(checkpoint_server_.put_bodies.size(), 1u);
+  EXPECT_EQ(checkpoint_server_.put_bodies[0], "saved before");
+  EXPECT_LT(timeline_.position("PUT /api/v1/trials/t1/checkpoint"),
+            timeline_.position("POST /api/v1/trials/t1/preempt"));
+}
+
+TEST_F(WorkerCore, CheckpointDirContentsThatChangedAreKeptWhenTheTrialFails) {
+  log_.script = Script::kFail;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  log_.before_run = [this](const std::string&) {
+    std::ofstream(dir_.path() / "staging" / "dir" / "last.ckpt") << "framework state";
+  };
+  EXPECT_EQ(run_worker(/*raise_on_failure=*/false), kWorkerExitOk);
+  ASSERT_EQ(checkpoint_server_.put_bodies.size(), 1u);
+  EXPECT_EQ(put_header(checkpoint_server_, 0, "X-Gridexp-Checkpoint-Kind"), "directory");
+  EXPECT_EQ(checkpoint_server_.put_bodies[0].substr(0, 2), "PK") << "a zip";
+}
+
+TEST_F(WorkerCore, AnUnchangedCheckpointDirIsNotUploaded) {
+  log_.script = Script::kFail;
+  server_.claim_answers.push_back(claimed_trial("t1"));
+  EXPECT_EQ(run_worker(/*raise_on_failure=*/false), kWorkerExitOk);
+  EXPECT_TRUE(checkpoint_server_.put_bodies.empty());
 }
 
 }  // namespace

@@ -79,6 +79,18 @@ TEST(WorkerOptions, ValuedOptions) {
   EXPECT_EQ(parse_ok({"--address=h:1", "--password=x"}).password, "x");
 }
 
+TEST(WorkerOptions, GraceSecondsDefaultsToAMinuteAndTakesBothForms) {
+  EXPECT_DOUBLE_EQ(parse_ok({"--address=h:1"}).grace_seconds, 60);
+  EXPECT_DOUBLE_EQ(parse_ok({"--address=h:1", "--grace_seconds=5"}).grace_seconds, 5);
+  EXPECT_DOUBLE_EQ(parse_ok({"--address=h:1", "--grace-seconds", "0.5"}).grace_seconds, 0.5);
+  EXPECT_DOUBLE_EQ(parse_ok({"--address=h:1", "--grace_seconds=0"}).grace_seconds, 0);
+  for (const char* bad : {"--grace_seconds=-1", "--grace_seconds=soon", "--grace_seconds="}) {
+    EXPECT_NE(parse_error({"--address=h:1", bad}).find("--grace_seconds"), std::string::npos)
+        << bad;
+  }
+  EXPECT_NE(worker_usage().find("--grace_seconds=60"), std::string::npos);
+}
+
 TEST(WorkerOptions, ErrorsNameTheOption) {
   EXPECT_NE(parse_error({}).find("--address"), std::string::npos);
   EXPECT_NE(parse_error({"--address=h:1", "--frob"}).find("--frob"), std::string::npos);

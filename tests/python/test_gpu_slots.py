@@ -190,8 +190,14 @@ def test_sigint_releases_every_slots_trial_and_ends_every_executor(
     directory = tmp_path / "server"
     write_experiment(directory, 6, "  barrier:\n    - 4\n")
     server = start_server(directory)
+    # The trials wait at the barrier, never polling gridexp.should_stop(): killed after the grace.
     worker = workers(
-        server, tmp_path / "w", "--download_scripts", "--gpus=all", "--trials-per-gpu=2"
+        server,
+        tmp_path / "w",
+        "--download_scripts",
+        "--gpus=all",
+        "--trials-per-gpu=2",
+        "--grace_seconds=1",
     )
     executors = wait_for(lambda: slots_ready(server, worker.process.pid, 4), timeout=180)
     os.kill(worker.process.pid, signal.SIGINT)

@@ -332,7 +332,8 @@ def test_ctrl_c_releases_the_running_trial(start_server, workers, tmp_path):
     directory = tmp_path / "server"
     write_experiment(directory, 2, "  sleep: 30\n")
     server = start_server(directory)
-    worker = workers(server, tmp_path / "w", "--download_scripts")
+    # run_one never polls gridexp.should_stop(): its executor is killed after the grace.
+    worker = workers(server, tmp_path / "w", "--download_scripts", "--grace_seconds=1")
     victim = wait_for(lambda: running_trial(server))
     started = time.monotonic()
     os.kill(worker.process.pid, signal.SIGINT)
