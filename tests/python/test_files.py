@@ -100,6 +100,7 @@ def test_no_request_reaches_a_path_outside_the_experiment(server, experiment_dir
     assert secret.read_text() == "do not serve"
     assert sorted(p.name for p in experiment_dir.iterdir()) == [
         ".gridexp",
+        "checkpoints",
         "config.yaml",
         "experiment.py",
         "logs",
