@@ -38,7 +38,7 @@ fail() {
 LIBRARY_PACKAGES=(libcpp-httplib-dev libyaml-cpp-dev nlohmann-json3-dev libzip-dev
   libsqlite3-dev libssl-dev)
 TOOL_PACKAGES=(g++ cmake ninja-build pkg-config curl)
-TEST_PACKAGES=(clang-format libgtest-dev chromium)
+TEST_PACKAGES=(clang-format libgtest-dev chromium slurmctld slurmd slurm-client munge)
 
 # shellcheck source=scripts/apt.sh
 source "$ROOT/scripts/apt.sh"

@@ -84,14 +84,20 @@ struct StopSignals {
 // Takes SIGINT/SIGTERM/SIGUSR1 (blocked in every thread) on a thread of its own: the first
 // sets `interrupted` (the running trials are preempted: asked to stop, --grace_seconds, handed
 // back), the second kills the executors at once (the trials are still handed back), the third
-// ends the worker at once.
+// ends the worker at once. SIGUSR1 only ever asks for the graceful stop (a batch system's
+// time-limit warning may reach the worker twice: directly and forwarded by its job script), so
+// a SIGUSR1 after the first signal changes nothing.
 void watch_signals(sigset_t signals, StopSignals& stop, gridexp::Progress& progress) {
   std::thread([&stop, &progress, signals] {
     int received = 0;
     int count = 0;
     while (sigwait(&signals, &received) == 0) {
-      ++count;
       std::string name = gridexp::stop_signal_name(received);
+      if (count >= 1 && received == SIGUSR1) {
+        progress.message(name + " again: already stopping (SIGTERM or SIGINT kills the executors)");
+        continue;
+      }
+      ++count;
       if (count == 1) {
         stop.first_signal = received;
         stop.interrupted = true;

@@ -7,6 +7,7 @@
     gridexp workers                     the workers that registered
     gridexp attempts TRIAL_ID           a trial's attempts: outcome, worker, times, resumes
     gridexp export NAME DIR [--layout L] trials and models to a directory (gridexp.export)
+    gridexp slurm --workers N [--submit] an sbatch job array of workers (gridexp.slurm_cli)
 
 Contract: the server is `--address` (default: GRIDEXP_ADDRESS, else 127.0.0.1:8030); the
 password comes from `--password-file`, GRIDEXP_PASSWORD, GRIDEXP_PASSWORD_FILE or
@@ -37,6 +38,8 @@ from gridexp.client import (
     parse_time,
 )
 from gridexp.export import LAYOUTS, ExportError, export
+from gridexp.slurm import SlurmError
+from gridexp.slurm_cli import add_slurm_command
 
 _DESCRIPTION = "Watch and steer a running gridexp-server: progress, results, workers, actions."
 _EPILOG = """\
@@ -51,6 +54,7 @@ examples:
   gridexp cancel --id 3f2a9c1e8b7d6a50
   gridexp attempts 3f2a9c1e8b7d6a50   # preempted, lost, done... and the step each resumed from
   gridexp export sentiment_analysis1 ./analysis   # results/ and models/ as the original wrote
+  gridexp slurm --workers 16 --gpus-per-worker 1 --submit   # workers as a Slurm job array
 """
 
 
@@ -68,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         return _run(parser, arguments)
-    except (ClientError, ExportError, _CommandError) as error:
+    except (ClientError, ExportError, SlurmError, _CommandError) as error:
         print(f"gridexp: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `gridexp results | head`: the reader has all it wanted
@@ -79,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
+    if getattr(arguments, "connects_itself", False):  # gridexp slurm: its own password rules
+        return arguments.command(arguments)
     try:
         client = Client(arguments.address, password_file=arguments.password_file)
     except ValueError as error:  # a malformed --address
@@ -224,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-models", dest="models", action="store_false", help="do not download model files"
     )
     export_command.set_defaults(command=_export)
+    add_slurm_command(commands, connection)
     return parser
 
 
@@ -500,6 +507,9 @@ def _workers(client: Client, arguments: argparse.Namespace) -> int:
         print("no worker registered yet")
         return 0
     header = ["worker", "host", "pid", "devices", "online", "trial", "done", "failed", "last seen"]
+    in_slurm = any(worker.get("slurm") for worker in workers)
+    if in_slurm:
+        header.append("slurm job")
     now = datetime.now(timezone.utc)
     rows = [
         [
@@ -513,12 +523,29 @@ def _workers(client: Client, arguments: argparse.Namespace) -> int:
             worker.get("trials_failed", 0),
             _format_ago(worker.get("last_seen"), now),
         ]
+        + ([format_slurm_job(worker.get("slurm"))] if in_slurm else [])
         for worker in workers
     ]
     _print_table(header, rows)
     online = sum(1 for worker in workers if worker.get("online"))
     print(f"\n{online} of {_plural(len(workers), 'worker')} online")
     return 0
+
+
+def format_slurm_job(slurm: dict[str, Any] | None) -> str:
+    """``1234_2@node01`` (array job 1234, task 2, on node01), ``1240@node01``, or ``-``;
+    ``(restart N)`` after a task Slurm requeued."""
+    if not slurm:
+        return "-"
+    if slurm.get("array_job_id") and slurm.get("array_task_id") is not None:
+        text = f"{slurm['array_job_id']}_{slurm['array_task_id']}"
+    else:
+        text = str(slurm.get("job_id", "?"))
+    if slurm.get("node_list"):
+        text += f"@{slurm['node_list']}"
+    if slurm.get("restart_count"):
+        text += f" (restart {slurm['restart_count']})"
+    return text
 
 
 def _format_ago(timestamp: str | None, now: datetime) -> str:
