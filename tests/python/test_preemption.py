@@ -197,3 +197,44 @@ def test_checkpoint_dir_comes_back_in_the_next_attempt(start_server, workers, tm
     attempts = attempts_of(server, trial["id"])
     assert [a["outcome"] for a in attempts] == ["preempted", "done"], attempts
     assert attempts[0]["error"] == "SIGUSR1"
+
+
+def test_a_second_sigusr1_does_not_kill_the_trial_that_is_stopping(start_server, workers, tmp_path):
+    """A batch system's time-limit warning can reach the worker twice (directly and forwarded
+    by the job script): the second SIGUSR1 must not cut the trial's checkpointing short."""
+    directory = tmp_path / "server"
+    directory.mkdir()
+    marker = tmp_path / "returned"
+    (directory / "config.yaml").write_text(
+        f"experiment_name: {NAME}\nhyperparameters:\n  marker: ['{marker}']\n"
+    )
+    (directory / "experiment.py").write_text(
+        textwrap.dedent(
+            """\
+            import pathlib, time
+            import gridexp
+
+            def init_dataset(config):
+                return None
+
+            def run_one(hyperparameters, dataset):
+                marker = pathlib.Path(hyperparameters["marker"])
+                (marker.parent / "started").write_text("yes")
+                while not gridexp.should_stop():
+                    time.sleep(0.05)
+                time.sleep(2)  # a slow checkpoint
+                marker.write_text(gridexp.stop_reason())
+                return {}, None
+            """
+        )
+    )
+    server = start_server(directory, "--lease-seconds", "60")
+    worker = workers(server, tmp_path / "w1", "--download_scripts", "--save_models=False")
+    wait_for((tmp_path / "started").exists, timeout=120)
+    worker.process.send_signal(signal.SIGUSR1)
+    wait_for(lambda: "stopping" in worker.output(), timeout=30)
+    worker.process.send_signal(signal.SIGUSR1)
+    assert worker.wait(timeout=60) == 138, worker.output()
+    assert "SIGUSR1 again: already stopping" in worker.output()
+    assert marker.read_text() == "preempted", worker.output()
+    assert [a["outcome"] for a in attempts_of(server, the_trial(server)["id"])] == ["preempted"]
