@@ -172,6 +172,10 @@ def _check(options: SlurmOptions) -> None:
             raise SlurmError(f"--extra takes '#SBATCH ...' lines, not {line!r}")
         if "\n" in line:
             raise SlurmError(f"--extra takes one line at a time, not {line!r}")
+    if re.search(r'["\n\r`]', options.workdir_base) or not options.workdir_base:
+        raise SlurmError(
+            f"--workdir-base is a directory (shell variables allowed), not {options.workdir_base!r}"
+        )
     for line in options.env_setup:
         if "\n" in line or "\r" in line:
             raise SlurmError(f"--env-setup takes one line at a time, not {line!r}")
@@ -244,9 +248,9 @@ def render_script(options: SlurmOptions) -> str:
         "#",
         f"# gridexp: {options.workers} workers for the server at {options.address}.",
         f"# Written by `gridexp slurm`; the password comes from {options.password.describe()}.",
-        "set -u",
     ]
-    lines += options.env_setup
+    lines += options.env_setup  # before `set -u`: module and conda scripts often need that
+    lines += ["set -u"]
     lines += _password_check(options.password)
     lines += [
         "if ! command -v gridexp-worker >/dev/null 2>&1; then",

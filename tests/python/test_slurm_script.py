@@ -82,8 +82,9 @@ def test_the_script_asks_slurm_for_an_array_a_warning_and_requeue(tmp_path):
     assert "--grace_seconds=60" in line
     assert line.endswith("--save_models=False --gpus=all &")
     assert PASSWORD not in script
-    # The environment set-up runs before the worker is looked for.
-    assert script.index("module load cuda") < script.index("command -v gridexp-worker")
+    # The environment set-up runs before the worker is looked for, and before `set -u`.
+    assert script.index("module load cuda") < script.index("set -u")
+    assert script.index("set -u") < script.index("command -v gridexp-worker")
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
 
 
@@ -120,6 +121,7 @@ def test_worker_flags_that_would_leak_the_password_or_fight_the_script_are_refus
         ({"env_setup": ["a\nb"]}, "one line at a time"),
         ({"partition": "gpu a100"}, "--partition needs a value without spaces"),
         ({"gpus_per_worker": 0}, "--gpus-per-worker needs at least 1"),
+        ({"workdir_base": '/x"; rm -rf ~; "'}, "--workdir-base is a directory"),
     ],
 )
 def test_options_that_cannot_make_a_correct_script_are_refused(change, message):
