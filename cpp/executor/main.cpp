@@ -15,6 +15,7 @@
 #include "executor/accelerator_memory.h"
 #include "executor/executor_loop.h"
 #include "executor/python_runtime.h"
+#include "executor/stop_signals.h"
 
 namespace {
 
@@ -43,6 +44,8 @@ bool mark_close_on_exec(int fd, const char* name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: a batch system's SIGTERM may come at any time (stop_signals.h).
+  gridexp::ignore_stop_signals_in_executor();
   gridexp::ExecutorOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string_view argument = argv[i];

@@ -179,6 +179,7 @@ nlohmann::json worker_to_json(const WorkerRecord& worker, TimeMs now_ms, TimeMs 
           {"pid", worker.info.pid},
           {"devices", worker.info.devices},
           {"version", worker.info.version},
+          {"slurm", worker.info.slurm.value_or(nullptr)},
           {"first_seen", iso8601_utc(worker.first_seen_ms)},
           {"last_seen", iso8601_utc(worker.last_seen_ms)},
           {"current_trial", optional_value(worker.current_trial)},

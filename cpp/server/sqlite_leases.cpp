@@ -42,16 +42,21 @@ Result<WorkerRecord> SqliteStore::Impl::register_worker(const WorkerInfo& info, 
   worker.info = info;
   worker.first_seen_ms = now;
   worker.last_seen_ms = now;
-  Status status = statement(
-                      "INSERT INTO workers (id, host, pid, devices, version, "
-                      "first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")
-                      .bind(1, worker.id)
-                      .bind(2, info.host)
-                      .bind(3, info.pid)
-                      .bind(4, dump_json(info.devices))
-                      .bind(5, info.version)
-                      .bind(6, now)
-                      .execute();
+  Statement insert = statement(
+      records_slurm_placements
+          ? "INSERT INTO workers (id, host, pid, devices, version, first_seen_ms, last_seen_ms, "
+            "slurm) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)"
+          : "INSERT INTO workers (id, host, pid, devices, version, first_seen_ms, last_seen_ms) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)");
+  insert.bind(1, worker.id)
+      .bind(2, info.host)
+      .bind(3, info.pid)
+      .bind(4, dump_json(info.devices))
+      .bind(5, info.version)
+      .bind(6, now);
+  // SQL NULL outside Slurm, not the JSON text "null".
+  if (info.slurm && records_slurm_placements) insert.bind(7, dump_json(*info.slurm));
+  Status status = insert.execute();
   if (!status) return status;
   return worker;
 }

@@ -26,9 +26,11 @@ Result<std::optional<RecordedConfig>> SqliteStore::Impl::recorded_config(
 }
 
 Result<std::vector<WorkerRecord>> SqliteStore::Impl::list_workers() {
-  static const std::string kSql =
-      "SELECT " + std::string(sql::kWorkerColumns) + " FROM workers ORDER BY first_seen_ms, id";
-  Statement query = statement(kSql);
+  static const std::string kSql = "SELECT " + std::string(sql::kWorkerColumns) +
+                                  ", slurm FROM workers ORDER BY first_seen_ms, id";
+  static const std::string kSqlBeforeSlurm = "SELECT " + std::string(sql::kWorkerColumns) +
+                                             ", NULL FROM workers ORDER BY first_seen_ms, id";
+  Statement query = statement(records_slurm_placements ? kSql : kSqlBeforeSlurm);
   return sql::read_all(query, sql::read_worker);
 }
 

@@ -68,6 +68,11 @@ Result<WorkerRecord> read_worker(const Statement& row) {
   worker.current_trial = row.optional_text(7);
   worker.trials_done = row.integer(8);
   worker.trials_failed = row.integer(9);
+  if (!row.is_null(10)) {
+    Result<nlohmann::json> slurm = parse_stored_json(row.text(10), "worker slurm placement");
+    if (!slurm) return slurm.status();
+    worker.info.slurm = std::move(slurm).value();
+  }
   return worker;
 }
 

@@ -49,7 +49,8 @@ inline constexpr std::string_view kTrialColumns =
 
 Result<TrialRecord> read_trial(const Statement& row);
 
-// Columns in the order read_worker reads them.
+// Columns in the order read_worker reads them, before the slurm column (which a database a
+// test keeps at an older schema lacks: NULL is selected in its place).
 inline constexpr std::string_view kWorkerColumns =
     "id, host, pid, devices, version, first_seen_ms, last_seen_ms, current_trial, "
     "trials_done, trials_failed";

@@ -286,6 +286,11 @@ ALTER TABLE trials ADD COLUMN checkpoint_attempt INTEGER;
 ALTER TABLE trials ADD COLUMN checkpoint_saved_ms INTEGER;
 CREATE INDEX trials_with_checkpoint ON trials (id) WHERE checkpoint_file IS NOT NULL;
 )sql",
+    // v9: where in a Slurm cluster each worker runs, as JSON (NULL: not in Slurm, or
+    // registered before this was recorded).
+    R"sql(
+ALTER TABLE workers ADD COLUMN slurm TEXT;
+)sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 

@@ -14,6 +14,8 @@ namespace gridexp::sql {
 inline constexpr int kConfigsRecordedSinceVersion = 5;
 // The first version with checkpoints and the attempts' resumed columns.
 inline constexpr int kCheckpointsSinceVersion = 8;
+// The first version with workers.slurm.
+inline constexpr int kSlurmPlacementSinceVersion = 9;
 
 // Sets the connection's PRAGMAs and migrates the schema to the newest version (or to
 // `sqlite_options.migrate_up_to_version`); refuses a database from a newer gridexp.

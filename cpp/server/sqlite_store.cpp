@@ -46,6 +46,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
   store->impl_->records_checkpoints =
       sqlite_options.migrate_up_to_version == 0 ||
       sqlite_options.migrate_up_to_version >= sql::kCheckpointsSinceVersion;
+  store->impl_->records_slurm_placements =
+      sqlite_options.migrate_up_to_version == 0 ||
+      sqlite_options.migrate_up_to_version >= sql::kSlurmPlacementSinceVersion;
   if (path != ":memory:" && sqlite_options.checkpoint_period.count() > 0) {
     Result<std::unique_ptr<WalCheckpointer>> checkpointer =
         WalCheckpointer::start(path, sqlite_options.checkpoint_period);

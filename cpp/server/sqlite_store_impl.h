@@ -247,6 +247,7 @@ struct SqliteStore::Impl {
   // False only for a database a test keeps at an older schema (migrate_up_to_version).
   bool records_configs = true;
   bool records_checkpoints = true;
+  bool records_slurm_placements = true;
   sql::StatementCache statements{db};
 };
 

@@ -50,6 +50,8 @@ struct WorkerInfo {
   std::int64_t pid = 0;
   nlohmann::json devices = nlohmann::json::array();
   std::string version;
+  // Where in a Slurm cluster it runs (docs/protocol.md, "Register"); none outside Slurm.
+  std::optional<nlohmann::json> slurm;
 };
 
 struct WorkerRecord {

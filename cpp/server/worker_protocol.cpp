@@ -12,6 +12,7 @@
 #include "common/gpu_sample.h"
 #include "server/http_util.h"
 #include "server/route_helpers.h"
+#include "server/slurm_placement_check.h"
 
 namespace gridexp {
 namespace {
@@ -138,6 +139,11 @@ void register_worker(ServerContext& context, const httplib::Request& request,
     info.pid = pid->get<std::int64_t>();
   }
   if (auto devices = body->find("devices"); devices != body->end()) info.devices = *devices;
+  if (auto slurm = body->find("slurm"); slurm != body->end() && !slurm->is_null()) {
+    Result<nlohmann::json> placement = checked_slurm_placement(*slurm);
+    if (!placement) return send_status_error(response, placement.status());
+    info.slurm = std::move(placement).value();
+  }
   if (info.host.empty()) info.host = request.remote_addr;
   Result<WorkerRecord> worker = context.store.register_worker(info);
   if (!worker) return send_status_error(response, worker.status());

@@ -16,6 +16,7 @@
 #include "worker/executor_process.h"
 #include "worker/gpu_telemetry.h"
 #include "worker/orphans.h"
+#include "worker/slurm_placement.h"
 
 namespace gridexp {
 namespace {
@@ -286,6 +287,9 @@ std::optional<int> Supervisor::register_worker(const SlotPlan& slot) {
                           {"pid", static_cast<std::int64_t>(::getpid())},
                           {"version", kVersion},
                           {"devices", slot.devices}};
+  if (std::optional<nlohmann::json> slurm = slurm_placement_of_this_process()) {
+    about["slurm"] = std::move(*slurm);
+  }
   Result<nlohmann::json> registered =
       call_with_retry([&] { return server_.post_json("/api/v1/workers", about); }, retry_);
   if (!registered) {

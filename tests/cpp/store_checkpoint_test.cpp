@@ -12,48 +12,18 @@
 
 #include "server/sqlite_store.h"
 #include "server/store.h"
-#include "test_support.h"
+#include "store_test_support.h"
 
 namespace gridexp {
 namespace {
 
-using testing::TempDir;
-
-template <typename T>
-T value_of(Result<T> result) {
-  if (!result.is_ok()) throw std::runtime_error("unexpected error: " + result.status().message());
-  return std::move(result).value();
-}
-
-void expect_ok(const Status& status) { EXPECT_TRUE(status.is_ok()) << status.message(); }
+using namespace gridexp::testing;
 
 constexpr int kMaxAttempts = 2;
 
-class StoreCheckpointTest : public ::testing::Test {
+class StoreCheckpointTest : public SqliteStoreFile {
  protected:
-  std::unique_ptr<SqliteStore> open_store(SqliteOptions sqlite_options = {}) {
-    return value_of(SqliteStore::open((dir_.path() / "state.db").string(), clock_,
-                                      StoreOptions{10'000, kMaxAttempts}, sqlite_options));
-  }
-
-  static Grid grid_of(int points) {
-    ExperimentConfig config;
-    config.source_name = "config.yaml";
-    config.experiment_name = "exp";
-    Axis axis{"x", {}};
-    for (int x = 0; x < points; ++x) axis.values.emplace_back(x);
-    config.axes.push_back(std::move(axis));
-    config.document = {{"experiment_name", "exp"}};
-    return Grid(config);
-  }
-
-  static std::string register_worker(Store& store) {
-    WorkerInfo info;
-    info.host = "gpu-box";
-    info.pid = 1;
-    info.version = "0.1.0";
-    return value_of(store.register_worker(info)).id;
-  }
+  StoreCheckpointTest() : SqliteStoreFile(StoreOptions{10'000, kMaxAttempts}) {}
 
   static CheckpointInfo checkpoint(const std::string& file_name, std::optional<std::int64_t> step) {
     CheckpointInfo info;
@@ -72,9 +42,6 @@ class StoreCheckpointTest : public ::testing::Test {
     }
     return found;
   }
-
-  FakeClock clock_;
-  TempDir dir_;
 };
 
 TEST_F(StoreCheckpointTest, APreemptionHandsTheTrialBackAtOnceWithoutCountingTheAttempt) {

@@ -25,7 +25,7 @@
 #include "server/sqlite_store.h"
 #include "server/store.h"
 #include "server/wal_checkpointer.h"
-#include "test_support.h"
+#include "store_test_support.h"
 
 namespace gridexp {
 namespace {
@@ -34,16 +34,6 @@ using namespace gridexp::testing;
 
 constexpr TimeMs kLeaseMs = 10'000;
 constexpr int kMaxAttempts = 3;
-
-// The value of an OK result. Anything else throws, which GoogleTest reports as a failure of
-// the running test, with the status message.
-template <typename T>
-T value_of(Result<T> result) {
-  if (!result.is_ok()) throw std::runtime_error("unexpected error: " + result.status().message());
-  return std::move(result).value();
-}
-
-void expect_ok(const Status& status) { EXPECT_TRUE(status.is_ok()) << status.message(); }
 
 ::testing::AssertionResult IsError(const Status& status, Code code, std::string_view fragment) {
   if (status.code() != code) {
@@ -58,35 +48,8 @@ void expect_ok(const Status& status) { EXPECT_TRUE(status.is_ok()) << status.mes
   return ::testing::AssertionSuccess();
 }
 
-// A config with one axis "x" over the given integers.
-ExperimentConfig config_over(const std::string& experiment, const std::vector<int>& xs) {
-  ExperimentConfig config;
-  config.source_name = "config.yaml";
-  config.experiment_name = experiment;
-  Axis axis{"x", {}};
-  for (int x : xs) axis.values.emplace_back(x);
-  config.axes.push_back(std::move(axis));
-  config.document = {{"experiment_name", experiment}};
-  return config;
-}
-
-ExperimentConfig config_with_points(const std::string& experiment, int points) {
-  std::vector<int> xs(static_cast<std::size_t>(points));
-  for (int i = 0; i < points; ++i) xs[static_cast<std::size_t>(i)] = i;
-  return config_over(experiment, xs);
-}
-
 std::string id_of(const std::string& experiment, int x) {
   return Grid::trial_id(experiment, {{"x", x}});
-}
-
-WorkerInfo worker_on(const std::string& host) {
-  WorkerInfo info;
-  info.host = host;
-  info.pid = 4242;
-  info.devices = nlohmann::json::array({"cuda:0"});
-  info.version = "0.1.0";
-  return info;
 }
 
 ExperimentSummary summary_of(Store& store, const std::string& experiment) {
@@ -670,6 +633,19 @@ TEST_P(StoreTest, RegisteredWorkersAreListed) {
   EXPECT_EQ(after_claim.current_trial, lease.trial_id);
 }
 
+TEST_P(StoreTest, AWorkersSlurmPlacementIsListedAndNoneStaysNone) {
+  WorkerInfo in_slurm = worker_on("node01");
+  in_slurm.slurm = nlohmann::json{{"job_id", "77"},
+                                  {"array_job_id", nullptr},
+                                  {"array_task_id", nullptr},
+                                  {"node_list", "node[01-02]"},
+                                  {"restart_count", 3}};
+  std::string slurm_worker = value_of(store().register_worker(in_slurm)).id;
+  std::string plain_worker = new_worker("laptop");
+  EXPECT_EQ(worker_record(store(), slurm_worker).info.slurm, in_slurm.slurm);
+  EXPECT_EQ(worker_record(store(), plain_worker).info.slurm, std::nullopt);
+}
+
 TEST_P(StoreTest, ConcurrentClaimsHandOutEveryTrialExactlyOnce) {
   constexpr int kPoints = 2'000;
   constexpr int kThreads = 16;
@@ -1175,16 +1151,9 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<StoreBackend>& backend) { return backend.param.name; });
 
 // Restarts: what the file database must keep across closing and reopening.
-class SqliteStoreTest : public ::testing::Test {
+class SqliteStoreTest : public SqliteStoreFile {
  protected:
-  std::unique_ptr<SqliteStore> open_store(SqliteOptions sqlite_options = {}) {
-    return value_of(
-        SqliteStore::open(path(), clock_, StoreOptions{kLeaseMs, kMaxAttempts}, sqlite_options));
-  }
-  std::string path() const { return (dir_.path() / "state.db").string(); }
-
-  FakeClock clock_;
-  TempDir dir_;
+  SqliteStoreTest() : SqliteStoreFile(StoreOptions{kLeaseMs, kMaxAttempts}) {}
 };
 
 TEST_F(SqliteStoreTest, TrialsAndLeasesSurviveAReopen) {
@@ -1260,6 +1229,7 @@ TEST_F(SqliteStoreTest, AVersion1DatabaseIsMigratedKeepingEverything) {
     sqlite3_close(db);
   }
   std::unique_ptr<SqliteStore> store = open_store();
+  EXPECT_FALSE(worker_record(*store, worker).info.slurm.has_value());
   TrialRecord done = value_of(store->get_trial(done_id));
   EXPECT_EQ(done.state, TrialState::kDone);
   EXPECT_EQ(done.results, nlohmann::json({{"loss", 0.5}}));
@@ -1320,6 +1290,42 @@ TEST_F(SqliteStoreTest, AVersion4DatabaseRecordsItsConfigAtTheNextSync) {
   EXPECT_EQ(value_of(store->recorded_config("exp"))->common_config, R"({"data":"a"})");
   EXPECT_EQ(value_of(store->get_trial(done_id)).state, TrialState::kDone);
   EXPECT_TRUE(value_of(store->get_trial(done_id)).in_config);
+}
+
+TEST_F(SqliteStoreTest, AVersion8DatabaseIsMigratedWithItsWorkersOutsideSlurm) {
+  std::string old_worker;
+  {
+    std::unique_ptr<SqliteStore> old = open_store_at_version(8);
+    expect_ok(old->sync_grid(grid_of(1)));
+    old_worker = register_worker(*old);
+    EXPECT_FALSE(worker_record(*old, old_worker).info.slurm.has_value());
+  }
+  std::unique_ptr<SqliteStore> store = open_store();
+  EXPECT_FALSE(worker_record(*store, old_worker).info.slurm.has_value());
+  WorkerInfo in_slurm = worker_on("node01");
+  in_slurm.slurm = nlohmann::json{{"job_id", "1236"},
+                                  {"array_job_id", "1234"},
+                                  {"array_task_id", 2},
+                                  {"node_list", "node01"},
+                                  {"restart_count", 0}};
+  std::string slurm_worker = value_of(store->register_worker(in_slurm)).id;
+  std::string plain_worker = register_worker(*store);
+  EXPECT_EQ(worker_record(*store, slurm_worker).info.slurm, in_slurm.slurm);
+  EXPECT_FALSE(worker_record(*store, plain_worker).info.slurm.has_value());
+  // The claims of a migrated worker go on.
+  EXPECT_TRUE(value_of(store->claim_next_trial(old_worker)).lease.has_value());
+  store.reset();
+  // Outside Slurm the column is SQL NULL, not the JSON text "null".
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* count = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM workers WHERE slurm IS NULL", -1, &count,
+                               nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(count), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(count, 0), 2);
+  sqlite3_finalize(count);
+  sqlite3_close(db);
 }
 
 TEST_F(SqliteStoreTest, TheWalIsCheckpointedOffTheCommitPath) {

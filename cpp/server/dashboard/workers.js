@@ -28,6 +28,17 @@ function gpuLines(gpus) {
   );
 }
 
+// "Slurm job 1234_2 on node01 (restart 1)" for a worker in a Slurm job (an array task is
+// <array job>_<task>), nothing for one outside Slurm.
+function slurmLine(slurm) {
+  if (!slurm || !slurm.job_id) return null;
+  const isArrayTask = slurm.array_job_id != null && slurm.array_task_id != null;
+  const job = isArrayTask ? `${slurm.array_job_id}_${slurm.array_task_id}` : slurm.job_id;
+  const node = slurm.node_list ? ` on ${slurm.node_list}` : "";
+  const restarts = slurm.restart_count > 0 ? ` (restart ${slurm.restart_count})` : "";
+  return el("div", { class: "muted", "data-testid": "worker-slurm" }, `Slurm job ${job}${node}${restarts}`);
+}
+
 export function renderWorkers() {
   const workers = [...view.workers].sort(
     (a, b) => workerOnline(b) - workerOnline(a) || String(a.host).localeCompare(String(b.host)),
@@ -60,7 +71,12 @@ export function renderWorkers() {
       return el(
         "tr",
         { "data-worker-id": worker.id, "data-testid": "worker-row" },
-        el("td", { title: `${worker.id} · pid ${worker.pid ?? "?"} · ${worker.version || ""}` }, worker.host || worker.id),
+        el(
+          "td",
+          { title: `${worker.id} · pid ${worker.pid ?? "?"} · ${worker.version || ""}` },
+          worker.host || worker.id,
+          slurmLine(worker.slurm),
+        ),
         el("td", { class: "long", title: devices }, devices || "cpu", ...gpuLines(worker.gpus)),
         el("td", {}, current),
         el("td", { class: "numeric" }, String(worker.trials_done ?? 0)),
