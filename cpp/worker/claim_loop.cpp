@@ -224,6 +224,9 @@ std::optional<int> ClaimLoop::after_trial(const std::string& trial_id, SlotResul
   if (interrupted_) return exit_interrupted();
   // A cancelled trial that stopped by raising is what the user asked for, not a failure.
   if (!result.succeeded && !result.cancelled && settings_.raise_on_failure) {
+    // The earlier trial's model may still be uploading: its "done" comes before the reason
+    // the worker stops, which is the last line it prints.
+    if (slot_.uploads()) slot_.uploads()->wait();
     return end_run_failed(trial_id, result.error);
   }
   return std::nullopt;
