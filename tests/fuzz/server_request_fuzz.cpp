@@ -224,8 +224,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::optional<gridexp::Lease> lease;
   for (int attempt = 0; attempt < 2 && !lease; ++attempt) {
     if (!generation) generation = std::make_unique<Generation>(experiment);
-    auto worker =
-        generation->store->register_worker({"fuzz-host", 1, nlohmann::json::array(), "0.1.0"});
+    auto worker = generation->store->register_worker(
+        {"fuzz-host", 1, nlohmann::json::array(), "0.1.0", std::nullopt});
     require(worker.is_ok(), "cannot register");
     worker_id = worker->id;
     auto claim = generation->store->claim_next_trial(worker_id, "");

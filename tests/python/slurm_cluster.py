@@ -3,7 +3,9 @@ packages, started without systemd with a slurm.conf generated for this machine.
 
 Needs root (slurmd runs jobs as their users) and the packages slurmctld, slurmd, slurm-client
 and munge (scripts/setup.sh --tests installs them). Slurm's ports 6817/6818 are fixed: one
-cluster per machine at a time, so a stale one of an earlier run is stopped first.
+cluster per machine at a time, so a stale one of an earlier run (its daemons carry
+GRIDEXP_TEST_SLURM=1 in their environment) is stopped first; a slurmctld or slurmd that is not
+ours (a real cluster's) is never touched: the tests do not run there.
 
 Settings that make the tests fast: AuthInfo=cred_expire=5 (a requeued job may start again
 after 5 s instead of ~2.5 min), scheduling every second, KillWait=30 (SIGKILL 30 s after
@@ -23,6 +25,8 @@ import time
 from pathlib import Path
 
 SLURM_PROGRAMS = ("slurmctld", "slurmd", "munged", "sbatch", "scontrol", "scancel", "squeue")
+DAEMONS = ("slurmctld", "slurmd")
+OURS = b"GRIDEXP_TEST_SLURM=1"  # in the environment of the daemons the tests start
 
 
 class SlurmCluster:
@@ -45,6 +49,12 @@ class SlurmCluster:
                 f"{', '.join(absent)} not found: apt-get install slurmctld slurmd slurm-client "
                 "munge (scripts/setup.sh --tests)"
             )
+        foreign = _daemons(ours=False)
+        if foreign:
+            return (
+                f"a slurmctld or slurmd not started by the tests runs here (pids {foreign}): "
+                "the test cluster needs Slurm's ports 6817/6818 to itself"
+            )
         return None
 
     def environment(self) -> dict[str, str]:
@@ -62,7 +72,7 @@ class SlurmCluster:
             (self.directory / name).mkdir(exist_ok=True)
         self._start_munge()
         self.config.write_text(self._slurm_conf())
-        environment = self.environment()
+        environment = {**self.environment(), OURS.split(b"=")[0].decode(): "1"}
         self._spawn([_program("slurmctld"), "-D", "-i"], "slurmctld", environment)
         self._wait(lambda: self._scontrol("ping").returncode == 0, timeout, "slurmctld")
         self._spawn([_program("slurmd"), "-D", "-N", "localhost"], "slurmd", environment)
@@ -272,6 +282,19 @@ def _pids_named(*names: str) -> list[int]:
     return pids
 
 
+def _daemons(ours: bool) -> list[int]:
+    """The slurmctld and slurmd processes the tests started (ours) or not."""
+    pids = []
+    for pid in _pids_named(*DAEMONS):
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (OURS in environment) == ours:
+            pids.append(pid)
+    return pids
+
+
 def _signal_all(pids: list[int], sig: int) -> None:
     for pid in pids:
         try:
@@ -281,10 +304,10 @@ def _signal_all(pids: list[int], sig: int) -> None:
 
 
 def _stop_stale_daemons() -> None:
-    _signal_all(_pids_named("slurmd", "slurmctld"), signal.SIGTERM)
+    _signal_all(_daemons(ours=True), signal.SIGTERM)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        if not _pids_named("slurmd", "slurmctld"):
+        if not _daemons(ours=True):
             return
         time.sleep(0.2)
-    _signal_all(_pids_named("slurmd", "slurmctld"), signal.SIGKILL)
+    _signal_all(_daemons(ours=True), signal.SIGKILL)
