@@ -269,23 +269,21 @@ def test_sigterm_is_not_passed_on_twice_and_the_shell_waits_for_the_worker(tmp_p
 
 def test_an_unreadable_password_file_or_no_worker_is_said_on_the_node(tmp_path):
     script = render_script(SlurmOptions(address="h:1", password=PasswordSource(tmp_path / "gone")))
-    completed = subprocess.run(
-        ["bash", "-c", script],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-        check=False,
-    )
+
+    def run_on_a_bare_node() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "-c", script],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+
+    completed = run_on_a_bare_node()
     assert completed.returncode == 2
     assert f"cannot read the password file {tmp_path / 'gone'}" in completed.stderr
     private_file(tmp_path / "gone")
-    completed = subprocess.run(
-        ["bash", "-c", script],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-        check=False,
-    )
+    completed = run_on_a_bare_node()
     assert completed.returncode == 2
     assert "gridexp-worker is not on PATH" in completed.stderr
 
